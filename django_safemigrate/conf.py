@@ -1,0 +1,170 @@
+"""The one place that reads ``settings.SAFEMIGRATE``.
+
+Everything else receives a :class:`SafemigrateSettings` value, so pure code
+never touches Django settings and tests can pass their own. The value is read
+lazily (never at import time), validated as a whole, and cached until Django
+sends ``setting_changed`` for ``SAFEMIGRATE`` or ``DATABASES``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Mapping
+from typing import Any
+
+from django.conf import settings as django_settings
+
+from django_safemigrate.enums import ChecksumPolicy
+
+#: The older package's string modes, accepted as the whole ``SAFEMIGRATE`` value.
+LEGACY_MODES = ("strict", "nonstrict", "disabled")
+
+
+@dataclasses.dataclass(frozen=True)
+class SafemigrateSettings:
+    """Validated ``SAFEMIGRATE`` settings with their documented defaults."""
+
+    #: Seconds a runner waits for the migration lock before exiting with code 4.
+    lock_wait: float = 600.0
+    #: Seconds between two attempts to take the lock while another runner holds it.
+    lock_poll_interval: float = 0.5
+    #: Database alias whose session holds the lock; ``None`` means the alias being migrated.
+    #: Point it at a direct connection when the migrated alias goes through a pooler.
+    lock_database: str | None = None
+    #: ``"error"`` stops ``safemigrate`` (exit 3) when an applied migration's file was
+    #: edited; ``"warn"`` reports it and goes on.
+    checksum_mismatch: ChecksumPolicy = ChecksumPolicy.ERROR
+    #: The older package's mode when ``SAFEMIGRATE`` is one of its strings.
+    legacy_mode: str | None = None
+
+
+class SettingsProblem(Exception):
+    """One invalid part of ``SAFEMIGRATE``; ``check_id`` is its system-check id."""
+
+    def __init__(self, check_id: str, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.check_id = check_id
+        self.message = message
+        self.hint = hint
+
+
+class InvalidSettings(Exception):
+    """``SAFEMIGRATE`` has one or more problems."""
+
+    def __init__(self, problems: list[SettingsProblem]) -> None:
+        super().__init__("\n".join(p.message for p in problems))
+        self.problems = problems
+
+
+_FIELDS = {
+    "LOCK_WAIT": "lock_wait",
+    "LOCK_POLL_INTERVAL": "lock_poll_interval",
+    "LOCK_DATABASE": "lock_database",
+    "CHECKSUM_MISMATCH": "checksum_mismatch",
+}
+
+
+def _number(key: str, value: Any, *, minimum: float, inclusive: bool) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise SettingsProblem(
+            "safemigrate.E002",
+            f"SAFEMIGRATE['{key}'] must be a number of seconds, not {value!r}.",
+            f"Set SAFEMIGRATE['{key}'] to a number such as {getattr(SafemigrateSettings, _FIELDS[key])}.",
+        )
+    if value < minimum or (value == minimum and not inclusive):
+        bound = f"at least {minimum:g}" if inclusive else f"greater than {minimum:g}"
+        raise SettingsProblem(
+            "safemigrate.E003",
+            f"SAFEMIGRATE['{key}'] is {value!r}, but it must be {bound}.",
+            f"Set SAFEMIGRATE['{key}'] to a value {bound}.",
+        )
+    return float(value)
+
+
+def parse_settings(raw: object, database_aliases: Mapping[str, Any]) -> SafemigrateSettings:
+    """Validate a raw ``SAFEMIGRATE`` value; raise :class:`InvalidSettings` listing every problem."""
+    if raw is None:
+        return SafemigrateSettings()
+    if isinstance(raw, str):
+        if raw.lower() in LEGACY_MODES:
+            return SafemigrateSettings(legacy_mode=raw.lower())
+        raise InvalidSettings(
+            [
+                SettingsProblem(
+                    "safemigrate.E001",
+                    f"SAFEMIGRATE is the string {raw!r}, which is not one of "
+                    f"{', '.join(repr(m) for m in LEGACY_MODES)}.",
+                    "Use a dict of settings, or one of the older package's modes.",
+                )
+            ]
+        )
+    if not isinstance(raw, Mapping):
+        raise InvalidSettings(
+            [
+                SettingsProblem(
+                    "safemigrate.E001",
+                    f"SAFEMIGRATE must be a dict (or a mode string), not {type(raw).__name__}.",
+                    "Set SAFEMIGRATE = {...} in your settings, or remove it to use the defaults.",
+                )
+            ]
+        )
+
+    problems: list[SettingsProblem] = []
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in _FIELDS:
+            problems.append(
+                SettingsProblem(
+                    "safemigrate.E004",
+                    f"SAFEMIGRATE has an unknown key {key!r}.",
+                    f"Known keys: {', '.join(sorted(_FIELDS))}.",
+                )
+            )
+            continue
+        try:
+            values[_FIELDS[key]] = _parse_value(key, value, database_aliases)
+        except SettingsProblem as problem:
+            problems.append(problem)
+    if problems:
+        raise InvalidSettings(problems)
+    return SafemigrateSettings(**values)
+
+
+def _parse_value(key: str, value: Any, database_aliases: Mapping[str, Any]) -> Any:
+    if key == "LOCK_WAIT":
+        return _number(key, value, minimum=0, inclusive=True)
+    if key == "LOCK_POLL_INTERVAL":
+        return _number(key, value, minimum=0, inclusive=False)
+    if key == "LOCK_DATABASE":
+        if value is not None and value not in database_aliases:
+            raise SettingsProblem(
+                "safemigrate.E005",
+                f"SAFEMIGRATE['LOCK_DATABASE'] is {value!r}, which is not a database alias "
+                f"in DATABASES ({', '.join(sorted(database_aliases))}).",
+                "Name an alias from DATABASES, or set it to None to lock on the migrated alias.",
+            )
+        return value
+    if key == "CHECKSUM_MISMATCH":
+        try:
+            return ChecksumPolicy(value)
+        except ValueError:
+            choices = ", ".join(repr(p.value) for p in ChecksumPolicy)
+            raise SettingsProblem(
+                "safemigrate.E006",
+                f"SAFEMIGRATE['CHECKSUM_MISMATCH'] is {value!r}, but it must be one of {choices}.",
+                "Use 'error' to stop a deploy on an edited applied migration, or 'warn'.",
+            ) from None
+    raise AssertionError(key)  # pragma: no cover - _FIELDS and this function list the same keys
+
+
+@functools.cache
+def get_settings() -> SafemigrateSettings:
+    """The project's validated settings; raises :class:`InvalidSettings`."""
+    return parse_settings(getattr(django_settings, "SAFEMIGRATE", None), django_settings.DATABASES)
+
+
+def clear_cache(**kwargs: Any) -> None:
+    """``setting_changed`` receiver: forget the cached settings when they change."""
+    if kwargs.get("setting") in (None, "SAFEMIGRATE", "DATABASES"):
+        get_settings.cache_clear()

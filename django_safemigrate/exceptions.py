@@ -1,0 +1,43 @@
+"""Domain errors. Commands turn each into a message and its documented exit code."""
+
+from __future__ import annotations
+
+from django_safemigrate.enums import ExitCode
+
+
+class SafemigrateError(Exception):
+    """Base class; ``exit_code`` is what a command exits with when this reaches it."""
+
+    exit_code: ExitCode = ExitCode.FAILED
+
+
+class UsageError(SafemigrateError):
+    """Bad arguments, settings or files: nothing was touched."""
+
+    exit_code = ExitCode.USAGE
+
+
+class DatabaseUnavailable(UsageError):
+    """The database cannot be reached or refuses the credentials."""
+
+
+class BrokenMigration(UsageError):
+    """A migration module cannot be imported or its graph is inconsistent."""
+
+
+class LockTimeout(SafemigrateError):
+    """The migration lock stayed with another runner for longer than the wait time."""
+
+    exit_code = ExitCode.LOCK_TIMEOUT
+
+
+class Blocked(SafemigrateError):
+    """Governance refuses to apply the plan; nothing was applied."""
+
+    exit_code = ExitCode.BLOCKED
+
+
+class MigrationFailed(SafemigrateError):
+    """A migration raised while being applied; its transaction was rolled back."""
+
+    exit_code = ExitCode.FAILED

@@ -1,0 +1,121 @@
+"""Django's migration executor, with every migration it touches written to the ledger.
+
+The subclass is swapped into Django's ``migrate`` command only while one of our
+commands runs (:func:`ledgered_executor`), so nothing else in the process sees it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import traceback
+from collections.abc import Iterator
+from typing import Any
+
+from django.core.management.commands import migrate as django_migrate
+from django.db.migrations import Migration
+from django.db.migrations.executor import MigrationExecutor
+from django.db.migrations.state import ProjectState
+from django.utils import timezone
+
+from django_safemigrate.checksum import migration_checksum
+from django_safemigrate.enums import MigrationOutcome
+from django_safemigrate.execution.ledger import Ledger, PendingRecord
+
+
+class LedgerExecutor(MigrationExecutor):
+    """Records applied, faked, unapplied and failed migrations in the ledger."""
+
+    ledger: Ledger
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._started: dict[tuple[str, str], Any] = {}
+        self._fake = False
+        self._soft_applied = False
+        self.failed: Migration | None = None
+
+    def apply_migration(
+        self,
+        state: ProjectState,
+        migration: Migration,
+        fake: bool = False,
+        fake_initial: bool = False,
+    ) -> ProjectState:
+        key = (migration.app_label, migration.name)
+        self._started[key] = timezone.now()
+        self._fake = fake
+        try:
+            state = super().apply_migration(state, migration, fake=fake, fake_initial=fake_initial)
+        except BaseException as exc:
+            self._failed(migration, exc)
+            raise
+        self.ledger.flush()
+        return state
+
+    def record_migration(self, migration: Migration, *args: Any, **kwargs: Any) -> None:
+        # Runs inside the migration's transaction when the migration is atomic;
+        # Django's own row is written first, so the ledger can see its own tables
+        # as applied right after the migration that creates them.
+        super().record_migration(migration, *args, **kwargs)
+        # Django calls this with fake=True or after detect_soft_applied turned a
+        # --fake-initial migration into a fake one; neither ran any SQL.
+        soft = getattr(self, "_soft_applied", False)
+        outcome = MigrationOutcome.FAKED if self._fake or soft else MigrationOutcome.APPLIED
+        self._record(migration, outcome)
+
+    def detect_soft_applied(
+        self, project_state: ProjectState, migration: Migration
+    ) -> tuple[bool, ProjectState]:
+        applied, state = super().detect_soft_applied(project_state, migration)
+        self._soft_applied = applied
+        return applied, state
+
+    def unapply_migration(
+        self, state: ProjectState, migration: Migration, fake: bool = False
+    ) -> ProjectState:
+        key = (migration.app_label, migration.name)
+        self._started[key] = timezone.now()
+        try:
+            state = super().unapply_migration(state, migration, fake=fake)
+        except BaseException as exc:
+            self._failed(migration, exc)
+            raise
+        self._record(migration, MigrationOutcome.UNAPPLIED)
+        return state
+
+    def _record(self, migration: Migration, outcome: MigrationOutcome, error: str = "") -> None:
+        key = (migration.app_label, migration.name)
+        started = self._started.get(key) or timezone.now()
+        self._soft_applied = False
+        self.ledger.record(
+            PendingRecord(
+                app_label=migration.app_label,
+                name=migration.name,
+                checksum=migration_checksum(migration),
+                started_at=started,
+                finished_at=timezone.now(),
+                outcome=outcome,
+                error=error,
+            )
+        )
+
+    def _failed(self, migration: Migration, exc: BaseException) -> None:
+        self.failed = migration
+        self.ledger.failed = (migration.app_label, migration.name)
+        error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        # The migration's transaction is gone by now; write the failure on its own.
+        self.ledger.connection.close_if_unusable_or_obsolete()
+        with contextlib.suppress(Exception):
+            self._record(migration, MigrationOutcome.FAILED, error)
+
+
+@contextlib.contextmanager
+def ledgered_executor(ledger: Ledger) -> Iterator[type[LedgerExecutor]]:
+    """Make Django's ``migrate`` build a :class:`LedgerExecutor` bound to ``ledger``."""
+    executor_class = type("BoundLedgerExecutor", (LedgerExecutor,), {"ledger": ledger})
+    original = django_migrate.MigrationExecutor
+    django_migrate.MigrationExecutor = executor_class  # type: ignore[misc]
+    try:
+        yield executor_class
+    finally:
+        django_migrate.MigrationExecutor = original  # type: ignore[misc]

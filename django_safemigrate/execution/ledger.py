@@ -1,0 +1,200 @@
+"""Writes the ledger: one :class:`~django_safemigrate.models.Run` per command,
+one :class:`~django_safemigrate.models.MigrationRecord` per migration it touched.
+
+The ledger lives in the database being migrated, in tables that this app's own
+migrations create. On a fresh database they appear somewhere in the middle of
+the first plan, so entries are kept in memory until every migration of this
+app is applied, then written. A migration's "applied" entry is written inside
+the migration's own transaction (next to Django's ``django_migrations`` row), so
+the ledger never says "applied" for something that was rolled back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import getpass
+import os
+import socket
+from typing import Any
+
+from django.db import DatabaseError
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.migrations.recorder import MigrationRecorder
+from django.utils import timezone
+
+from django_safemigrate.enums import MigrationOutcome, RunOutcome
+
+APP_LABEL = "django_safemigrate"
+
+
+@dataclasses.dataclass
+class PendingRecord:
+    app_label: str
+    name: str
+    checksum: str
+    started_at: datetime.datetime
+    finished_at: datetime.datetime
+    outcome: MigrationOutcome
+    error: str = ""
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry for the uid (common in containers)
+        return str(os.getuid())
+
+
+class Ledger:
+    """The ledger of one run, bound to the connection being migrated."""
+
+    def __init__(self, connection: BaseDatabaseWrapper, *, command: str, argv: str) -> None:
+        self.connection = connection
+        self.command = command
+        self.argv = argv
+        self.started_at = timezone.now()
+        self.lock_acquired_at: datetime.datetime | None = None
+        self.run_id: int | None = None
+        self.pending: list[PendingRecord] = []
+        self._writable = False
+        self._ours: set[tuple[str, str]] | None = None
+        self.write_errors: list[str] = []
+        self.counts: dict[MigrationOutcome, int] = {}
+        #: The migration that raised, if one did.
+        self.failed: tuple[str, str] | None = None
+
+    # -- whether the tables are there -------------------------------------------------
+
+    def writable(self) -> bool:
+        """True once every migration of this app is applied on this database."""
+        if self._writable:
+            return True
+        from django.db.migrations.loader import MigrationLoader
+
+        recorder = MigrationRecorder(self.connection)
+        if not recorder.has_table():
+            return False
+        if self._ours is None:
+            disk = MigrationLoader(None, ignore_no_migrations=True).disk_migrations
+            self._ours = {key for key in disk if key[0] == APP_LABEL}
+        applied = {key for key in recorder.applied_migrations() if key[0] == APP_LABEL}
+        self._writable = bool(self._ours) and self._ours <= applied
+        return self._writable
+
+    # -- events --------------------------------------------------------------------------
+
+    def lock_acquired(self) -> None:
+        self.lock_acquired_at = timezone.now()
+
+    def record(self, entry: PendingRecord) -> None:
+        """Write ``entry`` now if the ledger tables exist, otherwise keep it for later.
+
+        Called inside the migration's transaction for applied atomic migrations.
+        """
+        self.counts[entry.outcome] = self.counts.get(entry.outcome, 0) + 1
+        if self.writable():
+            self.open_run()
+            self._write(entry)
+        else:
+            self.pending.append(entry)
+
+    def flush(self) -> None:
+        """Write whatever was kept while the ledger tables did not exist yet."""
+        if not self.pending or not self.writable():
+            return
+        self.open_run()
+        pending, self.pending = self.pending, []
+        for entry in pending:
+            self._write(entry)
+
+    def finish(self, outcome: RunOutcome, exit_code: int, message: str = "") -> None:
+        """Close the run. Never raises: a ledger problem must not hide the real outcome."""
+        from django_safemigrate.models import Run
+
+        try:
+            # A failed statement may have left the connection unusable; start afresh.
+            self.connection.close_if_unusable_or_obsolete()
+            if not self.writable():
+                return
+            self.flush()
+            self.open_run()
+            Run.objects.using(self.connection.alias).filter(pk=self.run_id).update(
+                finished_at=timezone.now(),
+                outcome=outcome.value,
+                exit_code=exit_code,
+                message=message[:10000],
+            )
+        except DatabaseError as exc:
+            self.write_errors.append(f"The ledger could not be written: {exc}")
+
+    # -- writing -------------------------------------------------------------------------
+
+    def open_run(self) -> None:
+        """Create this run's row (once)."""
+        from django_safemigrate.models import Run
+
+        if self.run_id is not None:
+            return
+        run = Run.objects.using(self.connection.alias).create(
+            command=self.command,
+            argv=self.argv,
+            database=self.connection.alias,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            user=_os_user(),
+            started_at=self.started_at,
+            lock_acquired_at=self.lock_acquired_at,
+            outcome=RunOutcome.RUNNING.value,
+        )
+        self.run_id = run.pk
+
+    def _write(self, entry: PendingRecord) -> None:
+        from django_safemigrate.models import MigrationRecord
+
+        MigrationRecord.objects.using(self.connection.alias).create(
+            run_id=self.run_id,
+            app_label=entry.app_label,
+            name=entry.name,
+            checksum=entry.checksum,
+            started_at=entry.started_at,
+            finished_at=entry.finished_at,
+            duration=entry.finished_at - entry.started_at,
+            outcome=entry.outcome.value,
+            error=entry.error,
+        )
+
+    # -- reading -------------------------------------------------------------------------
+
+    def recorded_checksums(self) -> dict[tuple[str, str], str]:
+        """The last checksum the ledger holds for each migration it saw applied."""
+        from django_safemigrate.models import MigrationRecord
+
+        if not self.writable():
+            return {}
+        rows: Any = (
+            MigrationRecord.objects.using(self.connection.alias)
+            .filter(
+                outcome__in=[
+                    MigrationOutcome.APPLIED,
+                    MigrationOutcome.FAKED,
+                    MigrationOutcome.ADOPTED,
+                ]
+            )
+            .order_by("app_label", "name", "started_at", "id")
+            .values_list("app_label", "name", "checksum")
+        )
+        return {(app, name): checksum for app, name, checksum in rows}
+
+    def mark_interrupted_runs(self) -> None:
+        """Runs still "running" while we hold the lock died without closing their entry."""
+        from django_safemigrate.models import Run
+
+        if not self.writable():
+            return
+        Run.objects.using(self.connection.alias).filter(
+            outcome=RunOutcome.RUNNING.value, lock_acquired_at__isnull=False
+        ).exclude(pk=self.run_id).update(
+            outcome=RunOutcome.INTERRUPTED.value,
+            message="The runner stopped while holding the lock (killed or lost its connection).",
+        )

@@ -1,0 +1,304 @@
+"""The database-wide migration lock.
+
+PostgreSQL: a *session* advisory lock, held on a connection of its own that
+never opens a transaction. If the runner dies, its session ends and PostgreSQL
+releases the lock, so a crash can never leave it stale.
+
+Waiters poll ``pg_try_advisory_lock`` with a sleep instead of blocking in
+``pg_advisory_lock``: a blocked statement holds a snapshot for as long as it
+waits, and the holder's ``CREATE INDEX CONCURRENTLY`` waits for every older
+snapshot to go away, so a blocking waiter would deadlock the deploy
+(https://www.postgresql.org/docs/current/sql-createindex.html#SQL-CREATEINDEX-CONCURRENTLY).
+
+Who holds the lock is visible to everyone: the holder's statements carry a
+comment with its host, pid, command and start time, which waiters read from
+``pg_stat_activity.query`` of the session that ``pg_locks`` names.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import hashlib
+import json
+import os
+import socket
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+from django_safemigrate.exceptions import LockTimeout, UsageError
+
+#: How often a waiting runner says again that it is still waiting.
+REPORT_EVERY = 15.0
+_COMMENT_TAG = "django_safemigrate lock holder "
+
+
+@dataclasses.dataclass(frozen=True)
+class Holder:
+    """Who holds the lock, as far as ``pg_stat_activity`` lets us see."""
+
+    pid: int
+    host: str | None = None
+    runner_pid: int | None = None
+    command: str | None = None
+    since: datetime.datetime | None = None
+    client_addr: str | None = None
+
+    def describe(self) -> str:
+        parts = []
+        if self.host:
+            parts.append(f"host {self.host}")
+        if self.runner_pid:
+            parts.append(f"pid {self.runner_pid}")
+        if self.command:
+            parts.append(f"running '{self.command}'")
+        if self.since:
+            age = datetime.datetime.now(datetime.UTC) - self.since
+            parts.append(f"since {self.since:%Y-%m-%d %H:%M:%S} UTC ({_seconds(age)} ago)")
+        if not parts:
+            parts.append("a session whose details this database user may not see")
+        parts.append(f"database backend pid {self.pid}")
+        return ", ".join(parts)
+
+
+def _seconds(delta: datetime.timedelta) -> str:
+    return f"{int(delta.total_seconds())}s"
+
+
+def lock_key(database: str, schema: str) -> int:
+    """A signed 64-bit advisory-lock key for one database and schema.
+
+    Advisory locks are already scoped to one database by PostgreSQL; the schema
+    keeps tenants that share a database in separate schemas from serialising
+    each other, and the name makes the key readable in the code that derives it.
+    """
+    digest = hashlib.sha256(f"django_safemigrate:{database}:{schema}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class HolderInfo:
+    """What the holder writes about itself into its statements."""
+
+    host: str
+    pid: int
+    command: str
+    since: datetime.datetime
+
+    @classmethod
+    def current(cls, command: str) -> HolderInfo:
+        return cls(
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            command=command,
+            since=datetime.datetime.now(datetime.UTC),
+        )
+
+    def comment(self) -> str:
+        data = {
+            "host": self.host,
+            "pid": self.pid,
+            "command": self.command[:300],
+            "since": self.since.isoformat(),
+        }
+        text = json.dumps(data, ensure_ascii=True).replace("*/", "* /")
+        return f"/* {_COMMENT_TAG}{text} */ "
+
+
+def _parse_holder(pid: int, query: str | None, client_addr: Any) -> Holder:
+    addr = str(client_addr) if client_addr else None
+    if query and _COMMENT_TAG in query:
+        start = query.index(_COMMENT_TAG) + len(_COMMENT_TAG)
+        end = query.find(" */", start)
+        try:
+            data = json.loads(query[start:end])
+            return Holder(
+                pid=pid,
+                host=str(data.get("host") or "") or None,
+                runner_pid=int(data["pid"]) if data.get("pid") else None,
+                command=str(data.get("command") or "") or None,
+                since=datetime.datetime.fromisoformat(data["since"]) if data.get("since") else None,
+                client_addr=addr,
+            )
+        except (ValueError, KeyError, TypeError):
+            pass
+    return Holder(pid=pid, client_addr=addr)
+
+
+class MigrationLock:
+    """A session advisory lock on a dedicated connection.
+
+    ``wrapper`` is a fresh, unshared Django database wrapper (see
+    :func:`dedicated_connection`); it stays in autocommit mode, so no statement
+    on it ever opens a transaction or keeps a snapshot.
+    """
+
+    def __init__(self, wrapper: BaseDatabaseWrapper, key: int, info: HolderInfo) -> None:
+        self.wrapper = wrapper
+        self.key = key
+        self.info = info
+        self.acquired = False
+        self.backend_pid: int | None = None
+
+    def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self.wrapper.cursor() as cursor:
+            cursor.execute(self.info.comment() + sql, params)
+            return list(cursor.fetchall()) if cursor.description else []
+
+    def try_acquire(self) -> bool:
+        rows = self._execute("SELECT pg_try_advisory_lock(%s), pg_backend_pid()", (self.key,))
+        got, pid = rows[0]
+        if got:
+            self.acquired = True
+            self.backend_pid = int(pid)
+        return bool(got)
+
+    def holder(self) -> Holder | None:
+        rows = self._execute(
+            """
+            SELECT l.pid, a.query, a.client_addr
+            FROM pg_locks l
+            LEFT JOIN pg_stat_activity a ON a.pid = l.pid
+            WHERE l.locktype = 'advisory'
+              AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+              AND l.classid::bigint = %s AND l.objid::bigint = %s AND l.objsubid = 1
+              AND l.granted
+            """,
+            ((self.key >> 32) & 0xFFFFFFFF, self.key & 0xFFFFFFFF),
+        )
+        if not rows:
+            return None
+        pid, query, client_addr = rows[0]
+        return _parse_holder(int(pid), query, client_addr)
+
+    def verify_held(self) -> None:
+        """Refuse to go on when the lock is not held by this session.
+
+        Through a pooler in transaction mode (PgBouncer), consecutive statements
+        can reach different server sessions: the lock stays on one of them and
+        this check, run on the next statement, sees another.
+        """
+        rows = self._execute(
+            """
+            SELECT pg_backend_pid(), EXISTS (
+                SELECT 1 FROM pg_locks
+                WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted
+                  AND classid::bigint = %s AND objid::bigint = %s AND objsubid = 1)
+            """,
+            ((self.key >> 32) & 0xFFFFFFFF, self.key & 0xFFFFFFFF),
+        )
+        pid, held = rows[0]
+        if not held or pid != self.backend_pid:
+            raise UsageError(
+                "The migration lock was taken, but the next statement on the same connection "
+                f"ran in another database session (backend pid {self.backend_pid} took it, "
+                f"pid {pid} answered). This happens behind a connection pooler in transaction "
+                "mode such as PgBouncer, where a session lock cannot serialise migrations. "
+                "Point SAFEMIGRATE['LOCK_DATABASE'] (or --lock-database) at a database alias "
+                "that connects to PostgreSQL directly."
+            )
+
+    def release(self) -> None:
+        if self.acquired:
+            self.acquired = False
+            self._execute("SELECT pg_advisory_unlock(%s)", (self.key,))
+
+
+def dedicated_connection(template: BaseDatabaseWrapper, alias: str) -> BaseDatabaseWrapper:
+    """A new connection with ``template``'s settings that nobody else uses.
+
+    TCP keepalives are switched on (unless configured) so that a lock held
+    across a long migration is not dropped silently by an idle-connection
+    firewall, and a vanished runner's session is noticed by the server.
+    """
+    settings_dict = {**template.settings_dict}
+    options = dict(settings_dict.get("OPTIONS") or {})
+    options.setdefault("keepalives", 1)
+    options.setdefault("keepalives_idle", 30)
+    options.setdefault("keepalives_interval", 10)
+    options.setdefault("keepalives_count", 3)
+    # A server-side connection pool would hand the lock session back to the pool.
+    options.pop("pool", None)
+    settings_dict["OPTIONS"] = options
+    settings_dict["CONN_MAX_AGE"] = 0
+    wrapper: BaseDatabaseWrapper = type(template)(settings_dict, alias)
+    return wrapper
+
+
+@contextlib.contextmanager
+def migration_lock(
+    *,
+    target: BaseDatabaseWrapper,
+    lock_via: BaseDatabaseWrapper,
+    command: str,
+    wait: float,
+    poll_interval: float,
+    on_wait: Callable[[Holder | None, float], None],
+) -> Iterator[MigrationLock]:
+    """Hold the migration lock for ``target``'s database while the block runs.
+
+    ``lock_via`` is the connection whose settings the lock session uses (the
+    target itself, or a direct-connection alias behind a pooler). ``on_wait`` is
+    called when the runner starts waiting and every :data:`REPORT_EVERY` seconds
+    after, with the holder and the seconds waited so far. Raises
+    :class:`LockTimeout` after ``wait`` seconds.
+    """
+    with target.cursor() as cursor:
+        cursor.execute("SELECT current_database(), current_schema()")
+        database, schema = cursor.fetchone()
+    wrapper = dedicated_connection(lock_via, f"{lock_via.alias}:safemigrate-lock")
+    lock = MigrationLock(wrapper, lock_key(database, schema or "public"), HolderInfo.current(command))
+    try:
+        wrapper.ensure_connection()
+        with wrapper.cursor() as cursor:
+            cursor.execute("SELECT set_config('application_name', %s, false)", [
+                f"django_safemigrate lock {lock.info.host}:{lock.info.pid}"[:63]
+            ])
+        _acquire(lock, wait=wait, poll_interval=poll_interval, on_wait=on_wait, database=database)
+        lock.verify_held()
+        yield lock
+    finally:
+        try:
+            lock.release()
+        finally:
+            wrapper.close()
+
+
+def _acquire(
+    lock: MigrationLock,
+    *,
+    wait: float,
+    poll_interval: float,
+    on_wait: Callable[[Holder | None, float], None],
+    database: str,
+) -> None:
+    started = time.monotonic()
+    next_report = 0.0
+    while not lock.try_acquire():
+        waited = time.monotonic() - started
+        holder = lock.holder()
+        if waited >= wait:
+            who = holder.describe() if holder else "a session that released it a moment ago"
+            raise LockTimeout(
+                f"Could not take the migration lock for database '{database}' within "
+                f"{wait:g} seconds: it is held by {who}. Another deploy is probably applying "
+                "migrations; wait for it to finish, or give more time with --lock-wait "
+                "or SAFEMIGRATE['LOCK_WAIT']. Nothing was applied."
+            )
+        if waited >= next_report:
+            on_wait(holder, waited)
+            next_report = waited + REPORT_EVERY
+        time.sleep(max(0.0, min(poll_interval, wait - waited)))
+
+
+def command_line() -> str:
+    """The running command line, for the ledger and the lock holder's description."""
+    argv = list(sys.argv)
+    if argv and argv[0].endswith(("manage.py", "django-admin")):
+        argv[0] = os.path.basename(argv[0])
+    return " ".join(argv)

@@ -1,0 +1,128 @@
+"""One governed run: connect, take the lock, keep the ledger, release.
+
+Both ``migrate`` and ``safemigrate`` go through :func:`governed_run`; what
+happens inside the lock (plan, checks, apply) is the command's business.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Callable, Iterator
+
+from django.db import DatabaseError, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+from django_safemigrate.conf import SafemigrateSettings
+from django_safemigrate.enums import ExitCode, MigrationOutcome, RunOutcome
+from django_safemigrate.exceptions import (
+    DatabaseUnavailable,
+    LockTimeout,
+    SafemigrateError,
+)
+from django_safemigrate.execution.ledger import Ledger
+from django_safemigrate.execution.lock import Holder, migration_lock
+
+
+@dataclasses.dataclass(frozen=True)
+class RunRequest:
+    """What a command asks of a governed run."""
+
+    database: str
+    command: str
+    argv: str
+    lock_wait: float
+    lock_database: str | None
+
+
+def describe_database(connection: BaseDatabaseWrapper) -> str:
+    s = connection.settings_dict
+    host = s.get("HOST") or "local socket"
+    port = f":{s['PORT']}" if s.get("PORT") else ""
+    return f"'{connection.alias}' ({s.get('USER') or 'default user'}@{host}{port}/{s.get('NAME')})"
+
+
+def connect(connection: BaseDatabaseWrapper) -> None:
+    """Open ``connection`` or raise :class:`DatabaseUnavailable` with a useful message."""
+    try:
+        connection.ensure_connection()
+    except DatabaseError as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DatabaseUnavailable(
+            f"Cannot connect to database {describe_database(connection)}: {first_line}. "
+            "Check that the server is running and reachable, and the credentials in DATABASES "
+            "(or DATABASE_URL). Nothing was applied."
+        ) from exc
+
+
+@contextlib.contextmanager
+def governed_run(
+    request: RunRequest,
+    settings: SafemigrateSettings,
+    on_wait: Callable[[Holder | None, float, float], None],
+) -> Iterator[Ledger]:
+    """Hold the migration lock and an open ledger run while the block runs.
+
+    The outcome written to the ledger follows what the block did: the migrations
+    it recorded, or the exception it raised (which is re-raised unchanged).
+    """
+    connection = connections[request.database]
+    lock_alias = request.lock_database or settings.lock_database or request.database
+    lock_via = connections[lock_alias]
+    connect(connection)
+    if lock_via is not connection:
+        connect(lock_via)
+    ledger = Ledger(connection, command=request.command, argv=request.argv)
+    in_body = False
+    try:
+        with migration_lock(
+            target=connection,
+            lock_via=lock_via,
+            command=request.argv,
+            wait=request.lock_wait,
+            poll_interval=settings.lock_poll_interval,
+            on_wait=lambda holder, waited: on_wait(holder, waited, request.lock_wait),
+        ):
+            ledger.lock_acquired()
+            if ledger.writable():
+                ledger.open_run()
+                ledger.mark_interrupted_runs()
+            in_body = True
+            try:
+                yield ledger
+            except BaseException as exc:
+                _finish_failed(ledger, exc)
+                raise
+            touched = sum(
+                ledger.counts.get(o, 0)
+                for o in (MigrationOutcome.APPLIED, MigrationOutcome.FAKED, MigrationOutcome.UNAPPLIED)
+            )
+            ledger.finish(RunOutcome.APPLIED if touched else RunOutcome.NOTHING_TO_DO, ExitCode.OK)
+    except LockTimeout as exc:
+        ledger.finish(RunOutcome.LOCK_TIMEOUT, exc.exit_code, str(exc))
+        raise
+    except DatabaseError as exc:
+        # The lock connection itself failed (server gone, connection terminated).
+        if not in_body:
+            raise DatabaseUnavailable(
+                f"Lost the connection to database {describe_database(connection)} while taking "
+                f"the migration lock: {str(exc).strip()}. Nothing was applied."
+            ) from exc
+        raise
+
+
+def _finish_failed(ledger: Ledger, exc: BaseException) -> None:
+    if isinstance(exc, SafemigrateError):
+        outcome = {
+            ExitCode.BLOCKED: RunOutcome.BLOCKED,
+            ExitCode.LOCK_TIMEOUT: RunOutcome.LOCK_TIMEOUT,
+        }.get(exc.exit_code, RunOutcome.FAILED)
+        ledger.finish(outcome, exc.exit_code, str(exc))
+    elif isinstance(exc, KeyboardInterrupt | SystemExit):
+        code = exc.code if isinstance(exc, SystemExit) and isinstance(exc.code, int) else 130
+        outcome = RunOutcome.INTERRUPTED if isinstance(exc, KeyboardInterrupt) else (
+            RunOutcome.NOTHING_TO_DO if code == 0 else RunOutcome.FAILED
+        )
+        ledger.finish(outcome, code, type(exc).__name__)
+    else:
+        ledger.finish(RunOutcome.FAILED, ExitCode.FAILED, f"{type(exc).__name__}: {exc}")

@@ -1,0 +1,105 @@
+"""Django's ``migrate``, taking the migration lock and keeping the ledger.
+
+Everything else is Django's: options, output at the default verbosity, signals
+and exit codes. Only ``--plan`` and ``--check`` skip the lock, because they
+change nothing. The lock is announced only when this run has to wait for it.
+"""
+
+from __future__ import annotations
+
+from argparse import ArgumentParser
+from typing import Any
+
+from django.core.management.base import CommandError, SystemCheckError
+from django.core.management.commands import migrate as django_migrate
+from django.db import connections
+
+from django_safemigrate.conf import SafemigrateSettings, get_settings
+from django_safemigrate.enums import ExitCode
+from django_safemigrate.exceptions import LockTimeout
+from django_safemigrate.execution.executor import ledgered_executor
+from django_safemigrate.execution.ledger import Ledger
+from django_safemigrate.execution.lock import Holder, command_line
+from django_safemigrate.execution.run import RunRequest, governed_run
+
+
+class Command(django_migrate.Command):
+    help = (
+        "Updates database schema. Manages both apps with migrations and those without. "
+        "Takes the database-wide migration lock and records the run in the ledger."
+    )
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        super().add_arguments(parser)
+        parser.add_argument(
+            "--lock-wait",
+            type=float,
+            default=None,
+            metavar="SECONDS",
+            help="How long to wait for the migration lock (default: SAFEMIGRATE['LOCK_WAIT']; "
+            "0 fails at once when another run holds it).",
+        )
+        parser.add_argument(
+            "--lock-database",
+            choices=tuple(connections),
+            default=None,
+            help="Database alias whose session holds the lock (for a direct connection "
+            "when --database goes through a pooler).",
+        )
+
+    def check(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            super().check(*args, **kwargs)
+        except SystemCheckError as exc:
+            exc.returncode = self.usage_exit_code
+            raise
+
+    #: Django's own ``migrate`` exits 1 on every error; keep that.
+    usage_exit_code: int = 1
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        self.verbosity = options["verbosity"]
+        if options["plan"] or options["check_unapplied"]:
+            super().handle(*args, **options)
+            return
+        settings = get_settings()
+        request = self.run_request(options, settings)
+        try:
+            with governed_run(request, settings, self.report_wait) as ledger:
+                self.handle_locked(ledger, *args, **options)
+        except LockTimeout as exc:
+            raise CommandError(str(exc), returncode=ExitCode.LOCK_TIMEOUT) from exc
+
+    def run_request(self, options: dict[str, Any], settings: SafemigrateSettings) -> RunRequest:
+        lock_wait = options.get("lock_wait")
+        if lock_wait is not None and lock_wait < 0:
+            raise CommandError(
+                "--lock-wait must be 0 or more seconds.", returncode=self.usage_exit_code
+            )
+        return RunRequest(
+            database=options["database"],
+            command=self.command_name,
+            argv=command_line() if self._called_from_command_line else self.command_name,
+            lock_wait=settings.lock_wait if lock_wait is None else lock_wait,
+            lock_database=options.get("lock_database"),
+        )
+
+    command_name = "migrate"
+    _called_from_command_line = False
+
+    def handle_locked(self, ledger: Ledger, *args: Any, **options: Any) -> None:
+        """Apply the plan; the plan itself is computed now, after the lock is held."""
+        with ledgered_executor(ledger):
+            super().handle(*args, **options)
+
+    def report_wait(self, holder: Holder | None, waited: float, wait: float) -> None:
+        if self.verbosity < 1:
+            return
+        who = holder.describe() if holder else "another session"
+        if waited == 0:
+            message = (
+                f"Waiting for the migration lock (up to {wait:g}s): it is held by {who}."
+            )
+        else:
+            message = f"Still waiting for the migration lock after {waited:.0f}s: held by {who}."
+        self.stderr.write(message)

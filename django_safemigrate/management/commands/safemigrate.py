@@ -1,0 +1,131 @@
+"""``safemigrate``: the governed deploy command.
+
+Order of work: load the migration files → connect → take the migration lock →
+compute the plan (after the lock, so a runner that waited sees the work of the
+one before it) → refuse edited applied migrations → apply → ledger → release.
+Every outcome has its documented exit code (README, "Exit codes").
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import CommandError
+from django.db import DatabaseError, connections
+from django.db.migrations.exceptions import InconsistentMigrationHistory
+from django.db.migrations.loader import MigrationLoader
+
+from django_safemigrate.checksum import migration_checksum
+from django_safemigrate.conf import get_settings
+from django_safemigrate.enums import ChecksumPolicy, ExitCode, MigrationOutcome
+from django_safemigrate.exceptions import Blocked, MigrationFailed, SafemigrateError, UsageError
+from django_safemigrate.execution.executor import ledgered_executor
+from django_safemigrate.execution.ledger import Ledger, PendingRecord
+from django_safemigrate.management.commands import migrate
+from django_safemigrate.plan import edited_migrations, load_disk_migrations, validate_selection
+
+#: ``migrate`` options that make no sense for a deploy command, and what to use instead.
+_REFUSED_OPTIONS = {
+    "check_unapplied": "--check: use 'migrate --check' or 'checkmigrations' in CI",
+    "prune": "--prune: use 'migrate APP --prune', which changes only django_migrations",
+}
+
+
+class Command(migrate.Command):
+    help = (
+        "Apply migrations for a deploy: one runner at a time under a database-wide lock, "
+        "every run recorded, edited applied migrations refused. Exit codes: 0 done or nothing "
+        "to do, 1 a migration failed (rolled back), 2 bad usage or configuration, 3 blocked, "
+        "4 lock not taken in time."
+    )
+    command_name = "safemigrate"
+    usage_exit_code = ExitCode.USAGE
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        self.verbosity = options["verbosity"]
+        try:
+            for option, advice in _REFUSED_OPTIONS.items():
+                if options.get(option):
+                    raise UsageError(f"safemigrate does not take {advice}. Nothing was applied.")
+            get_settings()
+            self.loader = load_disk_migrations()
+            validate_selection(self.loader, options["app_label"], options["migration_name"])
+            if options["plan"]:
+                self.show_plan(**options)
+                return
+            super().handle(*args, **options)
+        except SafemigrateError as exc:
+            raise CommandError(str(exc), returncode=exc.exit_code) from exc
+        except InconsistentMigrationHistory as exc:
+            raise CommandError(
+                f"{exc}. The database's migration history does not fit the migration files; "
+                "fix the history (or the dependency) before deploying. Nothing was applied.",
+                returncode=ExitCode.USAGE,
+            ) from exc
+        except CommandError as exc:
+            # Django's own usage errors (e.g. conflicting leaf migrations).
+            if exc.returncode == 1:
+                exc.returncode = ExitCode.USAGE
+            raise
+
+    def show_plan(self, **options: Any) -> None:
+        """``--plan``: Django's plan listing; nothing is locked, applied or recorded."""
+        migrate.Command.handle(self, **options)
+
+    def handle_locked(self, ledger: Ledger, *args: Any, **options: Any) -> None:
+        connection = connections[options["database"]]
+        self.refuse_edited(ledger, connection)
+        with ledgered_executor(ledger):
+            try:
+                migrate.django_migrate.Command.handle(self, *args, **options)
+            except (DatabaseError, Exception) as exc:
+                if isinstance(exc, CommandError | SafemigrateError):
+                    raise
+                name = ".".join(ledger.failed) if ledger.failed else "a migration"
+                raise MigrationFailed(
+                    f"Applying {name} failed: {exc}. Its transaction was rolled back; the "
+                    "migrations applied before it stay applied and recorded. Fix the cause and "
+                    "run safemigrate again."
+                ) from exc
+
+    def refuse_edited(self, ledger: Ledger, connection: Any) -> None:
+        """Stop (exit 3) when an applied migration's file differs from what was applied.
+
+        Applied migrations the ledger has never seen (applied before this app was
+        installed) are adopted: their current checksum becomes the baseline.
+        """
+        loader = MigrationLoader(connection)
+        applied = set(loader.applied_migrations)
+        recorded = ledger.recorded_checksums()
+        mismatches = edited_migrations(loader, recorded, applied)
+        if mismatches:
+            names = "; ".join(m.describe() for m in mismatches)
+            message = (
+                f"Applied migrations were edited after they were applied: {names}. The database "
+                "ran the old version, so the files no longer describe it. Restore the applied "
+                "version and put the change in a new migration. (SAFEMIGRATE['CHECKSUM_MISMATCH']"
+                " = 'warn' downgrades this to a warning.)"
+            )
+            if get_settings().checksum_mismatch is ChecksumPolicy.ERROR:
+                raise Blocked(message + " Nothing was applied.")
+            self.stderr.write(self.style.WARNING("Warning: " + message))
+        if ledger.writable():
+            from django.utils import timezone
+
+            now = timezone.now()
+            for key in sorted(applied - set(recorded)):
+                if key in loader.disk_migrations:
+                    ledger.record(
+                        PendingRecord(
+                            app_label=key[0],
+                            name=key[1],
+                            checksum=migration_checksum(loader.disk_migrations[key]),
+                            started_at=now,
+                            finished_at=now,
+                            outcome=MigrationOutcome.ADOPTED,
+                        )
+                    )
+        if not ledger.writable() and self.verbosity >= 2:
+            self.stdout.write(
+                "  The ledger tables do not exist yet; this run is recorded once they do."
+            )

@@ -1,0 +1,61 @@
+"""The ledger: every run of ``migrate``/``safemigrate`` and every migration it touched.
+
+Rows are written by the runner only; the admin shows them read-only.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from django_safemigrate.enums import MigrationOutcome, RunOutcome
+
+
+class Run(models.Model):
+    """One invocation of ``migrate`` or ``safemigrate`` that reached the database."""
+
+    command = models.CharField(max_length=40)
+    argv = models.TextField(help_text=_("The command line as it was given."))
+    database = models.CharField(max_length=100)
+    host = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    user = models.CharField(max_length=150, help_text=_("Operating-system user."))
+    started_at = models.DateTimeField()
+    lock_acquired_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(
+        max_length=20, choices=[(o.value, o.value) for o in RunOutcome], default=RunOutcome.RUNNING.value
+    )
+    exit_code = models.SmallIntegerField(null=True, blank=True)
+    message = models.TextField(blank=True)
+
+    class Meta:
+        verbose_name = _("run")
+        verbose_name_plural = _("runs")
+        ordering = ["-started_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.command} on {self.host} pid {self.pid} at {self.started_at:%Y-%m-%d %H:%M:%S}"
+
+
+class MigrationRecord(models.Model):
+    """One migration applied, faked, unapplied or failed in one run."""
+
+    run = models.ForeignKey(Run, on_delete=models.PROTECT, related_name="migrations")
+    app_label = models.CharField(max_length=255)
+    name = models.CharField(max_length=255)
+    checksum = models.CharField(max_length=80)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField()
+    duration = models.DurationField()
+    outcome = models.CharField(max_length=20, choices=[(o.value, o.value) for o in MigrationOutcome])
+    error = models.TextField(blank=True)
+
+    class Meta:
+        verbose_name = _("migration record")
+        verbose_name_plural = _("migration records")
+        ordering = ["-started_at", "-id"]
+        indexes = [models.Index(fields=["app_label", "name"], name="safemigrate_record_migration")]
+
+    def __str__(self) -> str:
+        return f"{self.app_label}.{self.name} {self.outcome}"

@@ -1,0 +1,142 @@
+"""Loading migrations and resolving what a command was asked to do.
+
+Every command starts here, before it touches the database, so that a broken
+migration file or a mistyped app label is reported in one clear paragraph
+(exit code 2) instead of a traceback in the middle of a deploy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import traceback
+from collections.abc import Iterable
+
+from django.apps import apps
+from django.db.migrations.exceptions import BadMigrationError, NodeNotFoundError
+from django.db.migrations.loader import AmbiguityError, MigrationLoader
+
+from django_safemigrate.checksum import migration_checksum
+from django_safemigrate.exceptions import BrokenMigration, UsageError
+
+Key = tuple[str, str]
+
+
+def load_disk_migrations() -> MigrationLoader:
+    """Import every migration module without touching a database."""
+    try:
+        return MigrationLoader(None, ignore_no_migrations=True)
+    except NodeNotFoundError as exc:
+        raise BrokenMigration(
+            f"The migration graph is broken: {exc}. A migration depends on one that does not "
+            "exist; restore the missing file or fix the dependency. Nothing was applied."
+        ) from exc
+    except BadMigrationError as exc:
+        raise BrokenMigration(f"{exc}. Nothing was applied.") from exc
+    except Exception as exc:
+        raise BrokenMigration(_describe_import_failure(exc)) from exc
+
+
+def _describe_import_failure(exc: BaseException) -> str:
+    where = _failing_migration_file(exc)
+    what = "".join(traceback.format_exception_only(type(exc), exc)).strip().splitlines()
+    summary = what[-1] if what else type(exc).__name__
+    place = f"The migration file {where} could not be imported" if where else (
+        "A migration module could not be imported"
+    )
+    return (
+        f"{place}: {summary}. Fix the file (run 'python -c \"import <module>\"' to see the "
+        "full error) and run the command again. Nothing was applied."
+    )
+
+
+def _failing_migration_file(exc: BaseException) -> str | None:
+    if isinstance(exc, SyntaxError) and exc.filename:
+        return f"{_relative(exc.filename)} (line {exc.lineno})"
+    found = None
+    for frame, lineno in traceback.walk_tb(exc.__traceback__):
+        filename = frame.f_code.co_filename
+        if f"{os.sep}migrations{os.sep}" in filename:
+            found = f"{_relative(filename)} (line {lineno})"
+    return found
+
+
+def _relative(path: str) -> str:
+    try:
+        return os.path.relpath(path)
+    except ValueError:  # another drive on Windows
+        return path
+
+
+@dataclasses.dataclass(frozen=True)
+class Selection:
+    """What the user asked to migrate, validated against the migrations on disk."""
+
+    app_label: str | None
+    migration_name: str | None
+
+    def describe(self) -> str:
+        if self.app_label and self.migration_name:
+            return f"{self.app_label}.{self.migration_name}"
+        return self.app_label or "all apps"
+
+
+def validate_selection(
+    loader: MigrationLoader, app_label: str | None, migration_name: str | None
+) -> Selection:
+    """Check app label and migration name the way ``migrate`` will, but as usage errors."""
+    if not app_label:
+        return Selection(None, None)
+    try:
+        apps.get_app_config(app_label)
+    except LookupError:
+        raise UsageError(
+            f"There is no installed app with label '{app_label}'. Check the spelling against "
+            "INSTALLED_APPS (the label is the last part of the app's dotted path unless its "
+            "AppConfig sets another). Nothing was applied."
+        ) from None
+    if app_label not in loader.migrated_apps:
+        raise UsageError(
+            f"The app '{app_label}' has no migrations. Run 'python manage.py makemigrations "
+            f"{app_label}' first, or name another app. Nothing was applied."
+        )
+    if migration_name and migration_name != "zero":
+        try:
+            migration = loader.get_migration_by_prefix(app_label, migration_name)
+        except AmbiguityError:
+            raise UsageError(
+                f"More than one migration of '{app_label}' starts with '{migration_name}'. "
+                "Give more of its name. Nothing was applied."
+            ) from None
+        except KeyError:
+            raise UsageError(
+                f"The app '{app_label}' has no migration whose name starts with "
+                f"'{migration_name}'. 'python manage.py showmigrations {app_label}' lists them. "
+                "Nothing was applied."
+            ) from None
+        migration_name = migration.name
+    return Selection(app_label, migration_name)
+
+
+@dataclasses.dataclass(frozen=True)
+class ChecksumMismatch:
+    key: Key
+    recorded: str
+    current: str
+
+    def describe(self) -> str:
+        return f"{self.key[0]}.{self.key[1]} (recorded {self.recorded[:19]}…, file now {self.current[:19]}…)"
+
+
+def edited_migrations(
+    loader: MigrationLoader, recorded: dict[Key, str], applied: Iterable[Key]
+) -> list[ChecksumMismatch]:
+    """Applied migrations whose file no longer means what the ledger recorded."""
+    mismatches = []
+    for key in sorted(applied):
+        if key not in recorded or key not in loader.disk_migrations:
+            continue
+        current = migration_checksum(loader.disk_migrations[key])
+        if current != recorded[key]:
+            mismatches.append(ChecksumMismatch(key, recorded[key], current))
+    return mismatches

@@ -1,0 +1,1 @@
+"""Helpers for projects (and this app's own tests) that need a real PostgreSQL."""
