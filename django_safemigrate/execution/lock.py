@@ -251,7 +251,10 @@ def migration_lock(
     with target.cursor() as cursor:
         cursor.execute("SELECT current_database(), current_schema()")
         database, schema = cursor.fetchone()
-    wrapper = dedicated_connection(lock_via, f"{lock_via.alias}:safemigrate-lock")
+    # Same alias as the connection it copies: connection hooks such as
+    # django.contrib.postgres's type registration look their alias up in
+    # ``connections``. The wrapper itself is never registered there.
+    wrapper = dedicated_connection(lock_via, lock_via.alias)
     lock = MigrationLock(wrapper, lock_key(database, schema or "public"), HolderInfo.current(command))
     try:
         wrapper.ensure_connection()

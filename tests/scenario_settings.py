@@ -1,0 +1,30 @@
+"""Settings for ``manage.py`` subprocesses that tests start against a scenario.
+
+``DATABASE_URL`` names the database; ``SCENARIO_APPS`` (comma-separated module
+paths, importable through ``PYTHONPATH``) are installed after this app;
+``SAFEMIGRATE_JSON`` (JSON) or ``SAFEMIGRATE_STRING`` become ``SAFEMIGRATE``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import dj_database_url
+
+SECRET_KEY = "scenario-tests-only"
+USE_TZ = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"])}
+if os.environ.get("DATABASE_ENGINE"):
+    DATABASES["default"]["ENGINE"] = os.environ["DATABASE_ENGINE"]
+INSTALLED_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "django_safemigrate",
+    *[app for app in os.environ.get("SCENARIO_APPS", "").split(",") if app],
+]
+if "SAFEMIGRATE_JSON" in os.environ:
+    SAFEMIGRATE = json.loads(os.environ["SAFEMIGRATE_JSON"])
+elif "SAFEMIGRATE_STRING" in os.environ:
+    SAFEMIGRATE = os.environ["SAFEMIGRATE_STRING"]
