@@ -238,14 +238,15 @@ def migration_lock(
     command: str,
     wait: float,
     poll_interval: float,
-    on_wait: Callable[[Holder | None, float], None],
+    on_wait: Callable[[Holder | None, float, bool], None],
 ) -> Iterator[MigrationLock]:
     """Hold the migration lock for ``target``'s database while the block runs.
 
     ``lock_via`` is the connection whose settings the lock session uses (the
     target itself, or a direct-connection alias behind a pooler). ``on_wait`` is
     called when the runner starts waiting and every :data:`REPORT_EVERY` seconds
-    after, with the holder and the seconds waited so far. Raises
+    after, with the holder, the seconds waited so far and whether this is the
+    first report. Raises
     :class:`LockTimeout` after ``wait`` seconds.
     """
     with target.cursor() as cursor:
@@ -277,7 +278,7 @@ def _acquire(
     *,
     wait: float,
     poll_interval: float,
-    on_wait: Callable[[Holder | None, float], None],
+    on_wait: Callable[[Holder | None, float, bool], None],
     database: str,
 ) -> None:
     started = time.monotonic()
@@ -294,7 +295,7 @@ def _acquire(
                 "or SAFEMIGRATE['LOCK_WAIT']. Nothing was applied."
             )
         if waited >= next_report:
-            on_wait(holder, waited)
+            on_wait(holder, waited, next_report == 0.0)
             next_report = waited + REPORT_EVERY
         time.sleep(max(0.0, min(poll_interval, wait - waited)))
 

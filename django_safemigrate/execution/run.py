@@ -59,7 +59,7 @@ def connect(connection: BaseDatabaseWrapper) -> None:
 def governed_run(
     request: RunRequest,
     settings: SafemigrateSettings,
-    on_wait: Callable[[Holder | None, float, float], None],
+    on_wait: Callable[[Holder | None, float, float, bool], None],
 ) -> Iterator[Ledger]:
     """Hold the migration lock and an open ledger run while the block runs.
 
@@ -81,7 +81,7 @@ def governed_run(
             command=request.argv,
             wait=request.lock_wait,
             poll_interval=settings.lock_poll_interval,
-            on_wait=lambda holder, waited: on_wait(holder, waited, request.lock_wait),
+            on_wait=lambda holder, waited, first: on_wait(holder, waited, request.lock_wait, first),
         ):
             ledger.lock_acquired()
             if ledger.writable():

@@ -92,11 +92,11 @@ class Command(django_migrate.Command):
         with ledgered_executor(ledger):
             super().handle(*args, **options)
 
-    def report_wait(self, holder: Holder | None, waited: float, wait: float) -> None:
+    def report_wait(self, holder: Holder | None, waited: float, wait: float, first: bool) -> None:
         if self.verbosity < 1:
             return
         who = holder.describe() if holder else "another session"
-        if waited == 0:
+        if first:
             message = (
                 f"Waiting for the migration lock (up to {wait:g}s): it is held by {who}."
             )

@@ -13,6 +13,7 @@ from typing import Any
 from django.core.management.base import CommandError
 from django.db import DatabaseError, connections
 from django.db.migrations.exceptions import InconsistentMigrationHistory
+from django.db.migrations.executor import MigrationExecutor
 from django.db.migrations.loader import MigrationLoader
 
 from django_safemigrate.checksum import migration_checksum
@@ -20,7 +21,7 @@ from django_safemigrate.conf import get_settings
 from django_safemigrate.enums import ChecksumPolicy, ExitCode, MigrationOutcome
 from django_safemigrate.exceptions import Blocked, MigrationFailed, SafemigrateError, UsageError
 from django_safemigrate.execution.executor import ledgered_executor
-from django_safemigrate.execution.ledger import Ledger, PendingRecord
+from django_safemigrate.execution.ledger import APP_LABEL, Ledger, PendingRecord
 from django_safemigrate.management.commands import migrate
 from django_safemigrate.plan import edited_migrations, load_disk_migrations, validate_selection
 
@@ -74,6 +75,9 @@ class Command(migrate.Command):
 
     def handle_locked(self, ledger: Ledger, *args: Any, **options: Any) -> None:
         connection = connections[options["database"]]
+        with ledgered_executor(ledger) as executor_class:
+            if options["app_label"] != APP_LABEL:
+                self.bootstrap_ledger(ledger, executor_class(connection, self.migration_progress_callback))
         self.refuse_edited(ledger, connection)
         with ledgered_executor(ledger):
             try:
@@ -87,6 +91,22 @@ class Command(migrate.Command):
                     "migrations applied before it stay applied and recorded. Fix the cause and "
                     "run safemigrate again."
                 ) from exc
+
+    def bootstrap_ledger(self, ledger: Ledger, executor: MigrationExecutor) -> None:
+        """Bring this app's own tables up to date first: governing needs the ledger.
+
+        They are small new tables, so applying them ahead of the requested plan is
+        safe, and it lets every later migration of this run be recorded and checked.
+        """
+        if ledger.writable():
+            return
+        targets = [key for key in executor.loader.graph.leaf_nodes() if key[0] == APP_LABEL]
+        plan = executor.migration_plan(targets)
+        if plan:
+            if self.verbosity >= 1:
+                self.stdout.write(self.style.MIGRATE_HEADING("Preparing the migration ledger:"))
+            executor.migrate(targets, plan=plan)
+        ledger.open_run()
 
     def refuse_edited(self, ledger: Ledger, connection: Any) -> None:
         """Stop (exit 3) when an applied migration's file differs from what was applied.

@@ -13,7 +13,7 @@ class Migration(migrations.Migration):
             ],
         ),
         migrations.RunSQL(
-            "INSERT INTO concurrent_event (kind) SELECT 'k' || (i % 50) FROM generate_series(1, 20000) i",
+            "INSERT INTO cic_index_event (kind) SELECT 'k' || (i % 50) FROM generate_series(1, 20000) i",
             migrations.RunSQL.noop,
         ),
     ]

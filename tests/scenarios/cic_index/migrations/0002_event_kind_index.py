@@ -11,7 +11,7 @@ def give_waiters_time(apps, schema_editor):
 
 class Migration(migrations.Migration):
     atomic = False
-    dependencies = [("concurrent", "0001_initial")]
+    dependencies = [("cic_index", "0001_initial")]
     operations = [
         migrations.RunPython(give_waiters_time, migrations.RunPython.noop),
         AddIndexConcurrently("event", models.Index(fields=["kind"], name="event_kind_idx")),
