@@ -1,0 +1,90 @@
+"""The settings object and its system checks."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+from django.test import override_settings
+
+from django_safemigrate.conf import (
+    InvalidSettings,
+    SafemigrateSettings,
+    get_settings,
+    parse_settings,
+)
+from django_safemigrate.enums import ChecksumPolicy
+
+ALIASES = {"default": {}, "direct": {}}
+
+
+def test_defaults():
+    assert parse_settings(None, ALIASES) == SafemigrateSettings()
+    assert parse_settings({}, ALIASES) == SafemigrateSettings()
+    assert SafemigrateSettings().lock_wait == 600
+    assert SafemigrateSettings().checksum_mismatch is ChecksumPolicy.ERROR
+
+
+def test_values_are_parsed():
+    parsed = parse_settings(
+        {"LOCK_WAIT": 0, "LOCK_POLL_INTERVAL": 0.1, "LOCK_DATABASE": "direct",
+         "CHECKSUM_MISMATCH": "warn"},
+        ALIASES,
+    )
+    assert parsed == SafemigrateSettings(
+        lock_wait=0.0, lock_poll_interval=0.1, lock_database="direct",
+        checksum_mismatch=ChecksumPolicy.WARN,
+    )
+
+
+@pytest.mark.parametrize("mode", ["strict", "nonstrict", "disabled", "STRICT"])
+def test_older_package_modes_are_accepted(mode):
+    assert parse_settings(mode, ALIASES).legacy_mode == mode.lower()
+
+
+@pytest.mark.parametrize(
+    ("raw", "check_id"),
+    [
+        ("loose", "safemigrate.E001"),
+        (["LOCK_WAIT"], "safemigrate.E001"),
+        ({"LOCK_WAIT": "10"}, "safemigrate.E002"),
+        ({"LOCK_WAIT": True}, "safemigrate.E002"),
+        ({"LOCK_WAIT": -0.5}, "safemigrate.E003"),
+        ({"LOCK_POLL_INTERVAL": 0}, "safemigrate.E003"),
+        ({"LOCKWAIT": 1}, "safemigrate.E004"),
+        ({"LOCK_DATABASE": "replica"}, "safemigrate.E005"),
+        ({"CHECKSUM_MISMATCH": "ignore"}, "safemigrate.E006"),
+    ],
+)
+def test_invalid_values_name_their_check(raw, check_id):
+    with pytest.raises(InvalidSettings) as info:
+        parse_settings(raw, ALIASES)
+    assert [p.check_id for p in info.value.problems] == [check_id]
+    assert info.value.problems[0].hint
+
+
+def test_every_problem_is_reported_at_once():
+    with pytest.raises(InvalidSettings) as info:
+        parse_settings({"LOCK_WAIT": "x", "NOPE": 1, "CHECKSUM_MISMATCH": 3}, ALIASES)
+    assert sorted(p.check_id for p in info.value.problems) == [
+        "safemigrate.E002", "safemigrate.E004", "safemigrate.E006",
+    ]
+
+
+def test_cache_follows_setting_changes():
+    assert get_settings().lock_wait == 600
+    with override_settings(SAFEMIGRATE={"LOCK_WAIT": 5}):
+        assert get_settings().lock_wait == 5
+    assert get_settings().lock_wait == 600
+
+
+def test_system_check_reports_invalid_settings():
+    with override_settings(SAFEMIGRATE={"LOCK_WAIT": "later"}):
+        with pytest.raises(SystemCheckError) as info:
+            call_command("check")
+    assert "safemigrate.E002" in str(info.value)
+
+
+def test_system_check_is_quiet_for_valid_settings():
+    with override_settings(SAFEMIGRATE={"LOCK_WAIT": 5}):
+        call_command("check")
