@@ -23,8 +23,8 @@ class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 class MigrationRecordInline(admin.TabularInline):  # type: ignore[type-arg]
     model = MigrationRecord
-    fields = ["app_label", "name", "outcome", "duration", "checksum", "error"]
-    readonly_fields = fields
+    fields = ("app_label", "name", "outcome", "duration", "checksum", "error")
+    readonly_fields = ("app_label", "name", "outcome", "duration", "checksum", "error")
     extra = 0
     can_delete = False
     show_change_link = True

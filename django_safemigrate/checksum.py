@@ -61,7 +61,7 @@ def _dependency(dependency: Any) -> list[str]:
     return [app_label, str(dependency[1])]
 
 
-def _canonical(value: Any, module: str) -> Any:  # noqa: PLR0911 - one branch per kind of value
+def _canonical(value: Any, module: str) -> Any:
     """A JSON-compatible structure that stands for ``value``'s meaning."""
     if value is None or isinstance(value, bool | int | str):
         if isinstance(value, str) and hasattr(value, "setting_name"):

@@ -70,7 +70,8 @@ def _number(key: str, value: Any, *, minimum: float, inclusive: bool) -> float:
         raise SettingsProblem(
             "safemigrate.E002",
             f"SAFEMIGRATE['{key}'] must be a number of seconds, not {value!r}.",
-            f"Set SAFEMIGRATE['{key}'] to a number such as {getattr(SafemigrateSettings, _FIELDS[key])}.",
+            f"Set SAFEMIGRATE['{key}'] to a number such as "
+            f"{getattr(SafemigrateSettings, _FIELDS[key])}.",
         )
     if value < minimum or (value == minimum and not inclusive):
         bound = f"at least {minimum:g}" if inclusive else f"greater than {minimum:g}"
@@ -83,7 +84,10 @@ def _number(key: str, value: Any, *, minimum: float, inclusive: bool) -> float:
 
 
 def parse_settings(raw: object, database_aliases: Mapping[str, Any]) -> SafemigrateSettings:
-    """Validate a raw ``SAFEMIGRATE`` value; raise :class:`InvalidSettings` listing every problem."""
+    """Validate a raw ``SAFEMIGRATE`` value.
+
+    Raises :class:`InvalidSettings` listing every problem, not just the first.
+    """
     if raw is None:
         return SafemigrateSettings()
     if isinstance(raw, str):

@@ -24,7 +24,9 @@ class Run(models.Model):
     lock_acquired_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     outcome = models.CharField(
-        max_length=20, choices=[(o.value, o.value) for o in RunOutcome], default=RunOutcome.RUNNING.value
+        max_length=20,
+        choices=[(o.value, o.value) for o in RunOutcome],
+        default=RunOutcome.RUNNING.value,
     )
     exit_code = models.SmallIntegerField(null=True, blank=True)
     message = models.TextField(blank=True)
@@ -35,7 +37,9 @@ class Run(models.Model):
         ordering = ["-started_at", "-id"]
 
     def __str__(self) -> str:
-        return f"{self.command} on {self.host} pid {self.pid} at {self.started_at:%Y-%m-%d %H:%M:%S}"
+        return (
+            f"{self.command} on {self.host} pid {self.pid} at {self.started_at:%Y-%m-%d %H:%M:%S}"
+        )
 
 
 class MigrationRecord(models.Model):
@@ -48,7 +52,9 @@ class MigrationRecord(models.Model):
     started_at = models.DateTimeField()
     finished_at = models.DateTimeField()
     duration = models.DurationField()
-    outcome = models.CharField(max_length=20, choices=[(o.value, o.value) for o in MigrationOutcome])
+    outcome = models.CharField(
+        max_length=20, choices=[(o.value, o.value) for o in MigrationOutcome]
+    )
     error = models.TextField(blank=True)
 
     class Meta:

@@ -41,8 +41,10 @@ def _describe_import_failure(exc: BaseException) -> str:
     where = _failing_migration_file(exc)
     what = "".join(traceback.format_exception_only(type(exc), exc)).strip().splitlines()
     summary = what[-1] if what else type(exc).__name__
-    place = f"The migration file {where} could not be imported" if where else (
-        "A migration module could not be imported"
+    place = (
+        f"The migration file {where} could not be imported"
+        if where
+        else ("A migration module could not be imported")
     )
     return (
         f"{place}: {summary}. Fix the file (run 'python -c \"import <module>\"' to see the "
@@ -125,7 +127,8 @@ class ChecksumMismatch:
     current: str
 
     def describe(self) -> str:
-        return f"{self.key[0]}.{self.key[1]} (recorded {self.recorded[:19]}…, file now {self.current[:19]}…)"
+        app_label, name = self.key
+        return f"{app_label}.{name} (recorded {self.recorded[:19]}…, file now {self.current[:19]}…)"
 
 
 def edited_migrations(

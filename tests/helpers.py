@@ -111,21 +111,33 @@ def run_command(
     """Run ``manage.py ARGS`` and check the documented exit code every time."""
     started = time.monotonic()
     proc = subprocess.run(
-        manage(*args), env=env, capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+        manage(*args),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
         stdin=subprocess.DEVNULL,
+        check=False,
     )
     result = Result(proc.stdout, proc.stderr, proc.returncode, time.monotonic() - started)
     if expect is not None:
         assert result.code == expect, (
-            f"expected exit {expect}, got {result.code}\nstdout:\n{result.out}\nstderr:\n{result.err}"
+            f"expected exit {expect}, got {result.code}\n"
+            f"stdout:\n{result.out}\nstderr:\n{result.err}"
         )
     return result
 
 
 def start_command(args: Sequence[str], env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        manage(*args), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        cwd=ROOT, stdin=subprocess.DEVNULL,
+        manage(*args),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
     )
 
 

@@ -16,7 +16,7 @@ from tests.helpers import ROOT
 
 _counter = itertools.count()
 
-BASE = '''
+BASE = """
 from django.db import migrations, models
 
 
@@ -30,10 +30,12 @@ class Migration(migrations.Migration):
     dependencies = [("shop", "0001_initial"), ("auth", "0012_alter_user_first_name_max_length")]
     operations = [
         migrations.AddField("item", "price", models.IntegerField(null=True, default=None)),
-        migrations.RunSQL("UPDATE shop_item SET price = 1 WHERE price IS NULL", migrations.RunSQL.noop),
+        migrations.RunSQL(
+            "UPDATE shop_item SET price = 1 WHERE price IS NULL", migrations.RunSQL.noop
+        ),
         migrations.RunPython(forwards, migrations.RunPython.noop),
     ]
-'''
+"""
 
 
 def checksum_of(source: str, tmp_path: Path) -> str:
@@ -43,7 +45,8 @@ def checksum_of(source: str, tmp_path: Path) -> str:
     path.parent.mkdir()
     path.write_text(textwrap.dedent(source))
     spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
+    assert spec
+    assert spec.loader
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:
@@ -67,7 +70,7 @@ SAME_MEANING = {
         '"""\n  update shop_item -- backfill\n     set price = 1\n   where price is null\n"""',
     ),
     "comment and docstring-free reformat inside RunPython code": BASE.replace(
-        '    Item.objects.filter(price__isnull=True).update(price=0)',
+        "    Item.objects.filter(price__isnull=True).update(price=0)",
         "    # Only rows without a price.\n    Item.objects.filter(\n        price__isnull=True\n"
         "    ).update(price=0)",
     ),
@@ -85,23 +88,28 @@ NEW_MEANING = {
     "field option": BASE.replace("null=True, default=None", "null=True, default=0"),
     "column name": BASE.replace('"item", "price"', '"item", "cost"'),
     "SQL value": BASE.replace("SET price = 1", "SET price = 2"),
-    "SQL reverse": BASE.replace("migrations.RunSQL.noop)", '"UPDATE shop_item SET price = NULL")'),
+    "SQL reverse": BASE.replace(
+        "IS NULL\", migrations.RunSQL.noop", "IS NULL\", \"UPDATE shop_item SET price = NULL\""
+    ),
     "RunPython body": BASE.replace("update(price=0)", "update(price=1)"),
     "RunPython reverse": BASE.replace(
         "migrations.RunPython(forwards, migrations.RunPython.noop)",
         "migrations.RunPython(forwards, forwards)",
     ),
     "operation order": BASE.replace(
-        '        migrations.RunPython(forwards, migrations.RunPython.noop),\n', ""
+        "        migrations.RunPython(forwards, migrations.RunPython.noop),\n", ""
     ).replace(
         "    operations = [\n",
         "    operations = [\n        migrations.RunPython(forwards, migrations.RunPython.noop),\n",
     ),
     "atomic": BASE.replace("atomic = True", "atomic = False"),
-    "dependency": BASE.replace("0012_alter_user_first_name_max_length", "0011_update_proxy_permissions"),
+    "dependency": BASE.replace(
+        "0012_alter_user_first_name_max_length", "0011_update_proxy_permissions"
+    ),
     "extra operation": BASE.replace(
         "    operations = [\n",
-        '    operations = [\n        migrations.AddField("item", "sku", models.TextField(null=True)),\n',
+        "    operations = [\n"
+        '        migrations.AddField("item", "sku", models.TextField(null=True)),\n',
     ),
 }
 
@@ -142,7 +150,11 @@ def test_checksum_is_the_same_in_another_interpreter(tmp_path):
     outputs = set()
     for seed in ("1", "2"):
         proc = subprocess.run(
-            [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True,
+            [sys.executable, "-c", script],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
             env={
                 **__import__("os").environ,
                 "PYTHONHASHSEED": seed,

@@ -27,12 +27,18 @@ def test_defaults():
 
 def test_values_are_parsed():
     parsed = parse_settings(
-        {"LOCK_WAIT": 0, "LOCK_POLL_INTERVAL": 0.1, "LOCK_DATABASE": "direct",
-         "CHECKSUM_MISMATCH": "warn"},
+        {
+            "LOCK_WAIT": 0,
+            "LOCK_POLL_INTERVAL": 0.1,
+            "LOCK_DATABASE": "direct",
+            "CHECKSUM_MISMATCH": "warn",
+        },
         ALIASES,
     )
     assert parsed == SafemigrateSettings(
-        lock_wait=0.0, lock_poll_interval=0.1, lock_database="direct",
+        lock_wait=0.0,
+        lock_poll_interval=0.1,
+        lock_database="direct",
         checksum_mismatch=ChecksumPolicy.WARN,
     )
 
@@ -67,7 +73,9 @@ def test_every_problem_is_reported_at_once():
     with pytest.raises(InvalidSettings) as info:
         parse_settings({"LOCK_WAIT": "x", "NOPE": 1, "CHECKSUM_MISMATCH": 3}, ALIASES)
     assert sorted(p.check_id for p in info.value.problems) == [
-        "safemigrate.E002", "safemigrate.E004", "safemigrate.E006",
+        "safemigrate.E002",
+        "safemigrate.E004",
+        "safemigrate.E006",
     ]
 
 
@@ -79,9 +87,11 @@ def test_cache_follows_setting_changes():
 
 
 def test_system_check_reports_invalid_settings():
-    with override_settings(SAFEMIGRATE={"LOCK_WAIT": "later"}):
-        with pytest.raises(SystemCheckError) as info:
-            call_command("check")
+    with (
+        override_settings(SAFEMIGRATE={"LOCK_WAIT": "later"}),
+        pytest.raises(SystemCheckError) as info,
+    ):
+        call_command("check")
     assert "safemigrate.E002" in str(info.value)
 
 

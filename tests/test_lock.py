@@ -1,4 +1,7 @@
-"""The migration lock, with real processes: many runners, a killed holder, a concurrent index build."""
+"""The migration lock, with real processes.
+
+Many runners at once, a killed holder, a concurrent index build under waiters.
+"""
 
 from __future__ import annotations
 
@@ -50,14 +53,19 @@ def test_key_depends_on_database_and_schema():
 
 def test_holder_comment_round_trips_and_survives_hostile_text():
     info = HolderInfo(
-        host="web-1", pid=42, command="manage.py safemigrate */ DROP TABLE x; /*",
+        host="web-1",
+        pid=42,
+        command="manage.py safemigrate */ DROP TABLE x; /*",
         since=datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC),
     )
     comment = info.comment()
     assert comment.count("*/") == 1  # the command cannot close the comment early
     holder = _parse_holder(7, comment + "SELECT 1", None)
     assert holder == Holder(
-        pid=7, host="web-1", runner_pid=42, command="manage.py safemigrate * / DROP TABLE x; /*",
+        pid=7,
+        host="web-1",
+        runner_pid=42,
+        command="manage.py safemigrate * / DROP TABLE x; /*",
         since=info.since,
     )
     assert _parse_holder(7, "<insufficient privilege>", None) == Holder(pid=7)
@@ -73,9 +81,7 @@ def test_sixteen_runners_at_once_apply_the_plan_exactly_once(database):
     rows = query(database, "SELECT app, name, count(*) FROM django_migrations GROUP BY app, name")
     assert all(count == 1 for _, _, count in rows)
     shop = [name for app, name, _ in rows if app == "shop"]
-    on_disk = sorted(
-        p.stem for p in (ROOT / "example_site" / "shop" / "migrations").glob("0*.py")
-    )
+    on_disk = sorted(p.stem for p in (ROOT / "example_site" / "shop" / "migrations").glob("0*.py"))
     assert sorted(shop) == on_disk
     assert len(on_disk) >= 30
 
@@ -115,7 +121,7 @@ def test_killed_holder_releases_the_lock_at_once(database, slow_env):
         killed_at = datetime.datetime.now(datetime.UTC)
         os.kill(holder.pid, signal.SIGKILL)
         code = waiter.wait(timeout=60)
-        out, err = waiter.communicate()
+        _, err = waiter.communicate()
         assert code == 0, err
     finally:
         holder.kill()
@@ -160,7 +166,7 @@ def test_waiters_do_not_block_a_concurrent_index_build(database, tmp_path):
     wait_for(lambda: lock_sessions(database) == 6, timeout=30)
     for proc in [holder, *waiters]:
         code = proc.wait(timeout=120)
-        out, err = proc.communicate()
+        _, err = proc.communicate()
         assert code == 0, err
 
     index = query(

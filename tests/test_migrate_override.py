@@ -18,7 +18,6 @@ from tests.helpers import (
     query,
     run_command,
     start_command,
-    table_exists,
     wait_for,
 )
 
@@ -43,8 +42,12 @@ def test_output_is_djangos_at_default_verbosity(scenarios):
         mine = run_command(["migrate"], env, expect=0)
         django_env = command_env(theirs, apps=["basic"], pythonpath=[scenarios])
         reference = subprocess.run(
-            [sys.executable, "-c", DJANGO_MIGRATE], env=django_env, cwd=ROOT,
-            capture_output=True, text=True, check=True,
+            [sys.executable, "-c", DJANGO_MIGRATE],
+            env=django_env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
         )
         assert mine.out == reference.stdout
         assert mine.err == reference.stderr == ""

@@ -70,14 +70,18 @@ def test_ledger_records_the_run_that_created_its_own_tables(database, scenarios)
     run_command(["safemigrate"], env_for(database, scenarios, "basic"), expect=0)
     run = query(
         database,
-        "SELECT command, argv, host, pid, \"user\", started_at <= lock_acquired_at, "
+        'SELECT command, argv, host, pid, "user", started_at <= lock_acquired_at, '
         "lock_acquired_at <= finished_at, outcome, exit_code FROM django_safemigrate_run",
     )
     assert len(run) == 1
     command, argv, host, pid, user, ordered1, ordered2, outcome, code = run[0]
     assert (command, outcome, code) == ("safemigrate", "applied", 0)
-    assert "safemigrate" in argv and host and pid > 0 and user
-    assert ordered1 and ordered2
+    assert "safemigrate" in argv
+    assert host
+    assert pid > 0
+    assert user
+    assert ordered1
+    assert ordered2
     # Every migration of the plan, including those applied before the ledger
     # tables existed, is in the ledger exactly once.
     recorded = query(
@@ -112,21 +116,27 @@ def test_failed_migration_exits_1_rolls_back_and_is_recorded(database, scenarios
 
 
 def test_unknown_app_label_exits_2_and_touches_nothing(database, scenarios):
-    result = run_command(["safemigrate", "nosuchapp"], env_for(database, scenarios, "basic"), expect=2)
+    result = run_command(
+        ["safemigrate", "nosuchapp"], env_for(database, scenarios, "basic"), expect=2
+    )
     assert "no installed app with label 'nosuchapp'" in result.err
     assert "Traceback" not in result.err
     assert not table_exists(database, "django_migrations")
 
 
 def test_unknown_migration_name_exits_2_and_touches_nothing(database, scenarios):
-    result = run_command(["safemigrate", "basic", "0042"], env_for(database, scenarios, "basic"), expect=2)
+    result = run_command(
+        ["safemigrate", "basic", "0042"], env_for(database, scenarios, "basic"), expect=2
+    )
     assert "has no migration whose name starts with '0042'" in result.err
     assert not table_exists(database, "django_migrations")
 
 
 def test_unreachable_database_exits_2(scenarios):
     env = command_env(
-        None, apps=["basic"], pythonpath=[scenarios],
+        None,
+        apps=["basic"],
+        pythonpath=[scenarios],
         database_url="postgres://postgres@127.0.0.1:1/nothing_listens_here",
     )
     result = run_command(["safemigrate"], env, expect=2)
@@ -188,7 +198,9 @@ def test_edited_applied_migration_blocks_with_exit_3(database, scenarios):
     env = env_for(database, scenarios, "basic")
     run_command(["safemigrate", "basic", "0002"], env, expect=0)
     path = scenarios / "basic" / "migrations" / "0002_item_price.py"
-    path.write_text(path.read_text().replace("IntegerField(null=True)", "BigIntegerField(null=True)"))
+    path.write_text(
+        path.read_text().replace("IntegerField(null=True)", "BigIntegerField(null=True)")
+    )
     result = run_command(["safemigrate"], env, expect=3)
     assert "basic.0002_item_price" in result.err
     assert "edited after they were applied" in result.err
@@ -203,7 +215,8 @@ def test_edit_that_changes_only_formatting_is_not_an_edit(database, scenarios):
     text = path.read_text().replace(
         'migrations.AddField("item", "price", models.IntegerField(null=True)),',
         "# A comment explaining the column.\n        migrations.AddField(\n"
-        "            'item',\n            'price',\n            models.IntegerField(null=True),\n        ),",
+        "            'item',\n            'price',\n"
+        "            models.IntegerField(null=True),\n        ),",
     )
     assert text != path.read_text()
     path.write_text(text)
@@ -215,7 +228,9 @@ def test_checksum_mismatch_can_be_downgraded_to_a_warning(database, scenarios):
     env = env_for(database, scenarios, "basic", settings={"CHECKSUM_MISMATCH": "warn"})
     run_command(["safemigrate", "basic", "0002"], env, expect=0)
     path = scenarios / "basic" / "migrations" / "0002_item_price.py"
-    path.write_text(path.read_text().replace("IntegerField(null=True)", "BigIntegerField(null=True)"))
+    path.write_text(
+        path.read_text().replace("IntegerField(null=True)", "BigIntegerField(null=True)")
+    )
     result = run_command(["safemigrate"], env, expect=0)
     assert "Warning: Applied migrations were edited" in result.err
     assert ("basic", "0003_item_sku") in applied(database)
@@ -247,5 +262,7 @@ def test_plan_changes_nothing(database, scenarios):
 
 @pytest.mark.parametrize("option", ["--check", "--prune"])
 def test_migrate_only_options_are_refused(database, scenarios, option):
-    result = run_command(["safemigrate", "basic", option], env_for(database, scenarios, "basic"), expect=2)
+    result = run_command(
+        ["safemigrate", "basic", option], env_for(database, scenarios, "basic"), expect=2
+    )
     assert f"safemigrate does not take {option}" in result.err

@@ -32,6 +32,7 @@ class LedgerExecutor(MigrationExecutor):
         self._started: dict[tuple[str, str], Any] = {}
         self._fake = False
         self._soft_applied = False
+        self._current: Migration | None = None
         self.failed: Migration | None = None
 
     def apply_migration(
@@ -44,27 +45,42 @@ class LedgerExecutor(MigrationExecutor):
         key = (migration.app_label, migration.name)
         self._started[key] = timezone.now()
         self._fake = fake
+        self._current = migration
         try:
             state = super().apply_migration(state, migration, fake=fake, fake_initial=fake_initial)
         except BaseException as exc:
             self._failed(migration, exc)
             raise
+        finally:
+            self._current = None
         self.ledger.flush()
         return state
 
-    def record_migration(self, migration: Migration, *args: Any, **kwargs: Any) -> None:
-        # Runs inside the migration's transaction when the migration is atomic;
-        # Django's own row is written first, so the ledger can see its own tables
-        # as applied right after the migration that creates them.
-        super().record_migration(migration, *args, **kwargs)
-        # Django calls this with fake=True or after detect_soft_applied turned a
-        # --fake-initial migration into a fake one; neither ran any SQL.
-        soft = getattr(self, "_soft_applied", False)
-        outcome = MigrationOutcome.FAKED if self._fake or soft else MigrationOutcome.APPLIED
-        self._record(migration, outcome)
+    def record_migration(self, *args: Any, **kwargs: Any) -> None:
+        """Django's record, then the ledger's, in the same transaction.
+
+        Runs inside the migration's transaction when the migration is atomic.
+        Django's own row is written first, so the ledger sees its own tables as
+        applied right after the migration that creates them. Django up to 5.2
+        passes the migration; 6.0 passes ``(app_label, name, forward)`` and calls
+        itself again for each migration a squashed one replaces.
+        """
+        super().record_migration(*args, **kwargs)
+        current = self._current
+        if current is None:
+            return
+        if isinstance(args[0], Migration):
+            key, forward = (args[0].app_label, args[0].name), True
+        else:
+            key = (args[0], args[1])
+            forward = kwargs.get("forward", args[2] if len(args) > 2 else True)
+        if forward and key == (current.app_label, current.name):
+            # Faked, or turned into a fake by --fake-initial: no SQL ran.
+            fake = self._fake or self._soft_applied
+            self._record(current, MigrationOutcome.FAKED if fake else MigrationOutcome.APPLIED)
 
     def detect_soft_applied(
-        self, project_state: ProjectState, migration: Migration
+        self, project_state: ProjectState | None, migration: Migration
     ) -> tuple[bool, ProjectState]:
         applied, state = super().detect_soft_applied(project_state, migration)
         self._soft_applied = applied
@@ -113,9 +129,9 @@ class LedgerExecutor(MigrationExecutor):
 def ledgered_executor(ledger: Ledger) -> Iterator[type[LedgerExecutor]]:
     """Make Django's ``migrate`` build a :class:`LedgerExecutor` bound to ``ledger``."""
     executor_class = type("BoundLedgerExecutor", (LedgerExecutor,), {"ledger": ledger})
-    original = django_migrate.MigrationExecutor
-    django_migrate.MigrationExecutor = executor_class  # type: ignore[misc]
+    original = getattr(django_migrate, "MigrationExecutor")  # noqa: B009 - not in the stubs
+    setattr(django_migrate, "MigrationExecutor", executor_class)  # noqa: B010
     try:
         yield executor_class
     finally:
-        django_migrate.MigrationExecutor = original  # type: ignore[misc]
+        setattr(django_migrate, "MigrationExecutor", original)  # noqa: B010

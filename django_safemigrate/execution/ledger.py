@@ -119,6 +119,7 @@ class Ledger:
                 return
             self.flush()
             self.open_run()
+            assert self.run_id is not None
             Run.objects.using(self.connection.alias).filter(pk=self.run_id).update(
                 finished_at=timezone.now(),
                 outcome=outcome.value,
@@ -152,6 +153,7 @@ class Ledger:
     def _write(self, entry: PendingRecord) -> None:
         from django_safemigrate.models import MigrationRecord
 
+        assert self.run_id is not None
         MigrationRecord.objects.using(self.connection.alias).create(
             run_id=self.run_id,
             app_label=entry.app_label,
@@ -190,7 +192,7 @@ class Ledger:
         """Runs still "running" while we hold the lock died without closing their entry."""
         from django_safemigrate.models import Run
 
-        if not self.writable():
+        if not self.writable() or self.run_id is None:
             return
         Run.objects.using(self.connection.alias).filter(
             outcome=RunOutcome.RUNNING.value, lock_acquired_at__isnull=False

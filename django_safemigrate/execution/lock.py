@@ -256,13 +256,16 @@ def migration_lock(
     # django.contrib.postgres's type registration look their alias up in
     # ``connections``. The wrapper itself is never registered there.
     wrapper = dedicated_connection(lock_via, lock_via.alias)
-    lock = MigrationLock(wrapper, lock_key(database, schema or "public"), HolderInfo.current(command))
+    lock = MigrationLock(
+        wrapper, lock_key(database, schema or "public"), HolderInfo.current(command)
+    )
     try:
         wrapper.ensure_connection()
         with wrapper.cursor() as cursor:
-            cursor.execute("SELECT set_config('application_name', %s, false)", [
-                f"django_safemigrate lock {lock.info.host}:{lock.info.pid}"[:63]
-            ])
+            cursor.execute(
+                "SELECT set_config('application_name', %s, false)",
+                [f"django_safemigrate lock {lock.info.host}:{lock.info.pid}"[:63]],
+            )
         _acquire(lock, wait=wait, poll_interval=poll_interval, on_wait=on_wait, database=database)
         lock.verify_held()
         yield lock

@@ -95,7 +95,11 @@ def governed_run(
                 raise
             touched = sum(
                 ledger.counts.get(o, 0)
-                for o in (MigrationOutcome.APPLIED, MigrationOutcome.FAKED, MigrationOutcome.UNAPPLIED)
+                for o in (
+                    MigrationOutcome.APPLIED,
+                    MigrationOutcome.FAKED,
+                    MigrationOutcome.UNAPPLIED,
+                )
             )
             ledger.finish(RunOutcome.APPLIED if touched else RunOutcome.NOTHING_TO_DO, ExitCode.OK)
     except LockTimeout as exc:
@@ -120,8 +124,10 @@ def _finish_failed(ledger: Ledger, exc: BaseException) -> None:
         ledger.finish(outcome, exc.exit_code, str(exc))
     elif isinstance(exc, KeyboardInterrupt | SystemExit):
         code = exc.code if isinstance(exc, SystemExit) and isinstance(exc.code, int) else 130
-        outcome = RunOutcome.INTERRUPTED if isinstance(exc, KeyboardInterrupt) else (
-            RunOutcome.NOTHING_TO_DO if code == 0 else RunOutcome.FAILED
+        outcome = (
+            RunOutcome.INTERRUPTED
+            if isinstance(exc, KeyboardInterrupt)
+            else (RunOutcome.NOTHING_TO_DO if code == 0 else RunOutcome.FAILED)
         )
         ledger.finish(outcome, code, type(exc).__name__)
     else:

@@ -5,55 +5,100 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Run',
+            name="Run",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('command', models.CharField(max_length=40)),
-                ('argv', models.TextField(help_text='The command line as it was given.')),
-                ('database', models.CharField(max_length=100)),
-                ('host', models.CharField(max_length=255)),
-                ('pid', models.PositiveIntegerField()),
-                ('user', models.CharField(help_text='Operating-system user.', max_length=150)),
-                ('started_at', models.DateTimeField()),
-                ('lock_acquired_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('outcome', models.CharField(choices=[('running', 'running'), ('applied', 'applied'), ('nothing_to_do', 'nothing_to_do'), ('planned', 'planned'), ('failed', 'failed'), ('blocked', 'blocked'), ('lock_timeout', 'lock_timeout'), ('interrupted', 'interrupted')], default='running', max_length=20)),
-                ('exit_code', models.SmallIntegerField(blank=True, null=True)),
-                ('message', models.TextField(blank=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("command", models.CharField(max_length=40)),
+                ("argv", models.TextField(help_text="The command line as it was given.")),
+                ("database", models.CharField(max_length=100)),
+                ("host", models.CharField(max_length=255)),
+                ("pid", models.PositiveIntegerField()),
+                ("user", models.CharField(help_text="Operating-system user.", max_length=150)),
+                ("started_at", models.DateTimeField()),
+                ("lock_acquired_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "outcome",
+                    models.CharField(
+                        choices=[
+                            ("running", "running"),
+                            ("applied", "applied"),
+                            ("nothing_to_do", "nothing_to_do"),
+                            ("planned", "planned"),
+                            ("failed", "failed"),
+                            ("blocked", "blocked"),
+                            ("lock_timeout", "lock_timeout"),
+                            ("interrupted", "interrupted"),
+                        ],
+                        default="running",
+                        max_length=20,
+                    ),
+                ),
+                ("exit_code", models.SmallIntegerField(blank=True, null=True)),
+                ("message", models.TextField(blank=True)),
             ],
             options={
-                'verbose_name': 'run',
-                'verbose_name_plural': 'runs',
-                'ordering': ['-started_at', '-id'],
+                "verbose_name": "run",
+                "verbose_name_plural": "runs",
+                "ordering": ["-started_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='MigrationRecord',
+            name="MigrationRecord",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('app_label', models.CharField(max_length=255)),
-                ('name', models.CharField(max_length=255)),
-                ('checksum', models.CharField(max_length=80)),
-                ('started_at', models.DateTimeField()),
-                ('finished_at', models.DateTimeField()),
-                ('duration', models.DurationField()),
-                ('outcome', models.CharField(choices=[('applied', 'applied'), ('faked', 'faked'), ('unapplied', 'unapplied'), ('failed', 'failed'), ('adopted', 'adopted')], max_length=20)),
-                ('error', models.TextField(blank=True)),
-                ('run', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='migrations', to='django_safemigrate.run')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("app_label", models.CharField(max_length=255)),
+                ("name", models.CharField(max_length=255)),
+                ("checksum", models.CharField(max_length=80)),
+                ("started_at", models.DateTimeField()),
+                ("finished_at", models.DateTimeField()),
+                ("duration", models.DurationField()),
+                (
+                    "outcome",
+                    models.CharField(
+                        choices=[
+                            ("applied", "applied"),
+                            ("faked", "faked"),
+                            ("unapplied", "unapplied"),
+                            ("failed", "failed"),
+                            ("adopted", "adopted"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("error", models.TextField(blank=True)),
+                (
+                    "run",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="migrations",
+                        to="django_safemigrate.run",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'migration record',
-                'verbose_name_plural': 'migration records',
-                'ordering': ['-started_at', '-id'],
-                'indexes': [models.Index(fields=['app_label', 'name'], name='safemigrate_record_migration')],
+                "verbose_name": "migration record",
+                "verbose_name_plural": "migration records",
+                "ordering": ["-started_at", "-id"],
+                "indexes": [
+                    models.Index(fields=["app_label", "name"], name="safemigrate_record_migration")
+                ],
             },
         ),
     ]

@@ -576,7 +576,6 @@ class EmbeddedPostgres:
         self.pgdata = self._real_pgdata(self.data_dir)
         self.log_path = self.pgdata / "server.log"
         self.timings: dict[str, float] = {}
-        self._temporary = False
 
     @staticmethod
     def _real_pgdata(data_dir: Path) -> Path:
@@ -596,9 +595,7 @@ class EmbeddedPostgres:
         _get_runtime()
         base = _temp_clusters_dir()
         _sweep_orphans(base)
-        server = cls(base / f"tmp-{os.getpid()}-{secrets.token_hex(4)}", durable=False)
-        server._temporary = True
-        return server
+        return cls(base / f"tmp-{os.getpid()}-{secrets.token_hex(4)}", durable=False)
 
     # -- state ------------------------------------------------------------------------------
 
@@ -612,9 +609,18 @@ class EmbeddedPostgres:
         pid = int(lines[0])
         if not _pid_alive(pid):
             return None
-        with contextlib.suppress(OSError):  # pid reused by something else?
-            if b"postgres" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+        # A stale file whose pid now belongs to another process? The postmaster's working
+        # directory is its data directory.
+        try:
+            if Path(os.readlink(f"/proc/{pid}/cwd")) != self.pgdata.resolve():
                 return None
+        except FileNotFoundError:  # no /proc (not Linux), or the process just ended
+            if Path("/proc/self").exists():
+                return None
+        except OSError:  # another user's process: its name will have to do
+            with contextlib.suppress(OSError):
+                if b"postgres" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    return None
         return lines
 
     @property
@@ -672,7 +678,7 @@ class EmbeddedPostgres:
             _initdb_into(runtime, staging, durable=True)
         else:
             # Throwaway clusters are copies of one template: `cp -a` of a fresh cluster takes
-            # a third of what initdb takes. As root, cp -a keeps the owner (safemigrate-pg).
+            # about half as long as initdb. As root, cp -a keeps the owner (safemigrate-pg).
             template = _template(runtime)
             result = subprocess.run(
                 ["cp", "-a", str(template), str(staging)],
@@ -721,6 +727,7 @@ class EmbeddedPostgres:
             )  # fmt: skip
             if code == 0 and self.running:
                 self.timings["start"] = time.monotonic() - began
+                logger.info("embedded PostgreSQL in %s: %s", self.pgdata, self.timings)
                 return
             tail = self._log_tail(offset)
             if "Address already in use" not in tail:

@@ -7,10 +7,9 @@ change nothing. The lock is announced only when this run has to wait for it.
 
 from __future__ import annotations
 
-from argparse import ArgumentParser
 from typing import Any
 
-from django.core.management.base import CommandError, SystemCheckError
+from django.core.management.base import CommandError, CommandParser, SystemCheckError
 from django.core.management.commands import migrate as django_migrate
 from django.db import connections
 
@@ -29,7 +28,7 @@ class Command(django_migrate.Command):
         "Takes the database-wide migration lock and records the run in the ledger."
     )
 
-    def add_arguments(self, parser: ArgumentParser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         super().add_arguments(parser)
         parser.add_argument(
             "--lock-wait",
@@ -97,9 +96,7 @@ class Command(django_migrate.Command):
             return
         who = holder.describe() if holder else "another session"
         if first:
-            message = (
-                f"Waiting for the migration lock (up to {wait:g}s): it is held by {who}."
-            )
+            message = f"Waiting for the migration lock (up to {wait:g}s): it is held by {who}."
         else:
             message = f"Still waiting for the migration lock after {waited:.0f}s: held by {who}."
         self.stderr.write(message)

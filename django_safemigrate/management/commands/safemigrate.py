@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.management.base import CommandError
+from django.core.management.commands import migrate as django_migrate
 from django.db import DatabaseError, connections
 from django.db.migrations.exceptions import InconsistentMigrationHistory
 from django.db.migrations.executor import MigrationExecutor
@@ -77,11 +78,13 @@ class Command(migrate.Command):
         connection = connections[options["database"]]
         with ledgered_executor(ledger) as executor_class:
             if options["app_label"] != APP_LABEL:
-                self.bootstrap_ledger(ledger, executor_class(connection, self.migration_progress_callback))
+                self.bootstrap_ledger(
+                    ledger, executor_class(connection, self.migration_progress_callback)
+                )
         self.refuse_edited(ledger, connection)
         with ledgered_executor(ledger):
             try:
-                migrate.django_migrate.Command.handle(self, *args, **options)
+                django_migrate.Command.handle(self, *args, **options)
             except (DatabaseError, Exception) as exc:
                 if isinstance(exc, CommandError | SafemigrateError):
                     raise
