@@ -18,6 +18,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"])}
 if os.environ.get("DATABASE_ENGINE"):
     DATABASES["default"]["ENGINE"] = os.environ["DATABASE_ENGINE"]
+if os.environ.get("DIRECT_DATABASE_URL"):
+    # A second alias to the same database, bypassing a pooler (for --lock-database).
+    DATABASES["direct"] = dj_database_url.parse(os.environ["DIRECT_DATABASE_URL"])
 INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.auth",

