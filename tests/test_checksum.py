@@ -89,7 +89,7 @@ NEW_MEANING = {
     "column name": BASE.replace('"item", "price"', '"item", "cost"'),
     "SQL value": BASE.replace("SET price = 1", "SET price = 2"),
     "SQL reverse": BASE.replace(
-        "IS NULL\", migrations.RunSQL.noop", "IS NULL\", \"UPDATE shop_item SET price = NULL\""
+        'IS NULL", migrations.RunSQL.noop', 'IS NULL", "UPDATE shop_item SET price = NULL"'
     ),
     "RunPython body": BASE.replace("update(price=0)", "update(price=1)"),
     "RunPython reverse": BASE.replace(

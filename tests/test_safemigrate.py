@@ -266,3 +266,30 @@ def test_migrate_only_options_are_refused(database, scenarios, option):
         ["safemigrate", "basic", option], env_for(database, scenarios, "basic"), expect=2
     )
     assert f"safemigrate does not take {option}" in result.err
+
+
+def test_wrong_password_exits_2(scenarios):
+    """A server that checks passwords (a throwaway embedded one) refuses the wrong one."""
+    import psycopg
+
+    from django_safemigrate.testing.postgres import EmbeddedPostgres
+
+    server = EmbeddedPostgres.temporary().start()
+    try:
+        with psycopg.connect(server.url("postgres"), autocommit=True) as conn:
+            conn.execute("ALTER ROLE postgres PASSWORD 'the-right-one'")
+            (server.pgdata / "pg_hba.conf").write_text(
+                "local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n"
+            )
+            conn.execute("SELECT pg_reload_conf()")
+        url = f"postgres://postgres:a-wrong-one@127.0.0.1:{server.port}/postgres"
+        env = command_env(None, apps=["basic"], pythonpath=[scenarios], database_url=url)
+        result = run_command(["safemigrate"], env, expect=2)
+        assert "password authentication failed" in result.err
+        assert "Nothing was applied" in result.err
+        assert "a-wrong-one" not in result.output
+        right = url.replace("a-wrong-one", "the-right-one")
+        with psycopg.connect(right) as conn:
+            assert conn.execute("SELECT to_regclass('django_migrations')").fetchone() == (None,)
+    finally:
+        server.destroy()

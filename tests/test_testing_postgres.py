@@ -163,6 +163,14 @@ def test_example_database_url_persists_and_is_reused(example_dir: Path) -> None:
     with psycopg.connect(url) as conn:
         assert conn.execute("SELECT value FROM kept").fetchall() == [("survives a restart",)]
 
+    cli = [sys.executable, "-m", "django_safemigrate.testing.postgres", "stop"]
+    stopped = subprocess.run(
+        cli, env=_child_env(SAFEMIGRATE_EMBEDDED_PGDATA=str(example_dir)),
+        capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    assert stopped.stdout.strip() == "stopped"
+    assert not server.running
+
 
 def test_concurrent_first_use_makes_one_cluster_and_one_server(example_dir: Path) -> None:
     code = "from django_safemigrate.testing.postgres import *; print(example_database_url())"

@@ -1,0 +1,610 @@
+"""How much slower is ``manage.py safemigrate`` than Django's own ``migrate``?
+
+Each sample applies the example site's whole plan (every contrib app, django_safemigrate's own
+migrations and the 34 ``shop`` migrations) to a freshly created, empty database, in a child
+process, and drops the database afterwards. Three variants run side by side:
+
+``django``
+    Django's core ``migrate`` command (``django.core.management.commands.migrate.Command``),
+    not the override this app installs.
+``migrate``
+    ``manage.py migrate``: django_safemigrate's override (migration lock and ledger).
+``safemigrate``
+    ``manage.py safemigrate``: the governed deploy command.
+
+Every child runs the same small ``-c`` script: ``django.setup()``, look the command up, then
+time the command alone with ``time.perf_counter()`` and print that time on stderr. Two times
+are kept per sample: the wall-clock time of the whole child process (interpreter and Django
+start-up included), measured here, and the in-command time reported by the child.
+
+By default (``--entry cli``) the child runs the command the way ``manage.py`` does
+(``run_from_argv``), so all three variants run Django's system checks exactly as
+``python manage.py migrate`` does. ``--entry call_command`` uses ``call_command()`` instead,
+which skips the system checks for all three variants.
+
+Rounds run every variant once, in a shuffled order, so slow drift of a shared machine hits all
+variants alike; the first ``--warmup`` rounds are discarded. Every child must exit 0 and leave
+every ``shop`` migration applied, or the benchmark stops.
+
+The server is ``DATABASE_URL`` (a maintenance database where the user may CREATE DATABASE),
+else whatever ``django_safemigrate.testing.postgres.test_database_url()`` finds or starts.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres python bench/overhead.py --rounds 5
+    python bench/overhead.py --rounds 5 --write   # also rewrite BENCHMARKS.md's section
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import importlib.metadata
+import os
+import platform
+import random
+import re
+import secrets
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import psycopg
+from psycopg import sql
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BENCHMARKS_MD = REPO_ROOT / "BENCHMARKS.md"
+SHOP_MIGRATIONS = REPO_ROOT / "example_site" / "shop" / "migrations"
+SETTINGS_MODULE = "example_site.settings"
+SECTION_TITLE = "safemigrate overhead"
+TARGET_RATIO = 1.10
+MARKER = "@@safemigrate-bench "
+
+VARIANTS = ("django", "migrate", "safemigrate")
+
+#: What each child process runs: ``python -c CHILD_SCRIPT VARIANT ENTRY``.
+CHILD_SCRIPT = """\
+import sys, time
+import django
+
+variant, entry = sys.argv[1], sys.argv[2]
+django.setup()
+from django.core.management import ManagementUtility, call_command
+
+if variant == "django":
+    from django.core.management.commands.migrate import Command
+    name, command = "migrate", Command()
+else:
+    name = variant
+    command = ManagementUtility(["manage.py", name]).fetch_command(name)
+    if not type(command).__module__.startswith("django_safemigrate."):
+        sys.exit(f"{name} resolves to {type(command).__module__}, not django_safemigrate's")
+started, cpu_started = time.perf_counter(), time.process_time()
+if entry == "cli":
+    command.run_from_argv(["manage.py", name, "--noinput"])
+else:
+    call_command(command, "--noinput")
+elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+sys.stderr.write("\\n@@safemigrate-bench %r %r\\n" % (elapsed, cpu))
+"""
+
+
+class BenchmarkError(RuntimeError):
+    """A sample failed or gave a result that cannot be trusted; the benchmark stops."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Sample:
+    round: int  # 0-based, warm-up rounds included
+    variant: str
+    wall: float
+    command: float
+    cpu: float  # CPU time of the child's own process during the command
+    applied: int  # rows in django_migrations afterwards
+
+
+@dataclasses.dataclass(frozen=True)
+class Stats:
+    median: float
+    minimum: float
+    maximum: float
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Stats:
+        return cls(statistics.median(values), min(values), max(values))
+
+
+# --------------------------------------------------------------------------------------------
+# The server and the per-sample databases
+
+
+def server_url() -> str:
+    """DATABASE_URL, else a server found or started by the test helper."""
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        return url
+    try:
+        from django_safemigrate.testing.postgres import NoPostgreSQL, test_database_url
+    except ImportError as exc:
+        raise SystemExit(
+            "bench/overhead.py needs a PostgreSQL server. Set DATABASE_URL to a maintenance "
+            "database where the user may CREATE DATABASE, for example "
+            "DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres "
+            f"(django_safemigrate.testing.postgres could not be imported: {exc})."
+        ) from exc
+    try:
+        return test_database_url()
+    except NoPostgreSQL as exc:
+        raise SystemExit(str(exc)) from exc
+
+
+def with_database(url: str, name: str) -> str:
+    """``url`` pointing at database ``name`` instead of the maintenance database."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + quote(name)))
+
+
+def redacted(url: str) -> str:
+    """``url`` with any password replaced, fit for a published document."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:PASSWORD@{netloc}"))
+
+
+def create_database(maintenance_url: str, name: str) -> None:
+    with psycopg.connect(maintenance_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def drop_database(maintenance_url: str, name: str) -> None:
+    with psycopg.connect(maintenance_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+def server_version(maintenance_url: str) -> str:
+    with psycopg.connect(maintenance_url, autocommit=True) as conn:
+        row = conn.execute("SHOW server_version").fetchone()
+    return str(row[0]) if row else "unknown"
+
+
+def expected_shop_migrations() -> set[str]:
+    names = {p.stem for p in SHOP_MIGRATIONS.glob("[0-9][0-9][0-9][0-9]_*.py")}
+    if not names:
+        raise BenchmarkError(f"No migration files found in {SHOP_MIGRATIONS}.")
+    return names
+
+
+def check_applied(database_url: str, expected_shop: set[str], label: str) -> int:
+    """Abort unless every shop migration is applied; return the count of applied migrations."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        shop_count = conn.execute(
+            "SELECT count(*) FROM django_migrations WHERE app = 'shop'"
+        ).fetchone()
+        rows = conn.execute("SELECT name FROM django_migrations WHERE app = 'shop'").fetchall()
+        total = conn.execute("SELECT count(*) FROM django_migrations").fetchone()
+    missing = sorted(expected_shop - {name for (name,) in rows})
+    if missing or shop_count is None or shop_count[0] != len(expected_shop):
+        raise BenchmarkError(
+            f"{label}: the command exited 0 but django_migrations has "
+            f"{shop_count[0] if shop_count else 0} shop rows, {len(expected_shop)} expected; "
+            f"missing: {', '.join(missing) or 'none'}. The timing would not be comparable."
+        )
+    return int(total[0]) if total else 0
+
+
+# --------------------------------------------------------------------------------------------
+# One sample
+
+
+def run_sample(
+    maintenance_url: str, variant: str, entry: str, round_no: int, expected_shop: set[str]
+) -> Sample:
+    name = f"sm_bench_{os.getpid()}_{round_no}_{variant}_{secrets.token_hex(3)}"
+    label = f"round {round_no} {variant} (database {name})"
+    database_url = with_database(maintenance_url, name)
+    env = dict(os.environ, DATABASE_URL=database_url, DJANGO_SETTINGS_MODULE=SETTINGS_MODULE)
+    create_database(maintenance_url, name)
+    try:
+        started = time.perf_counter()
+        result = subprocess.run(
+            [sys.executable, "-c", CHILD_SCRIPT, variant, entry],
+            cwd=REPO_ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        wall = time.perf_counter() - started
+        if result.returncode != 0:
+            raise BenchmarkError(
+                f"{label}: the child exited {result.returncode}.\n"
+                f"--- stdout (last lines) ---\n{_tail(result.stdout)}\n"
+                f"--- stderr (last lines) ---\n{_tail(result.stderr)}"
+            )
+        markers = [line for line in result.stderr.splitlines() if line.startswith(MARKER)]
+        if not markers:
+            raise BenchmarkError(
+                f"{label}: the child exited 0 but printed no timing line.\n"
+                f"--- stderr (last lines) ---\n{_tail(result.stderr)}"
+            )
+        command, cpu = (float(x) for x in markers[-1].removeprefix(MARKER).split())
+        applied = check_applied(database_url, expected_shop, label)
+    finally:
+        drop_database(maintenance_url, name)
+    return Sample(
+        round=round_no, variant=variant, wall=wall, command=command, cpu=cpu, applied=applied
+    )
+
+
+def _tail(text: str, lines: int = 25) -> str:
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+# --------------------------------------------------------------------------------------------
+# Results
+
+
+@dataclasses.dataclass(frozen=True)
+class Results:
+    samples: list[Sample]  # measured rounds only
+    rounds: int
+    warmup: int
+    seed: int
+    entry: str
+    load_before: tuple[float, float, float]
+    load_after: tuple[float, float, float]
+
+    def values(self, variant: str, field: str) -> list[float]:
+        return [getattr(s, field) for s in self.samples if s.variant == variant]
+
+    def stats(self, variant: str, field: str) -> Stats:
+        return Stats.of(self.values(variant, field))
+
+    def ratio(self, variant: str, field: str) -> float:
+        return self.stats(variant, field).median / self.stats("django", field).median
+
+    def min_ratio(self, variant: str, field: str) -> float:
+        return self.stats(variant, field).minimum / self.stats("django", field).minimum
+
+    def paired_ratio(self, variant: str, field: str) -> float:
+        """Median over rounds of (variant / django) within the same round."""
+        by_round: dict[int, dict[str, float]] = {}
+        for s in self.samples:
+            by_round.setdefault(s.round, {})[s.variant] = getattr(s, field)
+        return statistics.median(r[variant] / r["django"] for r in by_round.values())
+
+
+def run_benchmark(maintenance_url: str, rounds: int, warmup: int, seed: int, entry: str) -> Results:
+    expected_shop = expected_shop_migrations()
+    rng = random.Random(seed)
+    load_before = os.getloadavg()
+    samples: list[Sample] = []
+    applied_counts: set[int] = set()
+    total = warmup + rounds
+    for round_no in range(total):
+        order = list(VARIANTS)
+        rng.shuffle(order)
+        kind = "warm-up" if round_no < warmup else f"round {round_no - warmup + 1}/{rounds}"
+        for variant in order:
+            sample = run_sample(maintenance_url, variant, entry, round_no, expected_shop)
+            applied_counts.add(sample.applied)
+            if len(applied_counts) > 1:
+                raise BenchmarkError(
+                    "The variants applied different numbers of migrations "
+                    f"({sorted(applied_counts)}); their times are not comparable."
+                )
+            print(
+                f"{kind:>12}  {variant:<11}  wall {sample.wall:7.3f} s  "
+                f"command {sample.command:7.3f} s  cpu {sample.cpu:7.3f} s  "
+                f"({sample.applied} migrations)",
+                file=sys.stderr,
+                flush=True,
+            )
+            if round_no >= warmup:
+                samples.append(sample)
+    return Results(
+        samples=samples,
+        rounds=rounds,
+        warmup=warmup,
+        seed=seed,
+        entry=entry,
+        load_before=load_before,
+        load_after=os.getloadavg(),
+    )
+
+
+MEASUREMENTS = {
+    "wall": "wall-clock",
+    "command": "in-command",
+    "cpu": "in-command CPU",
+}
+SHORT_NAMES = {
+    "django": "Django's `migrate`",
+    "migrate": "`migrate` (override)",
+    "safemigrate": "`safemigrate`",
+}
+
+
+def summary_table(results: Results) -> list[str]:
+    lines = [
+        "| measurement | variant | median | min | max |",
+        "|---|---|--:|--:|--:|",
+    ]
+    for field, measurement in MEASUREMENTS.items():
+        for variant in VARIANTS:
+            st = results.stats(variant, field)
+            lines.append(
+                f"| {measurement} | {SHORT_NAMES[variant]} | {st.median:.3f} s | "
+                f"{st.minimum:.3f} s | {st.maximum:.3f} s |"
+            )
+    return lines
+
+
+def ratio_table(results: Results) -> list[str]:
+    lines = [
+        "| ratio to Django's `migrate` | " + " | ".join(MEASUREMENTS.values()) + " |",
+        "|---|" + "--:|" * len(MEASUREMENTS),
+    ]
+    kinds = (
+        ("ratio of medians", results.ratio),
+        ("median of per-round ratios", results.paired_ratio),
+        ("ratio of minimums", results.min_ratio),
+    )
+    for variant in ("safemigrate", "migrate"):
+        for kind, ratio in kinds:
+            cells = " | ".join(f"{ratio(variant, field):.3f}" for field in MEASUREMENTS)
+            lines.append(f"| {SHORT_NAMES[variant]}, {kind} | {cells} |")
+    return lines
+
+
+def verdict(results: Results, field: str) -> str:
+    ratio = results.ratio("safemigrate", field)
+    met = "met" if ratio <= TARGET_RATIO else "not met"
+    return f"{ratio:.3f}: {met}"
+
+
+def print_summary(results: Results) -> None:
+    print()
+    print(
+        f"{results.rounds} measured rounds (+{results.warmup} warm-up discarded), "
+        f"entry={results.entry}, seed={results.seed}"
+    )
+    print(*summary_table(results), sep="\n")
+    print()
+    print(*ratio_table(results), sep="\n")
+    print()
+    print(
+        f"Target: safemigrate / django at most {TARGET_RATIO:.2f} (ratio of medians). "
+        f"Wall-clock {verdict(results, 'wall')}; in-command {verdict(results, 'command')}."
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# BENCHMARKS.md
+
+
+def cpu_model() -> str:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine() or "unknown"
+    match = re.search(r"^model name\s*:\s*(.+)$", text, re.MULTILINE)
+    return match[1].strip() if match else platform.machine() or "unknown"
+
+
+def git_revision() -> str:
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=REPO_ROOT, capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO_ROOT, capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"`{head}`" + (" with uncommitted changes" if dirty else "")
+
+
+def reproduce_command(argv: Sequence[str], database_url: str | None) -> str:
+    words = ["python", "bench/overhead.py", *argv]
+    prefix = f"DATABASE_URL={shlex.quote(redacted(database_url))} " if database_url else ""
+    return prefix + shlex.join(words)
+
+
+def section_text(results: Results, pg_version: str, command: str) -> str:
+    cores = os.cpu_count() or 0
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    applied = results.samples[0].applied if results.samples else 0
+    shop = len(expected_shop_migrations())
+    entry_note = (
+        "each child runs the command through `run_from_argv()`, as `manage.py` does, so all "
+        "three variants include Django's system checks"
+        if results.entry == "cli"
+        else "each child runs the command through `call_command()`, which skips Django's "
+        "system checks for all three variants"
+    )
+    warmup_note = (
+        f"{results.warmup} warm-up round{'s' if results.warmup != 1 else ''} discarded"
+        if results.warmup
+        else "no warm-up round"
+    )
+    load = "load average {:.2f} / {:.2f} / {:.2f} before, {:.2f} / {:.2f} / {:.2f} after".format(
+        *results.load_before, *results.load_after
+    )
+    django_cmd = results.stats("django", "command")
+    spread = django_cmd.maximum / django_cmd.minimum - 1
+    lines = [
+        f"## {SECTION_TITLE}",
+        "",
+        "`bench/overhead.py` applies the example site's whole plan "
+        f"({applied} migrations: {shop} `shop` migrations, the contrib apps and "
+        "django_safemigrate's own) to a freshly created empty database per sample, in a child "
+        "process, and drops the database afterwards. Each round runs the three variants once, "
+        f"in a shuffled order; {warmup_note}.",
+        "",
+        "- Django's `migrate`: Django's core command class "
+        "(`django.core.management.commands.migrate.Command`), not the override.",
+        "- `migrate` (override): `manage.py migrate` with django_safemigrate installed "
+        "(migration lock and ledger).",
+        "- `safemigrate`: `manage.py safemigrate`.",
+        "",
+        "Measurements, in seconds:",
+        "",
+        "- wall-clock: the whole child process as seen by the parent (interpreter start-up, "
+        "`django.setup()`, the command, exit);",
+        f"- in-command: `time.perf_counter()` around the command inside the child ({entry_note});",
+        "- in-command CPU: `time.process_time()` of the child over the same span. It counts "
+        "only the Python process's own CPU time, not PostgreSQL's work or time spent waiting, "
+        "and is less disturbed by other load on a shared machine than the two clock times. "
+        "It is shown for context; the target is judged on the first two.",
+        "",
+        f"- Date: {now}",
+        f"- Machine: {cpu_model()}, {cores} cores ({usable} usable), {platform.system()} "
+        f"{platform.release()}; shared with other work, {load}",
+        f"- Python {platform.python_version()}, Django {importlib.metadata.version('Django')}, "
+        f"psycopg {importlib.metadata.version('psycopg')}, PostgreSQL {pg_version}",
+        f"- Code: {git_revision()}",
+        f"- Rounds: {results.rounds} (median, min and max over the rounds)",
+        "",
+        *summary_table(results),
+        "",
+        *ratio_table(results),
+        "",
+        f"Target: `safemigrate` at most {TARGET_RATIO:.2f} times Django's core `migrate` "
+        "(ratio of medians).",
+        "",
+        f"- Wall-clock: {verdict(results, 'wall')}.",
+        f"- In-command: {verdict(results, 'command')}.",
+        "",
+        f"In this run the slowest round of Django's own `migrate` took {spread:.0%} longer "
+        "in-command than its fastest, so the verdict of a single run on this machine is only "
+        "as firm as that spread allows.",
+        "",
+        "Reproduce:",
+        "",
+        "```console",
+        f"$ {command}",
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+HEADER = """\
+# Benchmarks
+
+Results of the scripts in `bench/`. Each section is rewritten by its script's `--write` flag;
+the command at the end of a section reproduces it.
+"""
+
+
+def update_benchmarks(path: Path, section: str) -> None:
+    """Replace the ``## safemigrate overhead`` section of ``path``, keeping the others."""
+    text = path.read_text() if path.exists() else HEADER
+    head, sections = split_sections(text)
+    replaced = False
+    for index, body in enumerate(sections):
+        title = body.splitlines()[0].removeprefix("## ").strip().lower()
+        if title.startswith(SECTION_TITLE):
+            sections[index] = section
+            replaced = True
+    if not replaced:
+        sections.append(section)
+    parts = [head.rstrip("\n") + "\n"] + [s.rstrip("\n") + "\n" for s in sections]
+    path.write_text("\n".join(parts))
+
+
+def split_sections(text: str) -> tuple[str, list[str]]:
+    """Split Markdown into what precedes the first ``## `` heading and the ``## `` sections."""
+    head: list[str] = []
+    sections: list[list[str]] = []
+    in_fence = False
+    for line in text.splitlines(keepends=True):
+        if line.lstrip().startswith(("```", "~~~")):
+            in_fence = not in_fence
+        if not in_fence and line.startswith("## "):
+            sections.append([line])
+        elif sections:
+            sections[-1].append(line)
+        else:
+            head.append(line)
+    return "".join(head), ["".join(s) for s in sections]
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python bench/overhead.py",
+        description="Compare manage.py safemigrate with Django's own migrate on the example "
+        "site's whole plan, one fresh database per sample.",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="measured rounds (default: 5; median of them)"
+    )
+    parser.add_argument(
+        "--warmup", type=int, default=1, help="warm-up rounds, discarded (default: 1)"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=None, help="seed of the per-round shuffle (default: random)"
+    )
+    parser.add_argument(
+        "--entry",
+        choices=("cli", "call_command"),
+        default="cli",
+        help="how the child runs each command: 'cli' like manage.py (system checks run), or "
+        "'call_command' (system checks skipped) (default: cli)",
+    )
+    parser.add_argument(
+        "--write",
+        action="store_true",
+        help=f"rewrite the '{SECTION_TITLE}' section of {BENCHMARKS_MD.name}",
+    )
+    args = parser.parse_args(argv)
+    if args.rounds < 1 or args.warmup < 0:
+        parser.error("--rounds must be at least 1 and --warmup at least 0")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    given_url = os.environ.get("DATABASE_URL")
+    maintenance_url = server_url()
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1_000_000)
+    pg_version = server_version(maintenance_url)
+    print(
+        f"PostgreSQL {pg_version} at {redacted(maintenance_url)}; "
+        f"{args.warmup} warm-up + {args.rounds} rounds of {', '.join(VARIANTS)}",
+        file=sys.stderr,
+    )
+    try:
+        results = run_benchmark(maintenance_url, args.rounds, args.warmup, seed, args.entry)
+    except BenchmarkError as exc:
+        print(f"\nBENCHMARK ABORTED: {exc}", file=sys.stderr)
+        return 1
+    print_summary(results)
+    if args.write:
+        shown = [*argv] if args.seed is not None else [*argv, "--seed", str(seed)]
+        command = reproduce_command(shown, given_url)
+        update_benchmarks(BENCHMARKS_MD, section_text(results, pg_version, command))
+        print(f"\nWrote the '{SECTION_TITLE}' section of {BENCHMARKS_MD}.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Shared pytest configuration for django-safemigrate's tests."""
