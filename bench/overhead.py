@@ -409,7 +409,9 @@ def git_revision() -> str:
             cwd=REPO_ROOT, capture_output=True, text=True, check=True,
         ).stdout.strip()  # fmt: skip
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            # The benchmark's own files do not change what is measured.
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+             ":(exclude)bench", ":(exclude)BENCHMARKS.md"],
             cwd=REPO_ROOT, capture_output=True, text=True, check=True,
         ).stdout.strip()  # fmt: skip
     except (OSError, subprocess.CalledProcessError):
@@ -423,7 +425,7 @@ def reproduce_command(argv: Sequence[str], database_url: str | None) -> str:
     return prefix + shlex.join(words)
 
 
-def section_text(results: Results, pg_version: str, command: str) -> str:
+def section_text(results: Results, pg_version: str, command: str, revision: str) -> str:
     cores = os.cpu_count() or 0
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -471,12 +473,14 @@ def section_text(results: Results, pg_version: str, command: str) -> str:
         "and is less disturbed by other load on a shared machine than the two clock times. "
         "It is shown for context; the target is judged on the first two.",
         "",
+        "This run:",
+        "",
         f"- Date: {now}",
         f"- Machine: {cpu_model()}, {cores} cores ({usable} usable), {platform.system()} "
         f"{platform.release()}; shared with other work, {load}",
         f"- Python {platform.python_version()}, Django {importlib.metadata.version('Django')}, "
         f"psycopg {importlib.metadata.version('psycopg')}, PostgreSQL {pg_version}",
-        f"- Code: {git_revision()}",
+        f"- Code: {revision}",
         f"- Rounds: {results.rounds} (median, min and max over the rounds)",
         "",
         *summary_table(results),
@@ -587,6 +591,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     maintenance_url = server_url()
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1_000_000)
     pg_version = server_version(maintenance_url)
+    revision = git_revision()  # before the run: others may commit while it runs
     print(
         f"PostgreSQL {pg_version} at {redacted(maintenance_url)}; "
         f"{args.warmup} warm-up + {args.rounds} rounds of {', '.join(VARIANTS)}",
@@ -601,7 +606,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.write:
         shown = [*argv] if args.seed is not None else [*argv, "--seed", str(seed)]
         command = reproduce_command(shown, given_url)
-        update_benchmarks(BENCHMARKS_MD, section_text(results, pg_version, command))
+        update_benchmarks(BENCHMARKS_MD, section_text(results, pg_version, command, revision))
         print(f"\nWrote the '{SECTION_TITLE}' section of {BENCHMARKS_MD}.")
     return 0
 
