@@ -18,11 +18,13 @@ checksum alone; any change to what the migration does changes it:
 from __future__ import annotations
 
 import ast
+import contextlib
 import enum
 import hashlib
 import inspect
 import json
 import textwrap
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -36,6 +38,20 @@ ALGORITHM = "sha256"
 _POSITION_FIELDS = {"lineno", "col_offset", "end_lineno", "end_col_offset", "type_comment"}
 # Parse-tree keys pglast emits for source positions.
 _SQL_POSITION_KEYS = {"location", "stmt_location", "stmt_len"}
+
+
+def warm_up() -> None:
+    """Import the SQL parser in the background while the command connects.
+
+    pglast is a large extension module (tens of milliseconds to import); loading
+    it while the main thread waits on the network keeps it off the deploy's path.
+    """
+
+    def load() -> None:
+        with contextlib.suppress(ImportError):
+            import pglast.parser  # noqa: F401
+
+    threading.Thread(target=load, name="safemigrate-warm-up", daemon=True).start()
 
 
 def migration_checksum(migration: migrations.Migration) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 
 
 class ExitCode(enum.IntEnum):
@@ -49,3 +50,57 @@ class ChecksumPolicy(enum.StrEnum):
 
     ERROR = "error"
     WARN = "warn"
+
+
+class Risk(enum.StrEnum):
+    """How dangerous an operation (or a migration, the highest of its operations) is."""
+
+    #: Metadata-only or online, and the old code keeps working.
+    SAFE = "safe"
+    #: Blocks reads or writes for time that grows with the table, scans or rewrites
+    #: under a strong lock, an unreviewed data migration, or breaks old code's writes.
+    RISKY = "risky"
+    #: Loses data or breaks the old running code with no way back.
+    DESTRUCTIVE = "destructive"
+
+    @property
+    def rank(self) -> int:
+        return _RISK_RANK[self]
+
+    @classmethod
+    def highest(cls, risks: Iterable[Risk]) -> Risk:
+        return max(risks, key=lambda r: r.rank, default=cls.SAFE)
+
+
+_RISK_RANK = {Risk.SAFE: 0, Risk.RISKY: 1, Risk.DESTRUCTIVE: 2}
+
+
+class LockMode(enum.StrEnum):
+    """PostgreSQL table lock modes, weakest first.
+
+    https://www.postgresql.org/docs/current/explicit-locking.html#LOCKING-TABLES
+    """
+
+    ACCESS_SHARE = "ACCESS SHARE"
+    ROW_SHARE = "ROW SHARE"
+    ROW_EXCLUSIVE = "ROW EXCLUSIVE"
+    SHARE_UPDATE_EXCLUSIVE = "SHARE UPDATE EXCLUSIVE"
+    SHARE = "SHARE"
+    SHARE_ROW_EXCLUSIVE = "SHARE ROW EXCLUSIVE"
+    EXCLUSIVE = "EXCLUSIVE"
+    ACCESS_EXCLUSIVE = "ACCESS EXCLUSIVE"
+
+    @property
+    def blocks_writes(self) -> bool:
+        return list(LockMode).index(self) >= list(LockMode).index(LockMode.SHARE)
+
+    @property
+    def blocks_reads(self) -> bool:
+        return self is LockMode.ACCESS_EXCLUSIVE
+
+
+class Phase(enum.StrEnum):
+    """When a migration may run relative to the code rollout."""
+
+    PRE_DEPLOY = "pre_deploy"
+    POST_DEPLOY = "post_deploy"

@@ -75,6 +75,7 @@ class LedgerExecutor(MigrationExecutor):
             key = (args[0], args[1])
             forward = kwargs.get("forward", args[2] if len(args) > 2 else True)
         if forward and key == (current.app_label, current.name):
+            self.ledger.migration_recorded(key, applied=True)
             # Faked, or turned into a fake by --fake-initial: no SQL ran.
             fake = self._fake or self._soft_applied
             self._record(current, MigrationOutcome.FAKED if fake else MigrationOutcome.APPLIED)
@@ -96,6 +97,7 @@ class LedgerExecutor(MigrationExecutor):
         except BaseException as exc:
             self._failed(migration, exc)
             raise
+        self.ledger.migration_recorded(key, applied=False)
         self._record(migration, MigrationOutcome.UNAPPLIED)
         return state
 
@@ -120,7 +122,7 @@ class LedgerExecutor(MigrationExecutor):
         self.ledger.failed = (migration.app_label, migration.name)
         error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         # The migration's transaction is gone by now; write the failure on its own.
-        self.ledger.connection.close_if_unusable_or_obsolete()
+        self.ledger.reconnect_if_broken()
         with contextlib.suppress(Exception):
             self._record(migration, MigrationOutcome.FAILED, error)
 

@@ -57,8 +57,9 @@ class Ledger:
         self.lock_acquired_at: datetime.datetime | None = None
         self.run_id: int | None = None
         self.pending: list[PendingRecord] = []
-        self._writable = False
-        self._ours: set[tuple[str, str]] | None = None
+        self._writable: bool | None = None
+        self._ours: set[tuple[str, str]] = set()
+        self._applied_ours: set[tuple[str, str]] = set()
         self.write_errors: list[str] = []
         self.counts: dict[MigrationOutcome, int] = {}
         #: The migration that raised, if one did.
@@ -67,20 +68,34 @@ class Ledger:
     # -- whether the tables are there -------------------------------------------------
 
     def writable(self) -> bool:
-        """True once every migration of this app is applied on this database."""
-        if self._writable:
-            return True
-        from django.db.migrations.loader import MigrationLoader
+        """True while every migration of this app is applied on this database.
 
-        recorder = MigrationRecorder(self.connection)
-        if not recorder.has_table():
-            return False
-        if self._ours is None:
+        The database is asked once; after that the executor reports each of this
+        app's migrations it applies or unapplies (:meth:`migration_recorded`).
+        """
+        if self._writable is None:
+            from django.db.migrations.loader import MigrationLoader
+
             disk = MigrationLoader(None, ignore_no_migrations=True).disk_migrations
             self._ours = {key for key in disk if key[0] == APP_LABEL}
-        applied = {key for key in recorder.applied_migrations() if key[0] == APP_LABEL}
-        self._writable = bool(self._ours) and self._ours <= applied
+            recorder = MigrationRecorder(self.connection)
+            if recorder.has_table():
+                self._applied_ours = {
+                    key for key in recorder.applied_migrations() if key[0] == APP_LABEL
+                }
+            self._writable = bool(self._ours) and self._ours <= self._applied_ours
         return self._writable
+
+    def migration_recorded(self, key: tuple[str, str], *, applied: bool) -> None:
+        """Keep :meth:`writable` true to the database as this app's migrations change."""
+        if key[0] != APP_LABEL:
+            return
+        self.writable()
+        if applied:
+            self._applied_ours.add(key)
+        else:
+            self._applied_ours.discard(key)
+        self._writable = bool(self._ours) and self._ours <= self._applied_ours
 
     # -- events --------------------------------------------------------------------------
 
@@ -108,13 +123,15 @@ class Ledger:
         for entry in pending:
             self._write(entry)
 
-    def finish(self, outcome: RunOutcome, exit_code: int, message: str = "") -> None:
+    def finish(
+        self, outcome: RunOutcome, exit_code: int, message: str = "", *, after_error: bool = False
+    ) -> None:
         """Close the run. Never raises: a ledger problem must not hide the real outcome."""
         from django_safemigrate.models import Run
 
         try:
-            # A failed statement may have left the connection unusable; start afresh.
-            self.connection.close_if_unusable_or_obsolete()
+            if after_error:
+                self.reconnect_if_broken()
             if not self.writable():
                 return
             self.flush()
@@ -128,6 +145,11 @@ class Ledger:
             )
         except DatabaseError as exc:
             self.write_errors.append(f"The ledger could not be written: {exc}")
+
+    def reconnect_if_broken(self) -> None:
+        """After a failure the connection may be dead (terminated backend, server gone)."""
+        if self.connection.connection is not None and not self.connection.is_usable():
+            self.connection.close()
 
     # -- writing -------------------------------------------------------------------------
 
@@ -154,17 +176,26 @@ class Ledger:
         from django_safemigrate.models import MigrationRecord
 
         assert self.run_id is not None
-        MigrationRecord.objects.using(self.connection.alias).create(
-            run_id=self.run_id,
-            app_label=entry.app_label,
-            name=entry.name,
-            checksum=entry.checksum,
-            started_at=entry.started_at,
-            finished_at=entry.finished_at,
-            duration=entry.finished_at - entry.started_at,
-            outcome=entry.outcome.value,
-            error=entry.error,
-        )
+        # One plain INSERT: this runs inside every migration's transaction, where
+        # the ORM's per-row overhead would show in the deploy's duration.
+        meta = MigrationRecord._meta
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {self.connection.ops.quote_name(meta.db_table)} "
+                "(run_id, app_label, name, checksum, started_at, finished_at, duration, "
+                "outcome, error) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                [
+                    self.run_id,
+                    entry.app_label,
+                    entry.name,
+                    entry.checksum,
+                    entry.started_at,
+                    entry.finished_at,
+                    entry.finished_at - entry.started_at,
+                    entry.outcome.value,
+                    entry.error,
+                ],
+            )
 
     # -- reading -------------------------------------------------------------------------
 

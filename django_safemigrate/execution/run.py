@@ -121,7 +121,7 @@ def _finish_failed(ledger: Ledger, exc: BaseException) -> None:
             ExitCode.BLOCKED: RunOutcome.BLOCKED,
             ExitCode.LOCK_TIMEOUT: RunOutcome.LOCK_TIMEOUT,
         }.get(exc.exit_code, RunOutcome.FAILED)
-        ledger.finish(outcome, exc.exit_code, str(exc))
+        ledger.finish(outcome, exc.exit_code, str(exc), after_error=True)
     elif isinstance(exc, KeyboardInterrupt | SystemExit):
         code = exc.code if isinstance(exc, SystemExit) and isinstance(exc.code, int) else 130
         outcome = (
@@ -129,6 +129,8 @@ def _finish_failed(ledger: Ledger, exc: BaseException) -> None:
             if isinstance(exc, KeyboardInterrupt)
             else (RunOutcome.NOTHING_TO_DO if code == 0 else RunOutcome.FAILED)
         )
-        ledger.finish(outcome, code, type(exc).__name__)
+        ledger.finish(outcome, code, type(exc).__name__, after_error=True)
     else:
-        ledger.finish(RunOutcome.FAILED, ExitCode.FAILED, f"{type(exc).__name__}: {exc}")
+        ledger.finish(
+            RunOutcome.FAILED, ExitCode.FAILED, f"{type(exc).__name__}: {exc}", after_error=True
+        )

@@ -13,6 +13,7 @@ from django.core.management.base import CommandError, CommandParser, SystemCheck
 from django.core.management.commands import migrate as django_migrate
 from django.db import connections
 
+from django_safemigrate.checksum import warm_up
 from django_safemigrate.conf import SafemigrateSettings, get_settings
 from django_safemigrate.enums import ExitCode
 from django_safemigrate.exceptions import LockTimeout
@@ -61,6 +62,7 @@ class Command(django_migrate.Command):
         if options["plan"] or options["check_unapplied"]:
             super().handle(*args, **options)
             return
+        warm_up()
         settings = get_settings()
         request = self.run_request(options, settings)
         try:

@@ -15,7 +15,7 @@ from django.core.management.commands import migrate as django_migrate
 from django.db import DatabaseError, connections
 from django.db.migrations.exceptions import InconsistentMigrationHistory
 from django.db.migrations.executor import MigrationExecutor
-from django.db.migrations.loader import MigrationLoader
+from django.db.migrations.recorder import MigrationRecorder
 
 from django_safemigrate.checksum import migration_checksum
 from django_safemigrate.conf import get_settings
@@ -117,8 +117,8 @@ class Command(migrate.Command):
         Applied migrations the ledger has never seen (applied before this app was
         installed) are adopted: their current checksum becomes the baseline.
         """
-        loader = MigrationLoader(connection)
-        applied = set(loader.applied_migrations)
+        loader = self.loader
+        applied = set(MigrationRecorder(connection).applied_migrations())
         recorded = ledger.recorded_checksums()
         mismatches = edited_migrations(loader, recorded, applied)
         if mismatches:

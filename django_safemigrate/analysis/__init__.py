@@ -1,0 +1,1 @@
+"""Classify migrations: every operation judged by the SQL it will really run."""

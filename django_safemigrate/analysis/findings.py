@@ -1,0 +1,134 @@
+"""Values the analysis produces: findings, and a report per migration."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from django_safemigrate.enums import LockMode, Risk
+
+
+@dataclasses.dataclass(frozen=True)
+class Hit:
+    """What a rule check returns: one problem it saw. The analyser adds where it was."""
+
+    message: str
+    hint: str
+    table: str | None = None
+    lock: LockMode | None = None
+    rewrites_table: bool | None = None
+    #: Overrides the rule's severity for this hit (e.g. a lossy type change).
+    severity: Risk | None = None
+    #: ``False`` when the hit concerns only a table created in the same migration
+    #: or a table known to be small: reported, but it does not fail the build.
+    blocking: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class TableInfo:
+    """Size of a table on the connected database (``pg_class`` estimates)."""
+
+    name: str
+    rows: int
+    bytes: int
+
+    def describe(self) -> str:
+        return f"~{self.rows:,} rows, {_human_bytes(self.bytes)}"
+
+
+def _human_bytes(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if value < 1024 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError  # pragma: no cover
+
+
+@dataclasses.dataclass(frozen=True)
+class Finding:
+    """One rule firing on one operation."""
+
+    code: str
+    rule: str
+    severity: Risk
+    message: str
+    hint: str
+    operation_index: int | None = None
+    operation: str | None = None
+    line: int | None = None
+    table: str | None = None
+    lock: LockMode | None = None
+    rewrites_table: bool | None = None
+    sql: str | None = None
+    blocking: bool = True
+    table_rows: int | None = None
+    table_bytes: int | None = None
+    #: The reason given in the migration file when the finding is acknowledged.
+    acknowledged: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "code": self.code,
+            "rule": self.rule,
+            "severity": self.severity.value,
+            "operation_index": self.operation_index,
+            "operation": self.operation,
+            "line": self.line,
+            "table": self.table,
+            "lock": self.lock.value if self.lock else None,
+            "rewrites_table": self.rewrites_table,
+            "sql": self.sql,
+            "message": self.message,
+            "hint": self.hint,
+            "blocking": self.blocking,
+            "acknowledged": self.acknowledged,
+        }
+        if self.table_rows is not None:
+            data["table_rows"] = self.table_rows
+            data["table_bytes"] = self.table_bytes
+        return data
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    """A project-level problem (SM9xx): not tied to one operation."""
+
+    code: str
+    message: str
+    path: str | None = None
+    line: int | None = None
+    app_label: str | None = None
+    name: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.path:
+            data["path"] = self.path
+        if self.line:
+            data["line"] = self.line
+        if self.app_label:
+            data["app_label"] = self.app_label
+            data["name"] = self.name
+        return data
+
+
+@dataclasses.dataclass(frozen=True)
+class MigrationReport:
+    """Everything the analysis says about one migration."""
+
+    app_label: str
+    name: str
+    path: str | None
+    checksum: str
+    applied: bool
+    atomic: bool
+    findings: tuple[Finding, ...]
+
+    @property
+    def risk(self) -> Risk:
+        return Risk.highest(f.severity for f in self.findings if f.acknowledged is None)
+
+    def counted(self) -> tuple[Finding, ...]:
+        """Findings that count against the migration (not acknowledged, blocking)."""
+        return tuple(f for f in self.findings if f.acknowledged is None and f.blocking)
