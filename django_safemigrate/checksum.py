@@ -54,6 +54,36 @@ def warm_up() -> None:
     threading.Thread(target=load, name="safemigrate-warm-up", daemon=True).start()
 
 
+class Precomputed:
+    """Checksums of a plan's migrations, computed on a background thread.
+
+    Applying a migration mostly waits on the database, with the GIL released;
+    hashing the next migrations meanwhile keeps the ledger off the deploy's
+    critical path. :meth:`get` falls back to computing on the spot.
+    """
+
+    def __init__(self, migrations: list[migrations.Migration]) -> None:
+        self._results: dict[tuple[str, str], str] = {}
+        self._thread = threading.Thread(
+            target=self._run, args=(list(migrations),), name="safemigrate-checksums", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, plan: list[migrations.Migration]) -> None:
+        for migration in plan:
+            key = (migration.app_label, migration.name)
+            if key not in self._results:
+                with contextlib.suppress(Exception):  # get() computes it again and raises there
+                    self._results[key] = migration_checksum(migration)
+
+    def get(self, migration: migrations.Migration) -> str:
+        key = (migration.app_label, migration.name)
+        found = self._results.get(key)
+        if found is None:
+            found = self._results[key] = migration_checksum(migration)
+        return found
+
+
 def migration_checksum(migration: migrations.Migration) -> str:
     """``"sha256:<hex>"`` of the migration's meaning."""
     module = type(migration).__module__

@@ -7,10 +7,12 @@ migration file or a mistyped app label is reported in one clear paragraph
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import traceback
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from typing import ClassVar
 
 from django.apps import apps
 from django.db.migrations.exceptions import BadMigrationError, NodeNotFoundError
@@ -22,10 +24,45 @@ from django_safemigrate.exceptions import BrokenMigration, UsageError
 Key = tuple[str, str]
 
 
+class SharedDiskLoader(MigrationLoader):
+    """A loader that scans the migration modules once per command run.
+
+    A run builds several loaders (validation, the ledger, the executor); each
+    would walk and instantiate every migration again. Inside
+    :func:`sharing_disk_scan` they share the first scan.
+    """
+
+    _shared: ClassVar[SharedDiskLoader | None] = None
+    _depth: ClassVar[int] = 0
+
+    def load_disk(self) -> None:
+        shared = SharedDiskLoader._shared
+        if shared is None:
+            super().load_disk()
+            if SharedDiskLoader._depth:
+                SharedDiskLoader._shared = self
+            return
+        self.disk_migrations = dict(shared.disk_migrations)
+        self.unmigrated_apps = set(shared.unmigrated_apps)
+        self.migrated_apps = set(shared.migrated_apps)
+
+
+@contextlib.contextmanager
+def sharing_disk_scan() -> Iterator[None]:
+    """Let every :class:`SharedDiskLoader` built inside the block share one disk scan."""
+    SharedDiskLoader._depth += 1
+    try:
+        yield
+    finally:
+        SharedDiskLoader._depth -= 1
+        if not SharedDiskLoader._depth:
+            SharedDiskLoader._shared = None
+
+
 def load_disk_migrations() -> MigrationLoader:
     """Import every migration module without touching a database."""
     try:
-        return MigrationLoader(None, ignore_no_migrations=True)
+        return SharedDiskLoader(None)
     except NodeNotFoundError as exc:
         raise BrokenMigration(
             f"The migration graph is broken: {exc}. A migration depends on one that does not "

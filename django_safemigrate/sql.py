@@ -126,7 +126,7 @@ def render_migration(
                         statements.extend(parse(text))
                     if isinstance(operation, SeparateDatabaseAndState):
                         statements = _mark_handwritten(operation, statements)
-            except Exception as exc:  # noqa: BLE001 - one operation must not stop the analysis
+            except Exception as exc:  # one operation must not stop the analysis
                 statements = []
                 error = _render_error(exc)
             del editor.collected_sql[before:]
@@ -142,9 +142,7 @@ def render_migration(
         editor.deferred_sql = []
     for owner, extra in deferred_by_owner.items():
         current = results[owner]
-        results[owner] = dataclasses.replace(
-            current, statements=current.statements + tuple(extra)
-        )
+        results[owner] = dataclasses.replace(current, statements=current.statements + tuple(extra))
     return results, state
 
 

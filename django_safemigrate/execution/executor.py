@@ -14,12 +14,14 @@ from typing import Any
 from django.core.management.commands import migrate as django_migrate
 from django.db.migrations import Migration
 from django.db.migrations.executor import MigrationExecutor
+from django.db.migrations.recorder import MigrationRecorder
 from django.db.migrations.state import ProjectState
 from django.utils import timezone
 
-from django_safemigrate.checksum import migration_checksum
+from django_safemigrate.checksum import Precomputed
 from django_safemigrate.enums import MigrationOutcome
 from django_safemigrate.execution.ledger import Ledger, PendingRecord
+from django_safemigrate.plan import SharedDiskLoader
 
 
 class LedgerExecutor(MigrationExecutor):
@@ -27,13 +29,25 @@ class LedgerExecutor(MigrationExecutor):
 
     ledger: Ledger
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, connection: Any, progress_callback: Any = None) -> None:
+        # Django's __init__, with a loader that reuses this run's scan of the
+        # migration modules instead of importing and instantiating them again.
+        self.connection = connection
+        self.loader = SharedDiskLoader(connection)
+        self.recorder = MigrationRecorder(connection)
+        self.progress_callback = progress_callback
         self._started: dict[tuple[str, str], Any] = {}
         self._fake = False
         self._soft_applied = False
         self._current: Migration | None = None
+        self._checksums = Precomputed([])
         self.failed: Migration | None = None
+
+    def migrate(self, targets: Any, plan: Any = None, *args: Any, **kwargs: Any) -> ProjectState:
+        if plan is None:
+            plan = self.migration_plan(targets)
+        self._checksums = Precomputed([migration for migration, _ in plan])
+        return super().migrate(targets, plan, *args, **kwargs)
 
     def apply_migration(
         self,
@@ -109,7 +123,7 @@ class LedgerExecutor(MigrationExecutor):
             PendingRecord(
                 app_label=migration.app_label,
                 name=migration.name,
-                checksum=migration_checksum(migration),
+                checksum=self._checksums.get(migration),
                 started_at=started,
                 finished_at=timezone.now(),
                 outcome=outcome,

@@ -74,9 +74,9 @@ class Ledger:
         app's migrations it applies or unapplies (:meth:`migration_recorded`).
         """
         if self._writable is None:
-            from django.db.migrations.loader import MigrationLoader
+            from django_safemigrate.plan import SharedDiskLoader
 
-            disk = MigrationLoader(None, ignore_no_migrations=True).disk_migrations
+            disk = SharedDiskLoader(None, ignore_no_migrations=True).disk_migrations
             self._ours = {key for key in disk if key[0] == APP_LABEL}
             recorder = MigrationRecorder(self.connection)
             if recorder.has_table():
@@ -179,22 +179,23 @@ class Ledger:
         # One plain INSERT: this runs inside every migration's transaction, where
         # the ORM's per-row overhead would show in the deploy's duration.
         meta = MigrationRecord._meta
+        params: list[Any] = [
+            self.run_id,
+            entry.app_label,
+            entry.name,
+            entry.checksum,
+            entry.started_at,
+            entry.finished_at,
+            entry.finished_at - entry.started_at,
+            entry.outcome.value,
+            entry.error,
+        ]
         with self.connection.cursor() as cursor:
             cursor.execute(
                 f"INSERT INTO {self.connection.ops.quote_name(meta.db_table)} "
                 "(run_id, app_label, name, checksum, started_at, finished_at, duration, "
                 "outcome, error) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                [
-                    self.run_id,
-                    entry.app_label,
-                    entry.name,
-                    entry.checksum,
-                    entry.started_at,
-                    entry.finished_at,
-                    entry.finished_at - entry.started_at,
-                    entry.outcome.value,
-                    entry.error,
-                ],
+                params,
             )
 
     # -- reading -------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from django_safemigrate.execution.executor import ledgered_executor
 from django_safemigrate.execution.ledger import Ledger
 from django_safemigrate.execution.lock import Holder, command_line
 from django_safemigrate.execution.run import RunRequest, governed_run
+from django_safemigrate.plan import sharing_disk_scan
 
 
 class Command(django_migrate.Command):
@@ -66,7 +67,7 @@ class Command(django_migrate.Command):
         settings = get_settings()
         request = self.run_request(options, settings)
         try:
-            with governed_run(request, settings, self.report_wait) as ledger:
+            with sharing_disk_scan(), governed_run(request, settings, self.report_wait) as ledger:
                 self.handle_locked(ledger, *args, **options)
         except LockTimeout as exc:
             raise CommandError(str(exc), returncode=ExitCode.LOCK_TIMEOUT) from exc

@@ -24,7 +24,12 @@ from django_safemigrate.exceptions import Blocked, MigrationFailed, SafemigrateE
 from django_safemigrate.execution.executor import ledgered_executor
 from django_safemigrate.execution.ledger import APP_LABEL, Ledger, PendingRecord
 from django_safemigrate.management.commands import migrate
-from django_safemigrate.plan import edited_migrations, load_disk_migrations, validate_selection
+from django_safemigrate.plan import (
+    edited_migrations,
+    load_disk_migrations,
+    sharing_disk_scan,
+    validate_selection,
+)
 
 #: ``migrate`` options that make no sense for a deploy command, and what to use instead.
 _REFUSED_OPTIONS = {
@@ -50,12 +55,13 @@ class Command(migrate.Command):
                 if options.get(option):
                     raise UsageError(f"safemigrate does not take {advice}. Nothing was applied.")
             get_settings()
-            self.loader = load_disk_migrations()
-            validate_selection(self.loader, options["app_label"], options["migration_name"])
-            if options["plan"]:
-                self.show_plan(**options)
-                return
-            super().handle(*args, **options)
+            with sharing_disk_scan():
+                self.loader = load_disk_migrations()
+                validate_selection(self.loader, options["app_label"], options["migration_name"])
+                if options["plan"]:
+                    self.show_plan(**options)
+                    return
+                super().handle(*args, **options)
         except SafemigrateError as exc:
             raise CommandError(str(exc), returncode=exc.exit_code) from exc
         except InconsistentMigrationHistory as exc:
