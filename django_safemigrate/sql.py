@@ -47,6 +47,8 @@ class OperationSQL:
     reduces_to_sql: bool = True
     #: Why the SQL could not be rendered (for example, it needs the live schema).
     render_error: str | None = None
+    #: The project state just before this operation (``None`` for ``RunPython``).
+    from_state: ProjectState | None = dataclasses.field(default=None, compare=False, repr=False)
 
 
 def parse(sql: str, *, handwritten: bool = False) -> list[Statement]:
@@ -132,7 +134,9 @@ def render_migration(
             del editor.collected_sql[before:]
             for deferred in editor.deferred_sql:
                 owners.setdefault(id(deferred), index)
-            results.append(OperationSQL(index, operation, tuple(statements), True, error))
+            results.append(
+                OperationSQL(index, operation, tuple(statements), True, error, old_state)
+            )
         # Deferred statements run when the schema editor closes; give each back to
         # the operation that queued it.
         deferred_by_owner: dict[int, list[Statement]] = {}

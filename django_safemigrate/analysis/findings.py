@@ -22,6 +22,8 @@ class Hit:
     #: ``False`` when the hit concerns only a table created in the same migration
     #: or a table known to be small: reported, but it does not fail the build.
     blocking: bool = True
+    #: For migration-level checks: the operation the hit is about.
+    operation_index: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)

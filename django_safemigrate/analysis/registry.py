@@ -29,11 +29,16 @@ from typing import TYPE_CHECKING, Any
 from django_safemigrate.enums import Risk
 
 if TYPE_CHECKING:
-    from django_safemigrate.analysis.context import OperationContext, StatementContext
+    from django_safemigrate.analysis.context import (
+        MigrationContext,
+        OperationContext,
+        StatementContext,
+    )
     from django_safemigrate.analysis.findings import Hit
 
 StatementCheck = Callable[[Any, "StatementContext"], Iterable["Hit"]]
 OperationCheck = Callable[[Any, "OperationContext"], Iterable["Hit"]]
+MigrationCheck = Callable[["MigrationContext"], Iterable["Hit"]]
 
 _CODE = re.compile(r"^SM[1-9]\d\d$")
 _NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
@@ -51,6 +56,7 @@ class Rule:
     operation_checks: list[tuple[tuple[type, ...], OperationCheck]] = dataclasses.field(
         default_factory=list
     )
+    migration_checks: list[MigrationCheck] = dataclasses.field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not _CODE.match(self.code):
@@ -81,6 +87,12 @@ class Rule:
             return func
 
         return register
+
+
+    def on_migration(self, func: MigrationCheck) -> MigrationCheck:
+        """A check that looks at the whole migration (its statements together)."""
+        self.migration_checks.append(func)
+        return func
 
 
 _REGISTRY: dict[str, Rule] | None = None
@@ -117,3 +129,9 @@ def iter_operation_checks(operation: Any) -> Iterator[tuple[Rule, OperationCheck
         for types, check in rule.operation_checks:
             if isinstance(operation, types):
                 yield rule, check
+
+
+def iter_migration_checks() -> Iterator[tuple[Rule, MigrationCheck]]:
+    for rule in rules().values():
+        for check in rule.migration_checks:
+            yield rule, check

@@ -1,0 +1,319 @@
+"""Walk a plan once and judge every operation of the selected migrations.
+
+The project state is carried forward through the whole graph in one pass, the
+way Django's executor does, so a thousand migrations cost one walk and each
+model is rendered incrementally rather than once per migration.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import functools
+import inspect
+import os
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.migrations import Migration
+from django.db.migrations.loader import MigrationLoader
+from django.db.migrations.state import ProjectState
+
+from django_safemigrate.analysis.context import (
+    MigrationContext,
+    OperationContext,
+    StatementContext,
+    UnparsableSQL,
+)
+from django_safemigrate.analysis.findings import Finding, Hit, MigrationReport, TableInfo
+from django_safemigrate.analysis.registry import (
+    Rule,
+    iter_migration_checks,
+    iter_operation_checks,
+    iter_statement_checks,
+    rules,
+)
+from django_safemigrate.checksum import migration_checksum
+from django_safemigrate.enums import Risk
+from django_safemigrate.exceptions import UsageError
+from django_safemigrate.sql import OperationSQL, render_migration
+
+Key = tuple[str, str]
+
+#: Attribute of a Migration class: ``{"SM101": "why this is fine here"}``.
+ACKNOWLEDGE_ATTRIBUTE = "safemigrate_acknowledge"
+
+
+@dataclasses.dataclass(frozen=True)
+class AnalysisOptions:
+    pg_version: int
+    small_table_rows: int
+    #: Per-rule severity overrides from settings; ``None`` switches a rule off.
+    severity_overrides: dict[str, Risk | None] = dataclasses.field(default_factory=dict)
+
+
+def analyse(
+    loader: MigrationLoader,
+    selected: Iterable[Key],
+    connection: BaseDatabaseWrapper,
+    options: AnalysisOptions,
+    *,
+    applied: set[Key],
+    table_info: Callable[[str], TableInfo | None] | None = None,
+    live: bool = False,
+) -> list[MigrationReport]:
+    """Reports for ``selected`` migrations, in plan order."""
+    wanted = set(selected)
+    if not wanted:
+        return []
+    lookup = table_info or (lambda _table: None)
+    order = _plan_order(loader, wanted)
+    state = ProjectState(real_apps=loader.unmigrated_apps)
+    reports = []
+    for key in order:
+        migration = loader.graph.nodes[key]
+        if key not in wanted:
+            state = migration.mutate_state(state, preserve=False)
+            continue
+        report, state = analyse_migration(
+            migration,
+            state,
+            connection,
+            options,
+            table_info=lookup,
+            live=live,
+            applied=key in applied,
+        )
+        reports.append(report)
+    return reports
+
+
+def _plan_order(loader: MigrationLoader, wanted: set[Key]) -> list[Key]:
+    """Every migration the selected ones depend on, then them, in dependency order."""
+    seen: set[Key] = set()
+    order: list[Key] = []
+    for key in sorted(wanted):
+        for node in loader.graph.forwards_plan(key):
+            if node not in seen:
+                seen.add(node)
+                order.append(node)
+    # forwards_plan of several targets interleaves correctly only when merged by
+    # the graph's own ordering: re-sort by position in the full plan.
+    position = {node: i for i, node in enumerate(_full_order(loader))}
+    return sorted(order, key=lambda node: position[node])
+
+
+def _full_order(loader: MigrationLoader) -> list[Key]:
+    order: list[Key] = []
+    seen: set[Key] = set()
+    for leaf in sorted(loader.graph.leaf_nodes()):
+        for node in loader.graph.forwards_plan(leaf):
+            if node not in seen:
+                seen.add(node)
+                order.append(node)
+    return order
+
+
+def analyse_migration(
+    migration: Migration,
+    state: ProjectState,
+    connection: BaseDatabaseWrapper,
+    options: AnalysisOptions,
+    *,
+    table_info: Callable[[str], TableInfo | None],
+    live: bool,
+    applied: bool,
+) -> tuple[MigrationReport, ProjectState]:
+    operations, state = render_migration(migration, state, connection)
+    mctx = MigrationContext(
+        migration=migration,
+        connection=connection,
+        pg_version=options.pg_version,
+        table_info=table_info,
+        live=live,
+        small_table_rows=options.small_table_rows,
+        operations=operations,
+    )
+    lines = operation_lines(migration)
+    acknowledged = acknowledgements(migration)
+    findings: list[Finding] = []
+
+    def add(rule: Rule, hits: Iterable[Hit], op: OperationSQL | None, sql: str | None) -> None:
+        for hit in hits:
+            findings.append(
+                _finding(
+                    rule,
+                    hit,
+                    op,
+                    sql,
+                    lines=lines,
+                    acknowledged=acknowledged,
+                    options=options,
+                    mctx=mctx,
+                    table_info=table_info,
+                )
+            )
+
+    for op in operations:
+        octx = OperationContext(mctx, op, op.from_state)
+        for rule, check in iter_operation_checks(op.operation):
+            add(rule, check(op.operation, octx), op, None)
+        for statement in op.statements:
+            node: Any = statement.tree
+            if node is None:
+                node = UnparsableSQL(statement.sql, statement.error or "")
+            sctx = StatementContext(octx, statement)
+            for rule, check in iter_statement_checks(node):
+                add(rule, check(node, sctx), op, statement.sql)
+        mctx.created_tables.update(_created_tables(op))
+    for rule, migration_check in iter_migration_checks():
+        for hit in migration_check(mctx):
+            index = hit.operation_index
+            op = operations[index] if index is not None and index < len(operations) else None
+            add(rule, [hit], op, None)
+
+    return (
+        MigrationReport(
+            app_label=migration.app_label,
+            name=migration.name,
+            path=migration_path(migration),
+            checksum=migration_checksum(migration),
+            applied=applied,
+            atomic=bool(migration.atomic),
+            findings=tuple(sorted(findings, key=lambda f: (f.operation_index or 0, f.code))),
+        ),
+        state,
+    )
+
+
+def _created_tables(op: OperationSQL) -> set[str]:
+    from pglast import ast as pg
+
+    created = set()
+    for statement in op.statements:
+        if isinstance(statement.tree, pg.CreateStmt) and statement.tree.relation:
+            created.add(statement.tree.relation.relname)
+    return created
+
+
+def _finding(
+    rule: Rule,
+    hit: Hit,
+    op: OperationSQL | None,
+    sql: str | None,
+    *,
+    lines: dict[int, int],
+    acknowledged: dict[str, str],
+    options: AnalysisOptions,
+    mctx: MigrationContext,
+    table_info: Callable[[str], TableInfo | None],
+) -> Finding:
+    severity = hit.severity or rule.severity
+    if rule.code in options.severity_overrides:
+        override = options.severity_overrides[rule.code]
+        severity = override if override is not None else severity
+    info = table_info(hit.table) if hit.table else None
+    blocking = hit.blocking
+    # A lock on a new or tiny table is over before anyone notices.
+    if (
+        blocking
+        and hit.lock is not None
+        and severity is Risk.RISKY
+        and (mctx.is_new_table(hit.table) or mctx.is_small_table(hit.table))
+    ):
+        blocking = False
+    index = op.index if op is not None else hit.operation_index
+    return Finding(
+        code=rule.code,
+        rule=rule.name,
+        severity=severity,
+        message=hit.message,
+        hint=hit.hint,
+        operation_index=index,
+        operation=type(op.operation).__name__ if op is not None else None,
+        line=lines.get(index) if index is not None else None,
+        table=hit.table,
+        lock=hit.lock,
+        rewrites_table=hit.rewrites_table,
+        sql=sql,
+        blocking=blocking,
+        table_rows=info.rows if info else None,
+        table_bytes=info.bytes if info else None,
+        acknowledged=acknowledged.get(rule.code),
+    )
+
+
+def acknowledgements(migration: Migration) -> dict[str, str]:
+    """``{code: reason}`` from the migration's ``safemigrate_acknowledge``; validated."""
+    raw = getattr(migration, ACKNOWLEDGE_ATTRIBUTE, None)
+    if raw is None:
+        return {}
+    where = f"{migration.app_label}.{migration.name}"
+    if not isinstance(raw, dict):
+        raise UsageError(
+            f"{where}: {ACKNOWLEDGE_ATTRIBUTE} must be a dict of rule code to reason, "
+            f'e.g. {{"SM101": "the table has 40 rows"}}.'
+        )
+    known = rules()
+    result = {}
+    for code, reason in raw.items():
+        if code not in known:
+            raise UsageError(
+                f"{where} acknowledges {code!r}, which is not a rule code. "
+                "'python manage.py checkmigrations --list-rules' lists them."
+            )
+        if not isinstance(reason, str) or not reason.strip():
+            raise UsageError(
+                f"{where} acknowledges {code} without a reason; give one in words, "
+                "so the next reader knows why it is fine here."
+            )
+        result[code] = reason.strip()
+    return result
+
+
+def migration_path(migration: Migration) -> str | None:
+    try:
+        path = inspect.getsourcefile(type(migration))
+    except TypeError:
+        return None
+    if path is None:
+        return None
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return path
+
+
+def operation_lines(migration: Migration) -> dict[int, int]:
+    """Line of each element of ``operations = [...]`` in the migration's file."""
+    try:
+        path = inspect.getsourcefile(type(migration))
+    except TypeError:
+        return {}
+    if not path:
+        return {}
+    return dict(_lines_in_file(path, os.path.getmtime(path), type(migration).__name__))
+
+
+@functools.lru_cache(maxsize=4096)
+def _lines_in_file(path: str, _mtime: float, class_name: str) -> tuple[tuple[int, int], ...]:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            tree = ast.parse(handle.read())
+    except (OSError, SyntaxError, ValueError):
+        return ()
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == class_name:
+            for item in node.body:
+                targets: Sequence[ast.expr] = []
+                value = None
+                if isinstance(item, ast.Assign):
+                    targets, value = item.targets, item.value
+                elif isinstance(item, ast.AnnAssign):
+                    targets, value = [item.target], item.value
+                if any(isinstance(t, ast.Name) and t.id == "operations" for t in targets) and (
+                    isinstance(value, ast.List | ast.Tuple)
+                ):
+                    return tuple((i, elt.lineno) for i, elt in enumerate(value.elts))
+    return ()

@@ -1,0 +1,41 @@
+"""Small readers of pglast parse trees shared by rules."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from pglast import ast
+from pglast.enums import AlterTableType, ConstrType
+
+
+def relation_name(node: Any) -> str | None:
+    """``schema.table`` → ``table`` (rules and table sizes work on unqualified names)."""
+    if node is None:
+        return None
+    return str(node.relname) if getattr(node, "relname", None) else None
+
+
+def alter_commands(stmt: ast.AlterTableStmt) -> Iterator[ast.AlterTableCmd]:
+    for cmd in stmt.cmds or ():
+        if isinstance(cmd, ast.AlterTableCmd):
+            yield cmd
+
+
+def constraints_added(stmt: ast.AlterTableStmt) -> Iterator[ast.Constraint]:
+    for cmd in alter_commands(stmt):
+        if cmd.subtype == AlterTableType.AT_AddConstraint and isinstance(cmd.def_, ast.Constraint):
+            yield cmd.def_
+
+
+def is_not_valid(constraint: ast.Constraint) -> bool:
+    """``NOT VALID``: added without checking existing rows."""
+    return bool(constraint.skip_validation)
+
+
+def constraint_type(constraint: ast.Constraint) -> ConstrType:
+    return ConstrType(constraint.contype)
+
+
+def func_name(node: ast.FuncCall) -> str:
+    return ".".join(str(n.sval) for n in node.funcname or () if isinstance(n, ast.String))

@@ -1,0 +1,1 @@
+"""One rule a module: ``smNNN_<name>.py``. The registry imports every module here."""
