@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings as django_settings
 
-from django_safemigrate.enums import ChecksumPolicy
+from django_safemigrate.enums import ChecksumPolicy, Risk
 
 #: The older package's string modes, accepted as the whole ``SAFEMIGRATE`` value.
 LEGACY_MODES = ("strict", "nonstrict", "disabled")
@@ -35,8 +36,22 @@ class SafemigrateSettings:
     #: ``"error"`` stops ``safemigrate`` (exit 3) when an applied migration's file was
     #: edited; ``"warn"`` reports it and goes on.
     checksum_mismatch: ChecksumPolicy = ChecksumPolicy.ERROR
+    #: ``checkmigrations`` fails on findings at or above this risk; ``None`` never fails.
+    fail_on: Risk | None = Risk.RISKY
+    #: Tables with fewer estimated rows get lock findings that are reported, not blocking.
+    small_table_rows: int = 10_000
+    #: Per-rule severity; ``None`` switches the rule off.
+    rules: Mapping[str, Risk | None] = dataclasses.field(default_factory=dict)
+    #: Apps (``"shop"``) and migrations (``"shop.0003_x"``) that ``checkmigrations`` skips.
+    ignore: frozenset[str] = frozenset()
+    #: The committed file of released migrations' checksums; ``None``: ``migrations.lock``
+    #: next to ``manage.py`` (``BASE_DIR`` when set, else the current directory).
+    lockfile: str | None = None
     #: The older package's mode when ``SAFEMIGRATE`` is one of its strings.
     legacy_mode: str | None = None
+
+    def ignores(self, app_label: str, name: str) -> bool:
+        return app_label in self.ignore or f"{app_label}.{name}" in self.ignore
 
 
 class SettingsProblem(Exception):
@@ -62,6 +77,11 @@ _FIELDS = {
     "LOCK_POLL_INTERVAL": "lock_poll_interval",
     "LOCK_DATABASE": "lock_database",
     "CHECKSUM_MISMATCH": "checksum_mismatch",
+    "FAIL_ON": "fail_on",
+    "SMALL_TABLE_ROWS": "small_table_rows",
+    "RULES": "rules",
+    "IGNORE": "ignore",
+    "LOCKFILE": "lockfile",
 }
 
 
@@ -159,7 +179,89 @@ def _parse_value(key: str, value: Any, database_aliases: Mapping[str, Any]) -> A
                 f"SAFEMIGRATE['CHECKSUM_MISMATCH'] is {value!r}, but it must be one of {choices}.",
                 "Use 'error' to stop a deploy on an edited applied migration, or 'warn'.",
             ) from None
+    if key == "FAIL_ON":
+        return parse_fail_on(value, "SAFEMIGRATE['FAIL_ON']", check_id="safemigrate.E007")
+    if key == "SMALL_TABLE_ROWS":
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise SettingsProblem(
+                "safemigrate.E008",
+                f"SAFEMIGRATE['SMALL_TABLE_ROWS'] is {value!r}, but it must be a whole number "
+                "of rows, 0 or more.",
+                "Set it to a row count such as 10000, or 0 to treat every table as large.",
+            )
+        return value
+    if key == "RULES":
+        return _parse_rules(value)
+    if key == "IGNORE":
+        if (
+            isinstance(value, str)
+            or not isinstance(value, list | tuple | set | frozenset)
+            or not all(isinstance(v, str) and v and v.count(".") <= 1 for v in value)
+        ):
+            raise SettingsProblem(
+                "safemigrate.E010",
+                f"SAFEMIGRATE['IGNORE'] is {value!r}, but it must be a list of app labels "
+                "('shop') and migrations ('shop.0003_backfill').",
+                "Use a list of strings such as ['legacy_app', 'shop.0003_backfill'].",
+            )
+        return frozenset(value)
+    if key == "LOCKFILE":
+        if value is not None and (not isinstance(value, str | os.PathLike) or not str(value)):
+            raise SettingsProblem(
+                "safemigrate.E011",
+                f"SAFEMIGRATE['LOCKFILE'] is {value!r}, but it must be a file path.",
+                "Set it to a path such as BASE_DIR / 'migrations.lock', or None for the default.",
+            )
+        return None if value is None else str(value)
     raise AssertionError(key)  # pragma: no cover - _FIELDS and this function list the same keys
+
+
+FAIL_ON_CHOICES = ("risky", "destructive", "never")
+
+
+def parse_fail_on(value: Any, what: str, *, check_id: str) -> Risk | None:
+    """``"risky"`` / ``"destructive"`` → that risk; ``"never"`` → ``None``."""
+    if value == "never":
+        return None
+    if value in ("risky", "destructive"):
+        return Risk(value)
+    raise SettingsProblem(
+        check_id,
+        f"{what} is {value!r}, but it must be one of "
+        f"{', '.join(repr(c) for c in FAIL_ON_CHOICES)}.",
+        "Use 'risky' to fail on anything that needs care, 'destructive' to fail only on "
+        "data loss, or 'never' to report without failing.",
+    )
+
+
+def _parse_rules(value: Any) -> dict[str, Risk | None]:
+    from django_safemigrate.analysis.registry import rules
+
+    choices = ("safe", "risky", "destructive", "off")
+    if not isinstance(value, Mapping):
+        raise SettingsProblem(
+            "safemigrate.E009",
+            f"SAFEMIGRATE['RULES'] must be a dict of rule code to severity, not {value!r}.",
+            "For example {'SM101': 'destructive', 'SM402': 'off'}.",
+        )
+    known = rules()
+    parsed: dict[str, Risk | None] = {}
+    for code, severity in value.items():
+        if code not in known:
+            raise SettingsProblem(
+                "safemigrate.E009",
+                f"SAFEMIGRATE['RULES'] names {code!r}, which is not a rule code.",
+                "'python manage.py checkmigrations --list-rules' lists the codes.",
+            )
+        if severity not in choices:
+            raise SettingsProblem(
+                "safemigrate.E009",
+                f"SAFEMIGRATE['RULES']['{code}'] is {severity!r}, but it must be one of "
+                f"{', '.join(repr(c) for c in choices)}.",
+                "Give the severity the rule should have in this project, or 'off'.",
+            )
+        parsed[code] = None if severity == "off" else Risk(severity)
+    return parsed
 
 
 @functools.cache

@@ -106,7 +106,12 @@ def manage(*args: str) -> list[str]:
 
 
 def run_command(
-    args: Sequence[str], env: dict[str, str], *, expect: int | None, timeout: float = 120
+    args: Sequence[str],
+    env: dict[str, str],
+    *,
+    expect: int | None,
+    timeout: float = 120,
+    cwd: Path | None = None,
 ) -> Result:
     """Run ``manage.py ARGS`` and check the documented exit code every time."""
     started = time.monotonic()
@@ -116,7 +121,7 @@ def run_command(
         capture_output=True,
         text=True,
         timeout=timeout,
-        cwd=ROOT,
+        cwd=cwd or ROOT,
         stdin=subprocess.DEVNULL,
         check=False,
     )
@@ -150,7 +155,8 @@ def copy_scenario(name: str, dest: Path) -> Path:
 
 def query(database: str, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
     with connect(database) as conn:
-        return list(conn.execute(sql, params).fetchall())
+        cursor = conn.execute(sql, params)
+        return list(cursor.fetchall()) if cursor.description else []
 
 
 def table_exists(database: str, table: str) -> bool:

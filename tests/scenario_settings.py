@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
+from pathlib import Path
 
 import dj_database_url
 
 SECRET_KEY = "scenario-tests-only"
+# Where the default lockfile lives (tests that use it point this at their tmp dir).
+BASE_DIR = Path(os.environ.get("SCENARIO_BASE_DIR") or tempfile.gettempdir())
 USE_TZ = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"])}

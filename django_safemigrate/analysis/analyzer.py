@@ -163,15 +163,19 @@ def analyse_migration(
             node: Any = statement.tree
             if node is None:
                 node = UnparsableSQL(statement.sql, statement.error or "")
+            created = _created_table(node)
+            if created:
+                # Later statements (the new table's indexes and constraints) touch an
+                # empty table that nothing else uses yet.
+                mctx.created_tables.add(created)
             sctx = StatementContext(octx, statement)
-            for rule, check in iter_statement_checks(node):
-                add(rule, check(node, sctx), op, statement.sql)
-        mctx.created_tables.update(_created_tables(op))
+            for rule, statement_check in iter_statement_checks(node):
+                add(rule, statement_check(node, sctx), op, statement.sql)
     for rule, migration_check in iter_migration_checks():
         for hit in migration_check(mctx):
             index = hit.operation_index
-            op = operations[index] if index is not None and index < len(operations) else None
-            add(rule, [hit], op, None)
+            about = operations[index] if index is not None and index < len(operations) else None
+            add(rule, [hit], about, None)
 
     return (
         MigrationReport(
@@ -187,14 +191,16 @@ def analyse_migration(
     )
 
 
-def _created_tables(op: OperationSQL) -> set[str]:
+def _created_table(node: Any) -> str | None:
     from pglast import ast as pg
 
-    created = set()
-    for statement in op.statements:
-        if isinstance(statement.tree, pg.CreateStmt) and statement.tree.relation:
-            created.add(statement.tree.relation.relname)
-    return created
+    if isinstance(node, pg.CreateStmt):
+        relation = node.relation
+    elif isinstance(node, pg.CreateTableAsStmt) and node.into is not None:
+        relation = node.into.rel
+    else:
+        return None
+    return str(relation.relname) if relation is not None else None
 
 
 def _finding(

@@ -129,7 +129,12 @@ class MigrationReport:
 
     @property
     def risk(self) -> Risk:
-        return Risk.highest(f.severity for f in self.findings if f.acknowledged is None)
+        """The highest severity among findings that matter on a live table.
+
+        Acknowledged findings still count (an acknowledgement explains, it does not
+        make a migration safer); findings about a new or small table do not.
+        """
+        return Risk.highest(f.severity for f in self.findings if f.blocking)
 
     def counted(self) -> tuple[Finding, ...]:
         """Findings that count against the migration (not acknowledged, blocking)."""

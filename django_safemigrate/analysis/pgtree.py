@@ -33,8 +33,8 @@ def is_not_valid(constraint: ast.Constraint) -> bool:
     return bool(constraint.skip_validation)
 
 
-def constraint_type(constraint: ast.Constraint) -> ConstrType:
-    return ConstrType(constraint.contype)
+def constraint_type(constraint: ast.Constraint) -> ConstrType | None:
+    return ConstrType(constraint.contype) if constraint.contype is not None else None
 
 
 def func_name(node: ast.FuncCall) -> str:

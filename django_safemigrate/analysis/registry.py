@@ -88,7 +88,6 @@ class Rule:
 
         return register
 
-
     def on_migration(self, func: MigrationCheck) -> MigrationCheck:
         """A check that looks at the whole migration (its statements together)."""
         self.migration_checks.append(func)

@@ -1,0 +1,154 @@
+"""One ``checkmigrations`` run: select, render, judge, and add project-level problems."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from django.db import DatabaseError, connections
+from django.db.migrations.recorder import MigrationRecorder
+
+from django_safemigrate import lockfile, selection
+from django_safemigrate.analysis import project
+from django_safemigrate.analysis.analyzer import AnalysisOptions, analyse
+from django_safemigrate.analysis.database import (
+    offline_connection,
+    oldest_supported,
+    server_major,
+    table_sizes,
+)
+from django_safemigrate.analysis.findings import Problem
+from django_safemigrate.conf import SafemigrateSettings
+from django_safemigrate.enums import Risk
+from django_safemigrate.exceptions import DatabaseUnavailable
+from django_safemigrate.execution.run import connect, describe_database
+from django_safemigrate.plan import load_disk_migrations, validate_selection
+from django_safemigrate.reporting import DatabaseInfo, Result
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckRequest:
+    app_label: str | None = None
+    migration_name: str | None = None
+    all: bool = False
+    since: str | None = None
+    database: str = "default"
+    fail_on: Risk | None = Risk.RISKY
+    pg_version: int | None = None
+    offline: bool = False
+    lockfile: Path | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckRun:
+    result: Result
+    notes: tuple[str, ...]
+
+
+def run_check(request: CheckRequest, settings: SafemigrateSettings) -> CheckRun:
+    notes: list[str] = []
+    loader = load_disk_migrations()
+    chosen = validate_selection(loader, request.app_label, request.migration_name)
+    connection = connections[request.database]
+
+    live = False
+    if not request.offline:
+        try:
+            connect(connection)
+            live = True
+        except DatabaseUnavailable as exc:
+            if not (request.all or request.since or chosen.migration_name):
+                raise DatabaseUnavailable(
+                    f"{exc} Without --all, --since or a migration name, checkmigrations checks "
+                    "the migrations not yet applied to that database, so it needs it. Use "
+                    "--all or --since REF (with --pg-version N) to check without a database."
+                ) from exc
+            notes.append(
+                f"Database {describe_database(connection)} is not reachable; judging offline "
+                "(no table sizes; SQL that needs the live schema is judged from the operation)."
+            )
+
+    applied: set[tuple[str, str]] = set()
+    if live:
+        recorder = MigrationRecorder(connection)
+        if recorder.has_table():
+            applied = set(recorder.applied_migrations())
+
+    keys = selection.in_scope(loader, chosen.app_label, chosen.migration_name)
+    if request.since:
+        keys &= selection.changed_since(request.since, loader)
+    elif not (request.all or chosen.migration_name):
+        keys = selection.unapplied(keys, applied)
+    keys = {key for key in keys if not settings.ignores(*key)}
+
+    if live:
+        pg_version = request.pg_version or server_major(connection)
+        render_with = connection
+        sizes = table_sizes(connection)
+        info = DatabaseInfo(
+            alias=connection.alias,
+            vendor=connection.vendor,
+            server_version=_server_version(connection),
+        )
+    else:
+        pg_version = request.pg_version or oldest_supported(connection)
+        render_with = offline_connection(connection, pg_version)
+        sizes = {}
+        info = None
+
+    options = AnalysisOptions(
+        pg_version=pg_version,
+        small_table_rows=settings.small_table_rows,
+        severity_overrides=dict(settings.rules),
+    )
+    reports = analyse(
+        loader,
+        keys,
+        render_with,
+        options,
+        applied=applied,
+        table_info=sizes.get,
+        live=live,
+    )
+    # Rules switched off in settings disappear from the reports.
+    off = {code for code, severity in settings.rules.items() if severity is None}
+    if off:
+        reports = [
+            dataclasses.replace(r, findings=tuple(f for f in r.findings if f.code not in off))
+            for r in reports
+        ]
+
+    problems: list[Problem] = []
+    problems += project.conflicts(loader)
+    if not chosen.migration_name:
+        ignored_apps = {entry for entry in settings.ignore if "." not in entry}
+        problems += project.missing_migrations(loader, ignored_apps)
+    if live:
+        problems += _edited_applied(connection, loader, applied)
+    path = request.lockfile or lockfile.default_path(settings.lockfile)
+    problems += project.lockfile_problems(loader, lockfile.read(path), str(path))
+    problems = [p for p in problems if p.code not in off]
+
+    return CheckRun(
+        Result(tuple(reports), tuple(problems), info, request.fail_on),
+        tuple(notes),
+    )
+
+
+def _server_version(connection: object) -> str:
+    raw = int(getattr(connection, "pg_version", 0))
+    major, minor = divmod(raw, 10000)
+    return f"{major}.{minor}"
+
+
+def _edited_applied(
+    connection: object, loader: object, applied: set[tuple[str, str]]
+) -> list[Problem]:
+    from django_safemigrate.execution.ledger import Ledger
+
+    ledger = Ledger(connection, command="checkmigrations", argv="")  # type: ignore[arg-type]
+    try:
+        recorded = ledger.recorded_checksums()
+    except DatabaseError:
+        return []
+    return project.edited_applied(loader, recorded, applied)  # type: ignore[arg-type]

@@ -1,0 +1,112 @@
+"""Project-level problems (SM9xx): not one operation, but the migrations as a whole."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from django.apps import apps
+from django.db.migrations.autodetector import MigrationAutodetector
+from django.db.migrations.loader import MigrationLoader
+from django.db.migrations.state import ProjectState
+
+from django_safemigrate.analysis.analyzer import migration_path
+from django_safemigrate.analysis.findings import Problem
+from django_safemigrate.checksum import migration_checksum
+
+Key = tuple[str, str]
+
+
+def missing_migrations(loader: MigrationLoader, ignored_apps: set[str]) -> list[Problem]:
+    """SM901: what ``makemigrations --check`` would find."""
+    autodetector = MigrationAutodetector(loader.project_state(), ProjectState.from_apps(apps))
+    changes = autodetector.changes(graph=loader.graph)
+    problems = []
+    for app_label, migrations in sorted(changes.items()):
+        if app_label in ignored_apps:
+            continue
+        described = "; ".join(
+            op.describe() for migration in migrations for op in migration.operations
+        )
+        problems.append(
+            Problem(
+                "SM901",
+                f"The models of '{app_label}' have changes without a migration ({described}). "
+                f"Run 'python manage.py makemigrations {app_label}' and commit the result.",
+                app_label=app_label,
+            )
+        )
+    return problems
+
+
+def conflicts(loader: MigrationLoader) -> list[Problem]:
+    """SM902: several leaf migrations in one app."""
+    return [
+        Problem(
+            "SM902",
+            f"The app '{app_label}' has several leaf migrations ({', '.join(sorted(names))}); "
+            "migrate refuses to run. Merge them with 'python manage.py makemigrations --merge' "
+            f"{app_label}.",
+            app_label=app_label,
+        )
+        for app_label, names in sorted(loader.detect_conflicts().items())
+    ]
+
+
+def edited_applied(
+    loader: MigrationLoader, recorded: Mapping[Key, str], applied: set[Key]
+) -> list[Problem]:
+    """SM903: applied migrations whose file differs from the ledger's checksum."""
+    problems = []
+    for key in sorted(applied & set(recorded)):
+        migration = loader.disk_migrations.get(key)
+        if migration is None:
+            continue
+        current = migration_checksum(migration)
+        if current != recorded[key]:
+            problems.append(
+                Problem(
+                    "SM903",
+                    f"{key[0]}.{key[1]} was edited after it was applied to this database "
+                    f"(ledger {recorded[key][:19]}…, file {current[:19]}…). Restore the applied "
+                    "version and put the change in a new migration.",
+                    path=migration_path(migration),
+                    app_label=key[0],
+                    name=key[1],
+                )
+            )
+    return problems
+
+
+def lockfile_problems(
+    loader: MigrationLoader, locked: Mapping[Key, str], lockfile: str
+) -> list[Problem]:
+    """SM904 (edited) and SM905 (deleted) released migrations, from the lockfile."""
+    problems = []
+    for key, checksum in sorted(locked.items()):
+        migration = loader.disk_migrations.get(key)
+        if migration is None:
+            problems.append(
+                Problem(
+                    "SM905",
+                    f"{key[0]}.{key[1]} is in {lockfile} but its file is gone. Restore it; "
+                    "released migrations are retired by squashing, not by deleting.",
+                    path=lockfile,
+                    app_label=key[0],
+                    name=key[1],
+                )
+            )
+            continue
+        current = migration_checksum(migration)
+        if current != checksum:
+            problems.append(
+                Problem(
+                    "SM904",
+                    f"{key[0]}.{key[1]} was edited after it was released (lockfile "
+                    f"{checksum[:19]}…, file {current[:19]}…). Restore the released version and "
+                    "put the change in a new migration.",
+                    path=migration_path(migration),
+                    app_label=key[0],
+                    name=key[1],
+                )
+            )
+    return problems

@@ -1,0 +1,150 @@
+"""``checkmigrations``: the CI command. Findings with safe alternatives; exit codes per policy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser, SystemCheckError
+from django.db import connections
+
+from django_safemigrate import lockfile
+from django_safemigrate.analysis.check import CheckRequest, run_check
+from django_safemigrate.analysis.registry import rules
+from django_safemigrate.checksum import migration_checksum
+from django_safemigrate.conf import SettingsProblem, get_settings, parse_fail_on
+from django_safemigrate.enums import ExitCode
+from django_safemigrate.exceptions import SafemigrateError, UsageError
+from django_safemigrate.plan import load_disk_migrations
+from django_safemigrate.reporting import (
+    render_explanation,
+    render_github,
+    render_json,
+    render_rule_list,
+    render_text,
+)
+
+
+class Command(BaseCommand):
+    help = (
+        "Judge migrations by the SQL they will run: risky and destructive operations with the "
+        "safe alternative. Exit codes: 0 nothing at or above --fail-on, 1 findings or problems "
+        "at or above it, 2 bad usage or configuration."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("app_label", nargs="?", help="Only this app's migrations.")
+        parser.add_argument("migration_name", nargs="?", help="Only this migration (a prefix).")
+        which = parser.add_mutually_exclusive_group()
+        which.add_argument("--all", action="store_true", help="Every migration.")
+        which.add_argument(
+            "--since",
+            metavar="GIT_REF",
+            help="Migrations added or changed since GIT_REF (from the merge base; "
+            "uncommitted and untracked files count).",
+        )
+        parser.add_argument(
+            "--database",
+            default="default",
+            choices=tuple(connections),
+            help="Database for table sizes, server version and what is applied "
+            "(default: 'default'). Without --all/--since, the migrations not applied there.",
+        )
+        parser.add_argument("--format", choices=("text", "json", "github"), default="text")
+        parser.add_argument(
+            "--fail-on",
+            choices=("risky", "destructive", "never"),
+            default=None,
+            help="Lowest risk that fails the command (default: SAFEMIGRATE['FAIL_ON'], risky).",
+        )
+        parser.add_argument(
+            "--pg-version",
+            type=int,
+            metavar="N",
+            help="Judge for PostgreSQL major version N (default: the connected server's, or "
+            "offline the oldest version this Django supports).",
+        )
+        parser.add_argument(
+            "--offline", action="store_true", help="Do not connect to any database."
+        )
+        parser.add_argument("--lockfile", type=Path, help="Path of the lockfile.")
+        parser.add_argument(
+            "--update-lockfile",
+            action="store_true",
+            help="Write every migration's checksum to the lockfile, then exit.",
+        )
+        parser.add_argument("--explain", metavar="CODE", help="Print a rule's documentation.")
+        parser.add_argument("--list-rules", action="store_true", help="List every rule.")
+
+    def check(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            super().check(*args, **kwargs)
+        except SystemCheckError as exc:
+            exc.returncode = ExitCode.USAGE
+            raise
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            self._handle(**options)
+        except SafemigrateError as exc:
+            raise CommandError(str(exc), returncode=exc.exit_code) from exc
+
+    def _handle(self, **options: Any) -> None:
+        if options["list_rules"]:
+            self.stdout.write(render_rule_list(list(rules().values())))
+            return
+        if options["explain"]:
+            code = options["explain"].upper()
+            if code not in rules():
+                raise UsageError(
+                    f"There is no rule {options['explain']!r}; --list-rules lists them."
+                )
+            self.stdout.write(render_explanation(rules()[code]))
+            return
+        settings = get_settings()
+        path = options["lockfile"] or lockfile.default_path(settings.lockfile)
+        if options["update_lockfile"]:
+            loader = load_disk_migrations()
+            checksums = {
+                key: migration_checksum(m)
+                for key, m in loader.disk_migrations.items()
+                if not settings.ignores(*key)
+            }
+            lockfile.write(path, checksums)
+            self.stderr.write(f"Wrote {len(checksums)} checksums to {path}.")
+            return
+        if options["pg_version"] is not None and not 9 <= options["pg_version"] <= 99:
+            raise UsageError(
+                f"--pg-version {options['pg_version']} is not a PostgreSQL major version."
+            )
+        fail_on = settings.fail_on
+        if options["fail_on"]:
+            try:
+                fail_on = parse_fail_on(options["fail_on"], "--fail-on", check_id="")
+            except SettingsProblem as exc:  # pragma: no cover - argparse limits the choices
+                raise UsageError(exc.message) from None
+        run = run_check(
+            CheckRequest(
+                app_label=options["app_label"],
+                migration_name=options["migration_name"],
+                all=options["all"],
+                since=options["since"],
+                database=options["database"],
+                fail_on=fail_on,
+                pg_version=options["pg_version"],
+                offline=options["offline"],
+                lockfile=path,
+            ),
+            settings,
+        )
+        for note in run.notes:
+            self.stderr.write(note)
+        renderer = {"json": render_json, "github": render_github}.get(options["format"])
+        output = (
+            renderer(run.result)
+            if renderer
+            else render_text(run.result, verbose=options["verbosity"] >= 2)
+        )
+        self.stdout.write(output)
+        if run.result.failed:
+            raise CommandError("Migrations need attention (see above).", returncode=ExitCode.FAILED)

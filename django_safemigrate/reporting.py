@@ -1,0 +1,185 @@
+"""Render analysis results: text for people, JSON for tools, GitHub annotations for PRs.
+
+Renderers are pure: they take reports and return strings. The JSON follows
+schema version 1 (README, "JSON output"); keys may be added, never renamed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from django_safemigrate.analysis.findings import Finding, MigrationReport, Problem
+from django_safemigrate.enums import Risk
+
+SCHEMA_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class DatabaseInfo:
+    alias: str
+    vendor: str
+    server_version: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    """Everything one ``checkmigrations`` run found."""
+
+    reports: tuple[MigrationReport, ...]
+    problems: tuple[Problem, ...]
+    database: DatabaseInfo | None
+    fail_on: Risk | None
+
+    def blocking(self) -> list[Finding]:
+        """Counted findings at or above ``fail_on``."""
+        if self.fail_on is None:
+            return []
+        return [
+            f
+            for report in self.reports
+            for f in report.counted()
+            if f.severity.rank >= self.fail_on.rank
+        ]
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.blocking()) or (self.fail_on is not None and bool(self.problems))
+
+
+def render_json(result: Result) -> str:
+    counts = {risk: 0 for risk in Risk}
+    migrations = []
+    for report in result.reports:
+        counts[report.risk] += 1
+        migrations.append(
+            {
+                "app_label": report.app_label,
+                "name": report.name,
+                "path": report.path,
+                "checksum": report.checksum,
+                "applied": report.applied,
+                "atomic": report.atomic,
+                "risk": report.risk.value,
+                "findings": [f.as_json() for f in report.findings],
+            }
+        )
+    data: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "database": dataclasses.asdict(result.database) if result.database else None,
+        "migrations": migrations,
+        "problems": [p.as_json() for p in result.problems],
+        "summary": {
+            "migrations": len(result.reports),
+            "safe": counts[Risk.SAFE],
+            "risky": counts[Risk.RISKY],
+            "destructive": counts[Risk.DESTRUCTIVE],
+            "blocking": len(result.blocking()),
+            "problems": len(result.problems),
+        },
+    }
+    return json.dumps(data, indent=2, sort_keys=False)
+
+
+def _where(report: MigrationReport, finding: Finding) -> str:
+    path = report.path or f"{report.app_label}/migrations/{report.name}.py"
+    return f"{path}:{finding.line}" if finding.line else path
+
+
+def _status(finding: Finding) -> str:
+    if finding.acknowledged is not None:
+        return f"acknowledged: {finding.acknowledged}"
+    if not finding.blocking:
+        return "not blocking: new or small table"
+    return ""
+
+
+def render_text(result: Result, *, verbose: bool = False) -> str:
+    lines: list[str] = []
+    for report in result.reports:
+        for f in report.findings:
+            table = ""
+            if f.table:
+                size = ""
+                if f.table_rows is not None:
+                    size = f", ~{f.table_rows:,} rows"
+                table = f" [table {f.table}{size}{', ' + f.lock.value if f.lock else ''}]"
+            status = _status(f)
+            suffix = f" ({status})" if status else ""
+            lines.append(
+                f"{_where(report, f)}: {f.code} [{f.severity.value}] {f.message}{table}{suffix}"
+            )
+            lines.append(f"    hint: {f.hint}")
+            if verbose and f.sql:
+                lines.append(f"    sql: {f.sql}")
+    for p in result.problems:
+        where = f"{p.path}:{p.line}: " if p.path and p.line else (f"{p.path}: " if p.path else "")
+        lines.append(f"{where}{p.code} [problem] {p.message}")
+    lines.append(_summary_line(result))
+    return "\n".join(lines)
+
+
+def _summary_line(result: Result) -> str:
+    counts = {risk: sum(r.risk is risk for r in result.reports) for risk in Risk}
+    blocking = len(result.blocking())
+    verdict = "fails" if result.failed else "passes"
+    policy = f"--fail-on {result.fail_on.value}" if result.fail_on else "--fail-on never"
+    return (
+        f"{len(result.reports)} migration(s) checked: {counts[Risk.SAFE]} safe, "
+        f"{counts[Risk.RISKY]} risky, {counts[Risk.DESTRUCTIVE]} destructive; "
+        f"{blocking} blocking finding(s), {len(result.problems)} problem(s); "
+        f"{verdict} {policy}."
+    )
+
+
+def _escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def render_github(result: Result) -> str:
+    """GitHub Actions workflow commands: one annotation per finding, on its line."""
+    lines: list[str] = []
+    blocking = {id(f) for f in result.blocking()}
+    for report in result.reports:
+        for f in report.findings:
+            level = "error" if id(f) in blocking else "warning"
+            if f.acknowledged is not None or f.severity is Risk.SAFE:
+                level = "notice"
+            props = [f"file={_escape_property(report.path or '')}"]
+            if f.line:
+                props.append(f"line={f.line}")
+            props.append(f"title={_escape_property(f'{f.code} {f.rule} [{f.severity.value}]')}")
+            body = f"{f.message}\nHint: {f.hint}"
+            status = _status(f)
+            if status:
+                body += f"\n({status})"
+            lines.append(f"::{level} {','.join(props)}::{_escape_data(body)}")
+    for p in result.problems:
+        props = []
+        if p.path:
+            props.append(f"file={_escape_property(p.path)}")
+        if p.line:
+            props.append(f"line={p.line}")
+        props.append(f"title={_escape_property(p.code)}")
+        lines.append(f"::error {','.join(props)}::{_escape_data(p.message)}")
+    lines.append(_summary_line(result))
+    return "\n".join(lines)
+
+
+def render_rule_list(rules: Sequence[Any]) -> str:
+    width = max((len(r.name) for r in rules), default=0)
+    return "\n".join(
+        f"{r.code}  {r.name.ljust(width)}  {r.severity.value:<11}  {r.summary}" for r in rules
+    )
+
+
+def render_explanation(rule: Any) -> str:
+    return (
+        f"{rule.code} {rule.name} (default severity: {rule.severity.value})\n\n{rule.documentation}"
+    )

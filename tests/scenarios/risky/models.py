@@ -1,0 +1,9 @@
+from django.db import models
+
+
+class Item(models.Model):
+    name = models.CharField(max_length=50)
+
+    class Meta:
+        app_label = "risky"
+        indexes = [models.Index(fields=["name"], name="risky_item_name_idx")]
