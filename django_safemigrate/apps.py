@@ -12,8 +12,9 @@ class SafemigrateConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from django_safemigrate.checks import check_settings
+        from django_safemigrate.checks import check_lockfile, check_settings
         from django_safemigrate.conf import clear_cache
 
         checks.register(check_settings)
+        checks.register(check_lockfile)
         setting_changed.connect(clear_cache, dispatch_uid="django_safemigrate.conf")

@@ -346,3 +346,17 @@ def test_explain_and_list_rules(scenarios):
 def test_invalid_settings_exit_2(scenarios):
     result = check(scenarios, "--all", "--offline", expect=2, settings={"FAIL_ON": "sometimes"})
     assert "safemigrate.E007" in result.err
+
+
+def test_lockfile_problems_surface_in_manage_py_check(scenarios):
+    env = env_for(scenarios, "risky")
+    run_command(["checkmigrations", "--update-lockfile"], env, expect=0)
+    run_command(["check"], env, expect=0)
+    path = scenarios / "risky" / "migrations" / "0002_item_name_index.py"
+    path.write_text(path.read_text().replace('name="risky_item_name_idx"', 'name="renamed_idx"'))
+    result = run_command(["check"], env, expect=0)
+    assert "safemigrate.W001" in result.err
+    assert "risky.0002_item_name_index was edited after it was released" in result.err
+    (scenarios / "migrations.lock").write_text("not a lockfile line\n")
+    result = run_command(["check"], env, expect=1)
+    assert "safemigrate.E012" in result.err
