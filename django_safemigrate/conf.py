@@ -47,6 +47,16 @@ class SafemigrateSettings:
     #: The committed file of released migrations' checksums; ``None``: ``migrations.lock``
     #: next to ``manage.py`` (``BASE_DIR`` when set, else the current directory).
     lockfile: str | None = None
+    #: ``lock_timeout`` (seconds, 0 = none) for statements that take strong locks,
+    #: and for RunSQL/RunPython; concurrent builds and VALIDATE CONSTRAINT get none.
+    lock_timeout: float = 5.0
+    #: ``statement_timeout`` (seconds, 0 = none) for the same statements.
+    statement_timeout: float = 0.0
+    #: How often a step that hit a lock timeout or a deadlock is tried again.
+    retries: int = 5
+    #: First wait before a retry (seconds); doubles each time, with jitter, up to the max.
+    retry_backoff: float = 1.0
+    retry_backoff_max: float = 30.0
     #: The older package's mode when ``SAFEMIGRATE`` is one of its strings.
     legacy_mode: str | None = None
 
@@ -82,6 +92,11 @@ _FIELDS = {
     "RULES": "rules",
     "IGNORE": "ignore",
     "LOCKFILE": "lockfile",
+    "LOCK_TIMEOUT": "lock_timeout",
+    "STATEMENT_TIMEOUT": "statement_timeout",
+    "RETRIES": "retries",
+    "RETRY_BACKOFF": "retry_backoff",
+    "RETRY_BACKOFF_MAX": "retry_backoff_max",
 }
 
 
@@ -179,6 +194,16 @@ def _parse_value(key: str, value: Any, database_aliases: Mapping[str, Any]) -> A
                 f"SAFEMIGRATE['CHECKSUM_MISMATCH'] is {value!r}, but it must be one of {choices}.",
                 "Use 'error' to stop a deploy on an edited applied migration, or 'warn'.",
             ) from None
+    if key in ("LOCK_TIMEOUT", "STATEMENT_TIMEOUT", "RETRY_BACKOFF", "RETRY_BACKOFF_MAX"):
+        return _number(key, value, minimum=0, inclusive=True)
+    if key == "RETRIES":
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise SettingsProblem(
+                "safemigrate.E013",
+                f"SAFEMIGRATE['RETRIES'] is {value!r}, but it must be a whole number, 0 or more.",
+                "Set it to how many times a step may be retried after a lock timeout, e.g. 5.",
+            )
+        return value
     if key == "FAIL_ON":
         return parse_fail_on(value, "SAFEMIGRATE['FAIL_ON']", check_id="safemigrate.E007")
     if key == "SMALL_TABLE_ROWS":

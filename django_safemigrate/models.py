@@ -65,3 +65,36 @@ class MigrationRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.app_label}.{self.name} {self.outcome}"
+
+
+class StepRecord(models.Model):
+    """One finished step of a migration that ``safemigrate`` split into steps.
+
+    A rerun after a failure or a crash skips the steps finished since the
+    migration was last applied or unapplied, as long as the migration's checksum
+    and its split into steps are unchanged.
+    """
+
+    run = models.ForeignKey(Run, on_delete=models.PROTECT, related_name="steps")
+    app_label = models.CharField(max_length=255)
+    name = models.CharField(max_length=255)
+    checksum = models.CharField(max_length=80)
+    #: Hash of the split (kinds and contents of the steps), so a changed split is noticed.
+    plan = models.CharField(max_length=80)
+    step_index = models.PositiveSmallIntegerField()
+    step_count = models.PositiveSmallIntegerField()
+    kind = models.CharField(max_length=20)
+    description = models.TextField()
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField()
+    duration = models.DurationField()
+    attempts = models.PositiveSmallIntegerField(default=1)
+
+    class Meta:
+        verbose_name = _("migration step")
+        verbose_name_plural = _("migration steps")
+        ordering = ["-finished_at", "-id"]
+        indexes = [models.Index(fields=["app_label", "name"], name="safemigrate_step_migration")]
+
+    def __str__(self) -> str:
+        return f"{self.app_label}.{self.name} step {self.step_index + 1}/{self.step_count}"

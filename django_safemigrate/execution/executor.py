@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import traceback
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from django.core.management.commands import migrate as django_migrate
 from django.db.migrations import Migration
@@ -23,11 +23,17 @@ from django_safemigrate.enums import MigrationOutcome
 from django_safemigrate.execution.ledger import Ledger, PendingRecord
 from django_safemigrate.plan import SharedDiskLoader
 
+if TYPE_CHECKING:
+    from django_safemigrate.execution.runner import StepRunner
+
 
 class LedgerExecutor(MigrationExecutor):
     """Records applied, faked, unapplied and failed migrations in the ledger."""
 
     ledger: Ledger
+    #: Set by ``safemigrate``: builds the :class:`StepRunner` that applies migrations
+    #: in steps. ``None`` (plain ``migrate``) applies them as Django does.
+    runner_factory: Callable[[LedgerExecutor], StepRunner] | None = None
 
     def __init__(self, connection: Any, progress_callback: Any = None) -> None:
         # Django's __init__, with a loader that reuses this run's scan of the
@@ -61,7 +67,12 @@ class LedgerExecutor(MigrationExecutor):
         self._fake = fake
         self._current = migration
         try:
-            state = super().apply_migration(state, migration, fake=fake, fake_initial=fake_initial)
+            if self.runner_factory is not None and not fake and not fake_initial:
+                state = self._apply_in_steps(state, migration)
+            else:
+                state = super().apply_migration(
+                    state, migration, fake=fake, fake_initial=fake_initial
+                )
         except BaseException as exc:
             self._failed(migration, exc)
             raise
@@ -69,6 +80,31 @@ class LedgerExecutor(MigrationExecutor):
             self._current = None
         self.ledger.flush()
         return state
+
+    def _apply_in_steps(self, state: ProjectState, migration: Migration) -> ProjectState:
+        assert self.runner_factory is not None
+        if self.progress_callback:
+            self.progress_callback("apply_start", migration, False)
+        runner = self.runner_factory(self)
+        state = runner.apply(migration, state)
+        if self.progress_callback:
+            self.progress_callback("apply_success", migration, False)
+        return state
+
+    def checksum_of(self, migration: Migration) -> str:
+        return self._checksums.get(migration)
+
+    def record_applied_now(self, migration: Migration) -> None:
+        """Django's ``django_migrations`` row(s) and the ledger's, in the caller's transaction.
+
+        Used by the step runner with the last step of a migration. Written without
+        ``record_migration``, whose signature differs between Django versions.
+        """
+        keys = list(migration.replaces) or [(migration.app_label, migration.name)]
+        for app_label, name in keys:
+            self.recorder.record_applied(app_label, name)
+        self.ledger.migration_recorded((migration.app_label, migration.name), applied=True)
+        self._record(migration, MigrationOutcome.APPLIED)
 
     def record_migration(self, *args: Any, **kwargs: Any) -> None:
         """Django's record, then the ledger's, in the same transaction.
@@ -142,9 +178,18 @@ class LedgerExecutor(MigrationExecutor):
 
 
 @contextlib.contextmanager
-def ledgered_executor(ledger: Ledger) -> Iterator[type[LedgerExecutor]]:
+def ledgered_executor(
+    ledger: Ledger, runner_factory: Callable[[LedgerExecutor], StepRunner] | None = None
+) -> Iterator[type[LedgerExecutor]]:
     """Make Django's ``migrate`` build a :class:`LedgerExecutor` bound to ``ledger``."""
-    executor_class = type("BoundLedgerExecutor", (LedgerExecutor,), {"ledger": ledger})
+    executor_class = type(
+        "BoundLedgerExecutor",
+        (LedgerExecutor,),
+        {
+            "ledger": ledger,
+            "runner_factory": staticmethod(runner_factory) if runner_factory else None,
+        },
+    )
     original = getattr(django_migrate, "MigrationExecutor")  # noqa: B009 - not in the stubs
     setattr(django_migrate, "MigrationExecutor", executor_class)  # noqa: B010
     try:

@@ -198,7 +198,89 @@ class Ledger:
                 params,
             )
 
+    def step_finished(
+        self,
+        migration: Any,
+        *,
+        checksum: str,
+        plan: str,
+        step: Any,
+        step_count: int,
+        started: datetime.datetime,
+        finished: datetime.datetime,
+        attempts: int,
+    ) -> None:
+        """Record a finished step (after its transaction committed, or after it ran alone)."""
+        from django_safemigrate.models import StepRecord
+
+        if not self.writable():
+            return
+        self.open_run()
+        assert self.run_id is not None
+        StepRecord.objects.using(self.connection.alias).create(
+            run_id=self.run_id,
+            app_label=migration.app_label,
+            name=migration.name,
+            checksum=checksum,
+            plan=plan,
+            step_index=step.index,
+            step_count=step_count,
+            kind=step.kind.value,
+            description=step.description[:2000],
+            started_at=started,
+            finished_at=finished,
+            duration=finished - started,
+            attempts=attempts,
+        )
+
     # -- reading -------------------------------------------------------------------------
+
+    def finished_steps(self, migration: Any, checksum: str, plan: str) -> set[int]:
+        """Steps of ``migration`` finished since it was last applied or unapplied.
+
+        Raises :class:`Blocked` when the migration is partly applied but its file
+        (checksum) or its split into steps changed since: resuming would mix two
+        versions of it.
+        """
+        from django_safemigrate.exceptions import Blocked
+        from django_safemigrate.models import MigrationRecord, StepRecord
+
+        if not self.writable():
+            return set()
+        alias = self.connection.alias
+        boundary = (
+            MigrationRecord.objects.using(alias)
+            .filter(
+                app_label=migration.app_label,
+                name=migration.name,
+                outcome__in=[
+                    MigrationOutcome.APPLIED,
+                    MigrationOutcome.UNAPPLIED,
+                    MigrationOutcome.FAKED,
+                    MigrationOutcome.ADOPTED,
+                ],
+            )
+            .order_by("-finished_at")
+            .values_list("finished_at", flat=True)
+            .first()
+        )
+        steps = StepRecord.objects.using(alias).filter(
+            app_label=migration.app_label, name=migration.name
+        )
+        if boundary is not None:
+            steps = steps.filter(finished_at__gt=boundary)
+        rows = list(steps.values_list("step_index", "checksum", "plan"))
+        if not rows:
+            return set()
+        if any(c != checksum or p != plan for _, c, p in rows):
+            raise Blocked(
+                f"{migration.app_label}.{migration.name} is partly applied ({len(rows)} step(s) "
+                "finished), but the migration file or its split into steps changed since. "
+                "Resuming would mix two versions of it. Restore the version that was partly "
+                "applied and run safemigrate again to finish it, then put the change in a new "
+                "migration. Nothing was applied."
+            )
+        return {index for index, _, _ in rows}
 
     def recorded_checksums(self) -> dict[tuple[str, str], str]:
         """The last checksum the ledger holds for each migration it saw applied."""

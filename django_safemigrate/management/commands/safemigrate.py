@@ -17,12 +17,14 @@ from django.db.migrations.exceptions import InconsistentMigrationHistory
 from django.db.migrations.executor import MigrationExecutor
 from django.db.migrations.recorder import MigrationRecorder
 
+from django_safemigrate.analysis.database import server_major
 from django_safemigrate.checksum import migration_checksum
 from django_safemigrate.conf import get_settings
 from django_safemigrate.enums import ChecksumPolicy, ExitCode, MigrationOutcome
 from django_safemigrate.exceptions import Blocked, MigrationFailed, SafemigrateError, UsageError
 from django_safemigrate.execution.executor import ledgered_executor
 from django_safemigrate.execution.ledger import APP_LABEL, Ledger, PendingRecord
+from django_safemigrate.execution.runner import StepRunner
 from django_safemigrate.management.commands import migrate
 from django_safemigrate.plan import (
     edited_migrations,
@@ -88,7 +90,18 @@ class Command(migrate.Command):
                     ledger, executor_class(connection, self.migration_progress_callback)
                 )
         self.refuse_edited(ledger, connection)
-        with ledgered_executor(ledger):
+        self.step_lines: list[str] = []
+
+        def runner_factory(executor: Any) -> StepRunner:
+            return StepRunner(
+                executor,
+                settings=get_settings(),
+                pg_version=server_major(connection),
+                report=self.step_lines.append,
+                notify=self.stderr.write,
+            )
+
+        with ledgered_executor(ledger, runner_factory):
             try:
                 django_migrate.Command.handle(self, *args, **options)
             except (DatabaseError, Exception) as exc:
@@ -100,6 +113,17 @@ class Command(migrate.Command):
                     "migrations applied before it stay applied and recorded. Fix the cause and "
                     "run safemigrate again."
                 ) from exc
+
+    def migration_progress_callback(
+        self, action: str, migration: Any = None, fake: bool = False
+    ) -> None:
+        super().migration_progress_callback(action, migration, fake)
+        if action == "apply_success":
+            lines, self.step_lines = getattr(self, "step_lines", []), []
+            split = sum("step " in line and "/" in line for line in lines) > 1
+            if self.verbosity >= 2 or (self.verbosity >= 1 and split):
+                for line in lines:
+                    self.stdout.write(line)
 
     def bootstrap_ledger(self, ledger: Ledger, executor: MigrationExecutor) -> None:
         """Bring this app's own tables up to date first: governing needs the ledger.

@@ -1,0 +1,342 @@
+"""Apply one migration step by step: timeouts per statement, retries, resume.
+
+* Each transactional step runs in one transaction; its record (and, for the
+  last step, Django's ``django_migrations`` row and the ledger's) commits with
+  it, so a crash can never leave a step half-done or a migration recorded as
+  applied when it is not.
+* A non-transactional step runs alone in autocommit. A concurrent index build
+  that failed or was killed leaves an INVALID index; before (re)building, an
+  invalid index of that name is dropped concurrently and a valid one means the
+  build already finished. ``IF NOT EXISTS`` never keeps an invalid index.
+* Every statement runs under the lock and statement timeouts of its kind:
+  short for strong locks, none for concurrent builds and ``VALIDATE
+  CONSTRAINT`` (they legitimately wait for old snapshots). Inside transactions
+  they are ``SET LOCAL``; around autocommit steps they are set and reset.
+* A transactional step that fails on a lock timeout (55P03) or a deadlock
+  (40P01) rolled back whole, so it is retried with exponential backoff and
+  jitter.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from django.db import DatabaseError, transaction
+from django.db.migrations import Migration
+from django.db.migrations.state import ProjectState
+from django.utils import timezone
+
+from django_safemigrate.execution.steps import (
+    Step,
+    StepKind,
+    StepPart,
+    plan_fingerprint,
+    plan_steps,
+)
+from django_safemigrate.sql import parse, render_migration
+from django_safemigrate.transactions import refuses_transaction
+
+if TYPE_CHECKING:
+    from django_safemigrate.execution.executor import LedgerExecutor
+
+#: SQLSTATEs after which a rolled-back transactional step is simply tried again.
+RETRYABLE = {"55P03": "lock timeout", "40P01": "deadlock"}
+
+#: Attribute of a Migration class overriding timeouts and retries for it, e.g.
+#: ``safemigrate_timeouts = {"lock_timeout": 10, "statement_timeout": 0, "retries": 2}``.
+OVERRIDE_ATTRIBUTE = "safemigrate_timeouts"
+
+
+@dataclasses.dataclass(frozen=True)
+class Timeouts:
+    """Seconds; 0 means no limit."""
+
+    lock_timeout: float
+    statement_timeout: float
+
+    def sql_values(self) -> tuple[str, str]:
+        return f"{int(self.lock_timeout * 1000)}ms", f"{int(self.statement_timeout * 1000)}ms"
+
+
+@dataclasses.dataclass(frozen=True)
+class RunnerPolicy:
+    """Timeouts and retries for one migration (settings, then the migration's override)."""
+
+    strong: Timeouts
+    relaxed: Timeouts
+    retries: int
+    backoff: float
+    backoff_max: float
+
+    @classmethod
+    def for_migration(cls, settings: Any, migration: Migration) -> RunnerPolicy:
+        override = getattr(migration, OVERRIDE_ATTRIBUTE, None) or {}
+        lock = float(override.get("lock_timeout", settings.lock_timeout))
+        statement = float(override.get("statement_timeout", settings.statement_timeout))
+        return cls(
+            strong=Timeouts(lock, statement),
+            relaxed=Timeouts(0, float(override.get("statement_timeout", 0))),
+            retries=int(override.get("retries", settings.retries)),
+            backoff=settings.retry_backoff,
+            backoff_max=settings.retry_backoff_max,
+        )
+
+    def timeouts_for(self, sql: str, pg_version: int) -> Timeouts:
+        """Concurrent builds and ``VALIDATE CONSTRAINT`` wait for old snapshots by design."""
+        statements = parse(sql)
+        if statements and all(_relaxed(s.tree, pg_version) for s in statements):
+            return self.relaxed
+        return self.strong
+
+    def delay(self, attempt: int) -> float:
+        base = min(self.backoff_max, self.backoff * (2 ** (attempt - 1)))
+        return float(base * (0.5 + random.random() / 2))  # jitter, not cryptography
+
+
+def _relaxed(node: Any, pg_version: int) -> bool:
+    from pglast import ast
+    from pglast.enums import AlterTableType
+
+    if node is None:
+        return False
+    if refuses_transaction(node, pg_version):
+        return True
+    if isinstance(node, ast.AlterTableStmt) and node.cmds:
+        return all(
+            isinstance(c, ast.AlterTableCmd) and c.subtype == AlterTableType.AT_ValidateConstraint
+            for c in node.cmds
+        )
+    return False
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    cause: BaseException | None = exc
+    while cause is not None:
+        state = getattr(cause, "sqlstate", None)
+        if state:
+            return str(state)
+        cause = cause.__cause__
+    return None
+
+
+class StepRunner:
+    """Applies migrations in steps for a :class:`LedgerExecutor`."""
+
+    def __init__(
+        self,
+        executor: LedgerExecutor,
+        *,
+        settings: Any,
+        pg_version: int,
+        report: Callable[[str], None],
+        notify: Callable[[str], None],
+    ) -> None:
+        self.executor = executor
+        self.notify = notify
+        self.connection = executor.connection
+        self.settings = settings
+        self.pg_version = pg_version
+        self.report = report
+
+    # -- planning ------------------------------------------------------------------------
+
+    def steps_for(self, migration: Migration, state: ProjectState) -> list[Step]:
+        operations, _ = render_migration(migration, state.clone(), self.connection)
+        return plan_steps(migration, operations, self.pg_version)
+
+    # -- applying ------------------------------------------------------------------------
+
+    def apply(self, migration: Migration, state: ProjectState) -> ProjectState:
+        steps = self.steps_for(migration, state)
+        fingerprint = plan_fingerprint(steps)
+        checksum = self.executor.checksum_of(migration)
+        done = self.executor.ledger.finished_steps(migration, checksum, fingerprint)
+        policy = RunnerPolicy.for_migration(self.settings, migration)
+        walk = _Walk(migration, state)
+        if not steps:
+            # No operations (a dependency placeholder): only the record to write.
+            with transaction.atomic(using=self.connection.alias):
+                self.executor.record_applied_now(migration)
+            return walk.state
+        for step in steps:
+            label = f"step {step.index + 1}/{len(steps)} {step.kind.value}: {step.description}"
+            if step.index in done:
+                for index in step.operation_indexes:
+                    walk.advance(index)
+                self.report(f"    {label}: already done, skipped")
+                continue
+            started = timezone.now()
+            checkpoint = walk.snapshot()
+            attempt = 1
+            while True:
+                try:
+                    self._run_step(migration, step, len(steps), policy, walk)
+                except DatabaseError as exc:
+                    code = sqlstate(exc)
+                    if step.kind is StepKind.AUTOCOMMIT_PYTHON or code not in RETRYABLE:
+                        raise
+                    if attempt > policy.retries:
+                        raise
+                    wait = policy.delay(attempt)
+                    self.notify(
+                        f"    {label}: {RETRYABLE[code]} (attempt {attempt} of "
+                        f"{policy.retries + 1}); rolled back, retrying in {wait:.1f}s"
+                    )
+                    time.sleep(wait)
+                    attempt += 1
+                    # The failed attempt advanced the state: start the step again from
+                    # where it began.
+                    walk.restore(checkpoint)
+                    continue
+                break
+            finished = timezone.now()
+            self.executor.ledger.step_finished(
+                migration,
+                checksum=checksum,
+                plan=fingerprint,
+                step=step,
+                step_count=len(steps),
+                started=started,
+                finished=finished,
+                attempts=attempt,
+            )
+            self.report(f"    {label} ({(finished - started).total_seconds():.2f}s)")
+        return walk.state
+
+    def _run_step(
+        self, migration: Migration, step: Step, step_count: int, policy: RunnerPolicy, walk: _Walk
+    ) -> None:
+        last = step.index == step_count - 1
+        if step.kind is StepKind.TRANSACTIONAL:
+            with transaction.atomic(using=self.connection.alias):
+                with self._editor(policy, local=True) as editor:
+                    for part in step.parts:
+                        self._run_part(migration, part, walk, editor)
+                if last:
+                    self.executor.record_applied_now(migration)
+            return
+        with self._editor(policy, local=False) as editor:
+            for part in step.parts:
+                if step.kind is StepKind.NON_TRANSACTIONAL and part.statements:
+                    walk.advance(part.operation_index)
+                    for sql in part.statements:
+                        self._run_alone(sql, editor)
+                else:
+                    self._run_part(migration, part, walk, editor)
+        if last:
+            with transaction.atomic(using=self.connection.alias):
+                self.executor.record_applied_now(migration)
+
+    def _run_part(self, migration: Migration, part: StepPart, walk: _Walk, editor: Any) -> None:
+        walk.advance(part.operation_index)
+        if part.statements is not None:
+            for sql in part.statements:
+                editor.execute(sql, None)
+            return
+        operation = migration.operations[part.operation_index]
+        operation.database_forwards(
+            migration.app_label, editor, walk.before[part.operation_index], walk.state
+        )
+
+    def _run_alone(self, sql: str, editor: Any) -> None:
+        """A non-transactional statement, made safe to run again after a crash."""
+        from pglast import ast
+
+        statements = parse(sql)
+        node = statements[0].tree if len(statements) == 1 else None
+        if isinstance(node, ast.IndexStmt) and node.concurrent and node.idxname:
+            schema = node.relation.schemaname if node.relation is not None else None
+            state = self._index_state(node.idxname, schema)
+            if state == "valid":
+                self.report(f"    index {node.idxname} already exists and is valid; not rebuilt")
+                return
+            if state == "invalid":
+                # A failed or killed concurrent build left it behind: it slows writes
+                # and, if unique, still enforces uniqueness. Drop it and build again.
+                self.report(f"    dropping the INVALID index {node.idxname} left by a failed build")
+                editor.execute(
+                    f"DROP INDEX CONCURRENTLY IF EXISTS {editor.quote_name(node.idxname)}", None
+                )
+        editor.execute(sql, None)
+
+    def _index_state(self, name: str, schema: str | None) -> str | None:
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                """
+                SELECT i.indisvalid FROM pg_index i
+                JOIN pg_class c ON c.oid = i.indexrelid
+                JOIN pg_namespace n ON n.oid = c.relnamespace
+                WHERE c.relname = %s
+                  AND (n.nspname = %s OR (%s::text IS NULL
+                       AND n.nspname = ANY (current_schemas(false))))
+                """,
+                [name, schema, schema],
+            )
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        return "valid" if row[0] else "invalid"
+
+    @contextmanager
+    def _editor(self, policy: RunnerPolicy, *, local: bool) -> Iterator[Any]:
+        """A schema editor whose statements run under the timeouts of their kind."""
+        connection = self.connection
+        current: list[Timeouts | None] = [None]
+        scope = "LOCAL " if local else ""
+
+        with connection.schema_editor(atomic=False) as editor:
+            original = editor.execute
+
+            def execute(sql: Any, params: Any = ()) -> Any:
+                wanted = policy.timeouts_for(str(sql), self.pg_version)
+                if wanted != current[0]:
+                    lock, statement = wanted.sql_values()
+                    with connection.cursor() as cursor:
+                        cursor.execute(f"SET {scope}lock_timeout = '{lock}'")
+                        cursor.execute(f"SET {scope}statement_timeout = '{statement}'")
+                    current[0] = wanted
+                return original(sql, params)
+
+            editor.execute = execute  # type: ignore[method-assign]
+            # RunPython and plain ORM queries start under the strong timeouts.
+            execute_baseline = policy.strong.sql_values()
+            with connection.cursor() as cursor:
+                cursor.execute(f"SET {scope}lock_timeout = '{execute_baseline[0]}'")
+                cursor.execute(f"SET {scope}statement_timeout = '{execute_baseline[1]}'")
+            current[0] = policy.strong
+            try:
+                yield editor
+            finally:
+                if not local and connection.connection is not None and connection.is_usable():
+                    with connection.cursor() as cursor:
+                        cursor.execute("RESET lock_timeout")
+                        cursor.execute("RESET statement_timeout")
+
+
+class _Walk:
+    """The project state moving through a migration's operations, once each."""
+
+    def __init__(self, migration: Migration, state: ProjectState) -> None:
+        self.migration = migration
+        self.state = state
+        self.before: dict[int, ProjectState] = {}
+
+    def advance(self, index: int) -> None:
+        """Move past operation ``index`` (once), keeping the state before it."""
+        if index in self.before:
+            return
+        self.before[index] = self.state.clone()
+        self.migration.operations[index].state_forwards(self.migration.app_label, self.state)
+
+    def snapshot(self) -> tuple[ProjectState, dict[int, ProjectState]]:
+        return self.state.clone(), dict(self.before)
+
+    def restore(self, snapshot: tuple[ProjectState, dict[int, ProjectState]]) -> None:
+        state, before = snapshot
+        self.state = state.clone()
+        self.before = dict(before)

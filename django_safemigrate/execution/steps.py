@@ -1,0 +1,162 @@
+"""Split a migration into steps: what runs in one transaction, what runs alone.
+
+PostgreSQL refuses some statements inside a transaction block (``CREATE INDEX
+CONCURRENTLY``, ``VACUUM``, …; see :mod:`django_safemigrate.transactions`).
+Each such statement becomes a step of its own; consecutive operations that can
+run in a transaction are grouped into one transactional step. A ``RunSQL``
+mixing both kinds is split statement by statement. The decision is made from
+the SQL the backend renders (parse trees), not from operation class names.
+
+A failure can then leave at most one step undone, never half a step, and a
+rerun resumes at the first unfinished step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import hashlib
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from django.db.migrations import Migration
+
+from django_safemigrate.sql import OperationSQL, Statement
+from django_safemigrate.transactions import refuses_transaction
+
+
+class StepKind(enum.StrEnum):
+    #: Runs in one transaction: all of it or nothing.
+    TRANSACTIONAL = "transactional"
+    #: A statement PostgreSQL refuses inside a transaction; runs alone, in autocommit.
+    NON_TRANSACTIONAL = "non_transactional"
+    #: Python the author asked to run outside a transaction (``RunPython`` in a
+    #: non-atomic migration, or ``atomic=False``): runs as written, in autocommit.
+    AUTOCOMMIT_PYTHON = "autocommit_python"
+
+
+@dataclasses.dataclass(frozen=True)
+class StepPart:
+    """One operation of a step, or a slice of a ``RunSQL``'s statements."""
+
+    operation_index: int
+    #: The statements to run instead of the operation (a split ``RunSQL``, or a
+    #: non-transactional statement); ``None`` runs the operation itself.
+    statements: tuple[str, ...] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Step:
+    index: int
+    kind: StepKind
+    parts: tuple[StepPart, ...]
+    description: str
+
+    @property
+    def operation_indexes(self) -> tuple[int, ...]:
+        return tuple(dict.fromkeys(p.operation_index for p in self.parts))
+
+
+def _refuses(statement: Statement, pg_version: int) -> str | None:
+    if statement.tree is None:
+        return None
+    return refuses_transaction(statement.tree, pg_version)
+
+
+def _python_outside_transaction(migration: Migration, operation: Any) -> bool:
+    if operation.reduces_to_sql:
+        return False
+    atomic = getattr(operation, "atomic", None)
+    if atomic is None:
+        return not migration.atomic
+    return not atomic
+
+
+def plan_steps(
+    migration: Migration, operations: Sequence[OperationSQL], pg_version: int
+) -> list[Step]:
+    """The steps of ``migration``, from its rendered operations."""
+    steps: list[Step] = []
+    pending: list[StepPart] = []
+
+    def close_transactional() -> None:
+        if pending:
+            steps.append(
+                Step(
+                    len(steps),
+                    StepKind.TRANSACTIONAL,
+                    tuple(pending),
+                    _describe(migration, pending),
+                )
+            )
+            pending.clear()
+
+    for op in operations:
+        operation = op.operation
+        if _python_outside_transaction(migration, operation):
+            close_transactional()
+            part = StepPart(op.index)
+            steps.append(
+                Step(len(steps), StepKind.AUTOCOMMIT_PYTHON, (part,), _describe(migration, [part]))
+            )
+            continue
+        refusing = [s for s in op.statements if _refuses(s, pg_version)]
+        if not refusing:
+            pending.append(StepPart(op.index))
+            continue
+        # Split the operation at each statement that must run alone.
+        batch: list[str] = []
+        for statement in op.statements:
+            reason = _refuses(statement, pg_version)
+            if reason is None:
+                batch.append(statement.sql)
+                continue
+            if batch:
+                pending.append(StepPart(op.index, tuple(batch)))
+                batch = []
+            close_transactional()
+            steps.append(
+                Step(
+                    len(steps),
+                    StepKind.NON_TRANSACTIONAL,
+                    (StepPart(op.index, (statement.sql,)),),
+                    f"{reason} ({_operation_name(operation)}): {_shorten(statement.sql)}",
+                )
+            )
+        if batch:
+            pending.append(StepPart(op.index, tuple(batch)))
+    close_transactional()
+    return steps
+
+
+def plan_fingerprint(steps: Sequence[Step]) -> str:
+    """A hash of the split, stored with each finished step to detect a changed split."""
+    payload = [
+        [s.kind.value, [[p.operation_index, list(p.statements or [])] for p in s.parts]]
+        for s in steps
+    ]
+    digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+    return f"sha256:{digest}"
+
+
+def _operation_name(operation: Any) -> str:
+    return type(operation).__name__
+
+
+def _describe(migration: Migration, parts: Sequence[StepPart]) -> str:
+    names = []
+    for part in parts:
+        operation = migration.operations[part.operation_index]
+        label = _operation_name(operation)
+        if part.statements is not None:
+            label += (
+                f" ({len(part.statements)} statement{'s' if len(part.statements) != 1 else ''})"
+            )
+        names.append(label)
+    return ", ".join(names)
+
+
+def _shorten(sql: str, limit: int = 80) -> str:
+    text = " ".join(sql.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
