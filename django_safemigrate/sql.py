@@ -15,7 +15,6 @@ which wraps PostgreSQL's own parser; rules judge parse trees, never text.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
 from typing import Any
 
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -78,16 +77,34 @@ def parse(sql: str, *, handwritten: bool = False) -> list[Statement]:
 
 
 def _runsql_statements(operation: Any) -> list[Statement]:
-    """The forward SQL of a ``RunSQL``, which may be a string, a list, or (sql, params) pairs."""
+    """The forward SQL of a ``RunSQL``, which may be a string, a list, or (sql, params) pairs.
+
+    Parameters are merged in as SQL literals (as Django's PostgreSQL schema editor
+    does before executing), so parameterised statements parse like the real ones.
+    """
+    from psycopg.sql import quote
+
     sqls = operation.sql
     if isinstance(sqls, str):
         sqls = [sqls]
     statements: list[Statement] = []
     for item in sqls:
-        text = item[0] if isinstance(item, list | tuple) else item
+        if isinstance(item, list | tuple):
+            text, params = item[0], item[1] if len(item) > 1 else None
+        else:
+            text, params = item, None
         if text is None:
             continue
-        statements.extend(parse(str(text), handwritten=True))
+        text = str(text)
+        if params:
+            try:
+                if isinstance(params, dict):
+                    text = text % {k: quote(v) for k, v in params.items()}
+                else:
+                    text = text % tuple(quote(v) for v in params)
+            except (TypeError, ValueError, KeyError):
+                pass  # leave the placeholders; the parser will say what is wrong
+        statements.extend(parse(text, handwritten=True))
     return statements
 
 
@@ -121,13 +138,13 @@ def render_migration(
                     # Parse what the author wrote: Django would only split it on
                     # semicolons, which breaks on dollar-quoted bodies.
                     statements = _runsql_statements(operation)
+                elif isinstance(operation, SeparateDatabaseAndState):
+                    statements = _database_side(migration.app_label, operation, editor, old_state)
                 else:
                     operation.database_forwards(migration.app_label, editor, old_state, state)
                     statements = []
                     for text in editor.collected_sql[before:]:
                         statements.extend(parse(text))
-                    if isinstance(operation, SeparateDatabaseAndState):
-                        statements = _mark_handwritten(operation, statements)
             except Exception as exc:  # one operation must not stop the analysis
                 statements = []
                 error = _render_error(exc)
@@ -138,11 +155,20 @@ def render_migration(
                 OperationSQL(index, operation, tuple(statements), True, error, old_state)
             )
         # Deferred statements run when the schema editor closes; give each back to
-        # the operation that queued it.
+        # the operation that queued it. They go through the editor's own execute(),
+        # as on exit, because a backend may queue objects that only it can render
+        # (django-pg-zero-downtime-migrations queues lock-aware statement objects).
         deferred_by_owner: dict[int, list[Statement]] = {}
         for deferred in editor.deferred_sql:
             owner = owners.get(id(deferred), len(results) - 1)
-            deferred_by_owner.setdefault(owner, []).extend(parse(str(deferred)))
+            before = len(editor.collected_sql)
+            try:
+                editor.execute(deferred, None)
+            except Exception:  # an unrenderable deferred statement must not stop the analysis
+                continue
+            for text in editor.collected_sql[before:]:
+                deferred_by_owner.setdefault(owner, []).extend(parse(text))
+            del editor.collected_sql[before:]
         editor.deferred_sql = []
     for owner, extra in deferred_by_owner.items():
         current = results[owner]
@@ -150,13 +176,30 @@ def render_migration(
     return results, state
 
 
-def _mark_handwritten(operation: Any, statements: Sequence[Statement]) -> list[Statement]:
-    """Statements of a ``SeparateDatabaseAndState`` keep the ``RunSQL`` origin of their parts."""
+def _database_side(
+    app_label: str, operation: Any, editor: Any, from_state: ProjectState
+) -> list[Statement]:
+    """The SQL of a ``SeparateDatabaseAndState``'s database operations.
+
+    Mirrors its ``database_forwards`` but never runs Python: a ``RunPython`` on the
+    database side is a data migration, not something to execute while analysing.
+    """
     from django.db.migrations.operations.special import RunSQL
 
-    if any(isinstance(op, RunSQL) for op in operation.database_operations):
-        return [dataclasses.replace(s, handwritten=True) for s in statements]
-    return list(statements)
+    statements: list[Statement] = []
+    state = from_state.clone()
+    for database_operation in operation.database_operations:
+        to_state = state.clone()
+        database_operation.state_forwards(app_label, to_state)
+        if isinstance(database_operation, RunSQL):
+            statements.extend(_runsql_statements(database_operation))
+        elif database_operation.reduces_to_sql:
+            before = len(editor.collected_sql)
+            database_operation.database_forwards(app_label, editor, state, to_state)
+            for text in editor.collected_sql[before:]:
+                statements.extend(parse(text))
+        state = to_state
+    return statements
 
 
 def _render_error(exc: BaseException) -> str:

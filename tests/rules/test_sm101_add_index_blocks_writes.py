@@ -40,7 +40,9 @@ def test_index_on_a_table_created_in_the_same_migration_does_not_block():
 
 
 def test_index_on_a_small_table_does_not_block():
-    findings = judge([migrations.AddIndex("item", INDEX)], setup=[ITEM], tables={"testapp_item": 10})
+    findings = judge(
+        [migrations.AddIndex("item", INDEX)], setup=[ITEM], tables={"testapp_item": 10}
+    )
     assert not flags("SM101", findings).blocking
 
 
