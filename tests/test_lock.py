@@ -177,3 +177,30 @@ def test_waiters_do_not_block_a_concurrent_index_build(database, tmp_path):
     assert index == [(True,)]
     outcomes = query(database, "SELECT outcome FROM django_safemigrate_run ORDER BY id")
     assert [o for (o,) in outcomes] == ["applied", "applied"] + ["nothing_to_do"] * 5
+
+
+def test_next_holder_ends_the_sessions_a_killed_runner_left_running(database, tmp_path):
+    copy_scenario("orphan", tmp_path)
+    env = command_env(database, apps=["orphan"], pythonpath=[tmp_path])
+    run_command(["safemigrate", "orphan", "0001"], env, expect=0)
+    holder = start_command(["safemigrate"], {**env, "SLEEP_SECONDS": "120"})
+    try:
+        wait_for(
+            lambda: query(
+                database,
+                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep%%'",
+            )[0][0]
+            == 1
+        )
+        os.kill(holder.pid, signal.SIGKILL)
+    finally:
+        holder.wait()
+    # The killed runner's statement still runs and its transaction still holds
+    # ACCESS EXCLUSIVE on orphan_item.
+    result = run_command(["safemigrate"], {**env, "SLEEP_SECONDS": "0"}, expect=0, timeout=60)
+    assert "Ended 1 database session(s) left by a runner that died" in result.err
+    assert result.elapsed < 30
+    assert ("orphan", "0002_slow_statement") in applied(database, "orphan")
+    assert query(
+        database, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep%%'"
+    ) == [(0,)]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
+import socket
 from collections.abc import Callable, Iterator
 
 from django.db import DatabaseError, connections
@@ -60,6 +62,7 @@ def governed_run(
     request: RunRequest,
     settings: SafemigrateSettings,
     on_wait: Callable[[Holder | None, float, float, bool], None],
+    on_notice: Callable[[str], None] = lambda message: None,
 ) -> Iterator[Ledger]:
     """Hold the migration lock and an open ledger run while the block runs.
 
@@ -84,6 +87,12 @@ def governed_run(
             on_wait=lambda holder, waited, first: on_wait(holder, waited, request.lock_wait, first),
         ):
             ledger.lock_acquired()
+            ended = claim_runner_session(connection)
+            if ended:
+                on_notice(
+                    f"Ended {len(ended)} database session(s) left by a runner that died "
+                    f"holding the lock (backend pid {', '.join(map(str, ended))})."
+                )
             if ledger.writable():
                 ledger.open_run()
                 ledger.mark_interrupted_runs()
@@ -93,6 +102,8 @@ def governed_run(
             except BaseException as exc:
                 _finish_failed(ledger, exc)
                 raise
+            finally:
+                release_runner_session(connection)
             touched = sum(
                 ledger.counts.get(o, 0)
                 for o in (
@@ -113,6 +124,44 @@ def governed_run(
                 f"the migration lock: {str(exc).strip()}. Nothing was applied."
             ) from exc
         raise
+
+
+#: ``application_name`` of the session that applies migrations while holding the lock.
+RUNNER_APPLICATION = "django_safemigrate runner"
+
+
+def claim_runner_session(connection: BaseDatabaseWrapper) -> list[int]:
+    """Mark our migration session and end the ones a dead runner left behind.
+
+    Only the lock holder applies migrations, so once we hold the lock any other
+    session marked as a runner belongs to a runner that died (SIGKILL, OOM, a
+    lost node) while its statement kept running on the server: a concurrent
+    index build still going, or a transaction still holding its locks. Left
+    alone, it would make this run's statements wait or collide with it.
+    The mark is set only after the lock is taken, so waiters are never ended.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT set_config('application_name', %s, false)",
+            [f"{RUNNER_APPLICATION} {socket.gethostname()}:{os.getpid()}"[:63]],
+        )
+        cursor.execute(
+            """
+            SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity
+            WHERE datname = current_database() AND pid <> pg_backend_pid()
+              AND application_name LIKE %s
+            """,
+            [RUNNER_APPLICATION + " %"],
+        )
+        return [int(pid) for pid, done in cursor.fetchall() if done]
+
+
+def release_runner_session(connection: BaseDatabaseWrapper) -> None:
+    """Drop the runner mark before the lock goes, so the next holder leaves us alone."""
+    with contextlib.suppress(DatabaseError):
+        if connection.connection is not None and not connection.in_atomic_block:
+            with connection.cursor() as cursor:
+                cursor.execute("RESET application_name")
 
 
 def _finish_failed(ledger: Ledger, exc: BaseException) -> None:

@@ -67,7 +67,10 @@ class Command(django_migrate.Command):
         settings = get_settings()
         request = self.run_request(options, settings)
         try:
-            with sharing_disk_scan(), governed_run(request, settings, self.report_wait) as ledger:
+            with (
+                sharing_disk_scan(),
+                governed_run(request, settings, self.report_wait, self.stderr.write) as ledger,
+            ):
                 self.handle_locked(ledger, *args, **options)
         except LockTimeout as exc:
             raise CommandError(str(exc), returncode=ExitCode.LOCK_TIMEOUT) from exc
