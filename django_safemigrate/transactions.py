@@ -37,6 +37,7 @@ from pglast.enums import (
     ReindexObjectType,
     TransactionStmtKind,
 )
+from pglast.visitors import Visitor
 
 from django_safemigrate.sql import Statement, parse
 
@@ -166,6 +167,35 @@ def is_savepoint(node: Any) -> bool:
     """SAVEPOINT, RELEASE SAVEPOINT and ROLLBACK TO SAVEPOINT: only valid inside a transaction
     block (SQLSTATE 25P01 outside one), harmless inside one."""
     return isinstance(node, ast.TransactionStmt) and node.kind in _SAVEPOINTS
+
+
+def added_enum_value(node: Any) -> str | None:
+    """The label ``ALTER TYPE … ADD VALUE`` adds (``None`` for any other statement).
+
+    From PostgreSQL 12 the statement runs inside a transaction, but the new label cannot
+    be used before that transaction commits ("unsafe use of new value", SQLSTATE 55P04),
+    even when the type was created in the same transaction.
+    """
+    if isinstance(node, ast.AlterEnumStmt) and node.oldVal is None and node.newVal is not None:
+        return str(node.newVal)
+    return None
+
+
+def uses_string_constant(node: Any, value: str) -> bool:
+    """True when ``value`` is a string constant in ``node``'s parse tree (identifiers and
+    function or ``DO`` bodies do not count)."""
+    finder = _StringConstants()
+    finder(node)
+    return value in finder.values
+
+
+class _StringConstants(Visitor):
+    def __init__(self) -> None:
+        self.values: set[str] = set()
+
+    def visit_A_Const(self, ancestors: Any, node: Any) -> None:
+        if isinstance(node.val, ast.String):
+            self.values.add(str(node.val.sval))
 
 
 def _defelems(options: Iterable[Any] | None) -> Iterator[Any]:
@@ -314,10 +344,13 @@ def query_strings(operation: Any) -> list[tuple[Statement, ...]]:
     """The statements of each query string a ``RunSQL`` sends (also inside
     ``SeparateDatabaseAndState``); empty for other operations.
 
-    A list item is sent whole, in one ``cursor.execute``; a single string is split by
-    Django into statements, each sent on its own.
+    A list item is sent whole, in one ``cursor.execute`` (its parameters merged in on
+    the client); a single string is split by Django into statements, each sent on its own.
     """
     from django.db.migrations.operations.special import RunSQL, SeparateDatabaseAndState
+
+    # Parsed as the analysis parses RunSQL (parameters merged in), one item at a time.
+    from django_safemigrate.sql import _runsql_statements
 
     if isinstance(operation, SeparateDatabaseAndState):
         return [batch for op in operation.database_operations for batch in query_strings(op)]
@@ -326,12 +359,7 @@ def query_strings(operation: Any) -> list[tuple[Statement, ...]]:
     sql = operation.sql
     if isinstance(sql, str):
         return [(statement,) for statement in parse(sql, handwritten=True)]
-    batches = []
-    for item in sql:
-        text = item[0] if isinstance(item, list | tuple) else item
-        if text is not None:
-            batches.append(tuple(parse(str(text), handwritten=True)))
-    return batches
+    return [tuple(_runsql_statements(RunSQL([item]))) for item in sql]
 
 
 def query_string_of(operation: Any, statement: Statement) -> tuple[Statement, ...] | None:
