@@ -2,6 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = ["Backfill", "__version__"]
+
+if TYPE_CHECKING:
+    from django_safemigrate.execution.backfill import Backfill
+
+
+def __getattr__(name: str) -> Any:
+    # Imported lazily: migration files import this package before Django is set up.
+    if name == "Backfill":
+        from django_safemigrate.execution.backfill import Backfill
+
+        return Backfill
+    raise AttributeError(name)

@@ -98,3 +98,26 @@ class StepRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.app_label}.{self.name} step {self.step_index + 1}/{self.step_count}"
+
+
+class BackfillProgress(models.Model):
+    """How far a batched backfill got, so a rerun continues at the next batch."""
+
+    app_label = models.CharField(max_length=255)
+    key = models.CharField(max_length=80, help_text=_("Hash of the backfill's definition."))
+    direction = models.CharField(max_length=10)
+    last_pk = models.TextField()
+    rows_done = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = _("backfill progress")
+        verbose_name_plural = _("backfill progress")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["app_label", "key", "direction"], name="safemigrate_backfill_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.app_label} backfill {self.key[:19]} {self.direction}: {self.rows_done} rows"

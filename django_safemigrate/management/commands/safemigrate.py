@@ -8,6 +8,7 @@ Every outcome has its documented exit code (README, "Exit codes").
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from django.core.management.base import CommandError
@@ -22,6 +23,7 @@ from django_safemigrate.checksum import migration_checksum
 from django_safemigrate.conf import get_settings
 from django_safemigrate.enums import ChecksumPolicy, ExitCode, MigrationOutcome
 from django_safemigrate.exceptions import Blocked, MigrationFailed, SafemigrateError, UsageError
+from django_safemigrate.execution.backfill import Progress, set_progress_reporter
 from django_safemigrate.execution.executor import ledgered_executor
 from django_safemigrate.execution.ledger import APP_LABEL, Ledger, PendingRecord
 from django_safemigrate.execution.runner import StepRunner
@@ -101,6 +103,8 @@ class Command(migrate.Command):
                 notify=self.stderr.write,
             )
 
+        previous = set_progress_reporter(self.report_backfill)
+        self._last_progress = 0.0
         with ledgered_executor(ledger, runner_factory):
             try:
                 django_migrate.Command.handle(self, *args, **options)
@@ -109,10 +113,30 @@ class Command(migrate.Command):
                     raise
                 name = ".".join(ledger.failed) if ledger.failed else "a migration"
                 raise MigrationFailed(
-                    f"Applying {name} failed: {exc}. Its transaction was rolled back; the "
-                    "migrations applied before it stay applied and recorded. Fix the cause and "
-                    "run safemigrate again."
+                    f"Applying {name} failed: {exc}. The failed step was rolled back (or, if "
+                    "it could not run in a transaction, will be cleaned up on the next run); "
+                    "finished steps and the migrations applied before it stay applied and "
+                    "recorded. Fix the cause and run safemigrate again to resume."
                 ) from exc
+            finally:
+                set_progress_reporter(previous)
+
+    def report_backfill(self, progress: Progress) -> None:
+        """A progress line every few seconds and at the end: rows done, rate, time left."""
+        now = time.monotonic()
+        if self.verbosity < 1 or (not progress.finished and now - self._last_progress < 2.0):
+            return
+        self._last_progress = now
+        left = ""
+        total, done, rate = progress.rows_estimate, progress.rows_done, progress.rate
+        if progress.finished:
+            left = ", done"
+        elif total and rate > 0 and total > done:
+            left = f", about {(total - done) / rate:.0f}s left"
+        self.stderr.write(
+            f"    backfill {progress.model} ({progress.direction}): {done:,} rows, "
+            f"{rate:,.0f} rows/s{left}"
+        )
 
     def migration_progress_callback(
         self, action: str, migration: Any = None, fake: bool = False
