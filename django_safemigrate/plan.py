@@ -180,3 +180,17 @@ def edited_migrations(
         if current != recorded[key]:
             mismatches.append(ChecksumMismatch(key, recorded[key], current))
     return mismatches
+
+
+def plan_targets(
+    loader: MigrationLoader, app_label: str | None, migration_name: str | None
+) -> list[tuple[str, str | None]]:
+    """The executor targets for a validated selection, as ``migrate`` computes them."""
+    if app_label and migration_name:
+        if migration_name == "zero":
+            return [(app_label, None)]
+        return [(app_label, loader.get_migration_by_prefix(app_label, migration_name).name)]
+    leaves = loader.graph.leaf_nodes()
+    if app_label:
+        return [key for key in leaves if key[0] == app_label]
+    return list(leaves)

@@ -170,3 +170,16 @@ def test_lock_timeout_is_retried_and_never_stalls_other_queries(database, scenar
     # the short lock_timeout kept every such wait near 0.3 s.
     assert len(waits) > 20
     assert max(waits) < 1.0, f"a read waited {max(waits):.2f}s"
+
+
+def test_plan_shows_the_steps_their_locks_and_timeouts_and_changes_nothing(database, scenarios):
+    env = command_env(database, apps=["mixed"], pythonpath=[scenarios])
+    result = run_command(["safemigrate", "--plan"], env, expect=0)
+    assert "mixed.0002_sku_index_backfill" in result.out
+    assert "step 1/3 transactional, lock ACCESS EXCLUSIVE, lock_timeout 5s: AddField" in result.out
+    assert (
+        "step 2/3 non_transactional, lock SHARE UPDATE EXCLUSIVE, no lock_timeout: "
+        "CREATE INDEX CONCURRENTLY"
+    ) in result.out
+    assert "step 3/3 transactional, no table lock, lock_timeout 5s: RunPython" in result.out
+    assert applied(database) == []

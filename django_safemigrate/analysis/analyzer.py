@@ -37,7 +37,7 @@ from django_safemigrate.analysis.registry import (
 from django_safemigrate.checksum import migration_checksum
 from django_safemigrate.enums import Risk
 from django_safemigrate.exceptions import UsageError
-from django_safemigrate.sql import OperationSQL, render_migration
+from django_safemigrate.sql import IncrementalState, OperationSQL, render_migration
 
 Key = tuple[str, str]
 
@@ -69,7 +69,7 @@ def analyse(
         return []
     lookup = table_info or (lambda _table: None)
     order = _plan_order(loader, wanted)
-    state = ProjectState(real_apps=loader.unmigrated_apps)
+    state: ProjectState = IncrementalState(real_apps=loader.unmigrated_apps)
     reports = []
     for key in order:
         migration = loader.graph.nodes[key]

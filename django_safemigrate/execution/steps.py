@@ -160,3 +160,31 @@ def _describe(migration: Migration, parts: Sequence[StepPart]) -> str:
 def _shorten(sql: str, limit: int = 80) -> str:
     text = " ".join(sql.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def describe_step_locks(
+    step: Step, operations: Sequence[OperationSQL], policy: Any, pg_version: int
+) -> str:
+    """``lock ACCESS EXCLUSIVE, lock_timeout 5s`` for the strongest statement of a step."""
+    from django_safemigrate.execution.locks import statement_lock
+
+    locks = []
+    timeouts = set()
+    for part in step.parts:
+        op = operations[part.operation_index]
+        texts = part.statements if part.statements is not None else [s.sql for s in op.statements]
+        for statement in op.statements:
+            if statement.sql in texts and statement.tree is not None:
+                lock = statement_lock(statement.tree)
+                if lock is not None:
+                    locks.append(lock)
+                timeouts.add(policy.timeouts_for(statement.sql, pg_version).lock_timeout)
+        if not op.reduces_to_sql:
+            timeouts.add(policy.strong.lock_timeout)
+    from django_safemigrate.enums import LockMode
+
+    strongest = max(locks, key=list(LockMode).index) if locks else None
+    lock_text = f"lock {strongest.value}" if strongest else "no table lock"
+    limit = max(timeouts) if timeouts else policy.strong.lock_timeout
+    timeout_text = f"lock_timeout {limit:g}s" if limit else "no lock_timeout"
+    return f"{lock_text}, {timeout_text}"

@@ -26,11 +26,14 @@ from django_safemigrate.exceptions import Blocked, MigrationFailed, SafemigrateE
 from django_safemigrate.execution.backfill import Progress, set_progress_reporter
 from django_safemigrate.execution.executor import ledgered_executor
 from django_safemigrate.execution.ledger import APP_LABEL, Ledger, PendingRecord
+from django_safemigrate.execution.run import connect
 from django_safemigrate.execution.runner import StepRunner
+from django_safemigrate.execution.steps import describe_step_locks, plan_steps
 from django_safemigrate.management.commands import migrate
 from django_safemigrate.plan import (
     edited_migrations,
     load_disk_migrations,
+    plan_targets,
     sharing_disk_scan,
     validate_selection,
 )
@@ -81,8 +84,39 @@ class Command(migrate.Command):
             raise
 
     def show_plan(self, **options: Any) -> None:
-        """``--plan``: Django's plan listing; nothing is locked, applied or recorded."""
-        migrate.Command.handle(self, **options)
+        """``--plan``: the plan split into steps, with locks and timeouts; changes nothing."""
+        from django.db.migrations.executor import MigrationExecutor
+
+        from django_safemigrate.execution.runner import RunnerPolicy
+        from django_safemigrate.sql import render_migration
+
+        connection = connections[options["database"]]
+        connect(connection)
+        executor = MigrationExecutor(connection)
+        targets = plan_targets(executor.loader, options["app_label"], options["migration_name"])
+        plan = executor.migration_plan(targets)
+        settings = get_settings()
+        pg_version = server_major(connection)
+        self.stdout.write("Planned operations:", self.style.MIGRATE_LABEL)
+        if not plan:
+            self.stdout.write("  No planned migration operations.")
+            return
+        # Django's own starting state for a plan (private in the stubs, public in use).
+        state = getattr(executor, "_create_project_state")(with_applied_migrations=True)  # noqa: B009
+        for migration, backwards in plan:
+            if backwards:
+                self.stdout.write(f"{migration} (unapply)", self.style.MIGRATE_HEADING)
+                continue
+            self.stdout.write(str(migration), self.style.MIGRATE_HEADING)
+            operations, state = render_migration(migration, state, connection)
+            steps = plan_steps(migration, operations, pg_version)
+            policy = RunnerPolicy.for_migration(settings, migration)
+            for step in steps:
+                self.stdout.write(
+                    f"    step {step.index + 1}/{len(steps)} {step.kind.value}, "
+                    f"{describe_step_locks(step, operations, policy, pg_version)}: "
+                    f"{step.description}"
+                )
 
     def handle_locked(self, ledger: Ledger, *args: Any, **options: Any) -> None:
         connection = connections[options["database"]]
