@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+
 from django_safemigrate.testing.postgres import example_database_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent

@@ -186,11 +186,13 @@ def test_next_holder_ends_the_sessions_a_killed_runner_left_running(database, tm
     holder = start_command(["safemigrate"], {**env, "SLEEP_SECONDS": "120"})
     try:
         wait_for(
-            lambda: query(
-                database,
-                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep%%'",
-            )[0][0]
-            == 1
+            lambda: (
+                query(
+                    database,
+                    "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep%%'",
+                )[0][0]
+                == 1
+            )
         )
         os.kill(holder.pid, signal.SIGKILL)
     finally:
