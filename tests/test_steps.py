@@ -20,6 +20,8 @@ from tests.helpers import (
     url_for,
 )
 
+ZERO_DOWNTIME = "django_zero_downtime_migrations.backends.postgres"
+
 
 @pytest.fixture
 def database():
@@ -119,11 +121,13 @@ def test_partly_applied_migration_that_changed_is_refused(database, scenarios):
     assert "Nothing was applied" in result.err
 
 
-def test_lock_timeout_is_retried_and_never_stalls_other_queries(database, scenarios):
+@pytest.mark.parametrize("engine", [None, ZERO_DOWNTIME])
+def test_lock_timeout_is_retried_and_never_stalls_other_queries(database, scenarios, engine):
     env = command_env(
         database,
         apps=["basic"],
         pythonpath=[scenarios],
+        extra={"DATABASE_ENGINE": engine} if engine else None,
         settings={
             "LOCK_TIMEOUT": 0.3,
             "RETRIES": 20,
@@ -183,3 +187,26 @@ def test_plan_shows_the_steps_their_locks_and_timeouts_and_changes_nothing(datab
     ) in result.out
     assert "step 3/3 transactional, no table lock, lock_timeout 5s: RunPython" in result.out
     assert applied(database) == []
+
+
+def test_steps_resume_and_cleanup_on_the_zero_downtime_backend(database, scenarios):
+    env = command_env(
+        database,
+        apps=["mixed", "resumable"],
+        pythonpath=[scenarios],
+        extra={"DATABASE_ENGINE": ZERO_DOWNTIME},
+    )
+    run_command(["safemigrate", "resumable", "0001"], env, expect=0)
+    query(database, "INSERT INTO resumable_account (email) VALUES ('a@x'), ('a@x')")
+    run_command(["safemigrate"], env, expect=1)
+    assert index_validity(database, "resumable_account_email_uniq") == [(False,)]
+    query(
+        database, "DELETE FROM resumable_account WHERE id = (SELECT max(id) FROM resumable_account)"
+    )
+    result = run_command(["safemigrate", "-v", "2"], env, expect=0)
+    assert "dropping the INVALID index resumable_account_email_uniq" in result.out
+    assert index_validity(database, "resumable_account_email_uniq") == [(True,)]
+    assert index_validity(database, "mixed_item_sku_idx") == [(True,)]
+    assert query(database, "SELECT count(*) FROM mixed_item WHERE sku = upper(name)") == [(2000,)]
+    rows = query(database, "SELECT app, name, count(*) FROM django_migrations GROUP BY app, name")
+    assert all(count == 1 for *_, count in rows)
