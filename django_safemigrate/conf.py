@@ -57,6 +57,13 @@ class SafemigrateSettings:
     #: First wait before a retry (seconds); doubles each time, with jitter, up to the max.
     retry_backoff: float = 1.0
     retry_backoff_max: float = 30.0
+    #: Before a strong-lock step: ``"wait"`` for old transactions on its tables (up to
+    #: ``preflight_wait`` seconds, then go on under the lock timeout), ``"warn"``, or
+    #: ``"stop"`` the run before the step.
+    preflight: str = "wait"
+    #: Transactions open longer than this (seconds) count as old.
+    preflight_min_age: float = 5.0
+    preflight_wait: float = 60.0
     #: The older package's mode when ``SAFEMIGRATE`` is one of its strings.
     legacy_mode: str | None = None
 
@@ -97,6 +104,9 @@ _FIELDS = {
     "RETRIES": "retries",
     "RETRY_BACKOFF": "retry_backoff",
     "RETRY_BACKOFF_MAX": "retry_backoff_max",
+    "PREFLIGHT": "preflight",
+    "PREFLIGHT_MIN_AGE": "preflight_min_age",
+    "PREFLIGHT_WAIT": "preflight_wait",
 }
 
 
@@ -194,7 +204,22 @@ def _parse_value(key: str, value: Any, database_aliases: Mapping[str, Any]) -> A
                 f"SAFEMIGRATE['CHECKSUM_MISMATCH'] is {value!r}, but it must be one of {choices}.",
                 "Use 'error' to stop a deploy on an edited applied migration, or 'warn'.",
             ) from None
-    if key in ("LOCK_TIMEOUT", "STATEMENT_TIMEOUT", "RETRY_BACKOFF", "RETRY_BACKOFF_MAX"):
+    if key == "PREFLIGHT":
+        if value not in ("wait", "warn", "stop"):
+            raise SettingsProblem(
+                "safemigrate.E014",
+                f"SAFEMIGRATE['PREFLIGHT'] is {value!r}, but it must be 'wait', 'warn' or 'stop'.",
+                "Choose what to do about old transactions on a table a step will lock.",
+            )
+        return value
+    if key in (
+        "LOCK_TIMEOUT",
+        "STATEMENT_TIMEOUT",
+        "RETRY_BACKOFF",
+        "RETRY_BACKOFF_MAX",
+        "PREFLIGHT_MIN_AGE",
+        "PREFLIGHT_WAIT",
+    ):
         return _number(key, value, minimum=0, inclusive=True)
     if key == "RETRIES":
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:

@@ -210,9 +210,7 @@ class IncrementalState(ProjectState):
     of every model, after each change.
     """
 
-    def _find_reload_model(
-        self, app_label: str, model_name: str, delay: bool = False
-    ) -> set[Key]:
+    def _find_reload_model(self, app_label: str, model_name: str, delay: bool = False) -> set[Key]:
         if delay:
             self.is_delayed = True
         key = (app_label, model_name)
@@ -231,7 +229,10 @@ class IncrementalState(ProjectState):
             if target in seen:
                 continue
             seen.add(target)
-            for referrer in self.relations.get(target, {}):
+            for referrer, fields in self.relations.get(target, {}).items():
+                if not fields:
+                    # Django's rename_field leaves empty entries behind in the index.
+                    continue
                 reload.add(referrer)
                 if _primary_key_is_relation(self.models.get(referrer)):
                     pending.append(referrer)

@@ -210,3 +210,42 @@ def test_steps_resume_and_cleanup_on_the_zero_downtime_backend(database, scenari
     assert query(database, "SELECT count(*) FROM mixed_item WHERE sku = upper(name)") == [(2000,)]
     rows = query(database, "SELECT app, name, count(*) FROM django_migrations GROUP BY app, name")
     assert all(count == 1 for *_, count in rows)
+
+
+@pytest.mark.parametrize("policy", ["stop", "warn", "wait"])
+def test_preflight_finds_old_transactions_on_the_tables_a_step_locks(database, scenarios, policy):
+    settings = {
+        "PREFLIGHT": policy,
+        "PREFLIGHT_MIN_AGE": 0.5,
+        "PREFLIGHT_WAIT": 10,
+        "LOCK_TIMEOUT": 0.5,
+        "RETRIES": 20,
+        "RETRY_BACKOFF": 0.2,
+        "RETRY_BACKOFF_MAX": 0.5,
+    }
+    env = command_env(database, apps=["basic"], pythonpath=[scenarios], settings=settings)
+    run_command(["safemigrate", "basic", "0002"], env, expect=0)
+    blocker = psycopg.connect(make_conninfo(url_for(database)))
+    blocker.execute("SET application_name = 'reporting-job'")
+    blocker.execute("SELECT count(*) FROM basic_item")
+    time.sleep(1.0)
+    timer = threading.Timer(3.0, blocker.rollback)
+    timer.start()
+    try:
+        result = run_command(["safemigrate"], env, expect=1 if policy == "stop" else 0)
+    finally:
+        timer.cancel()
+        blocker.close()
+    assert "'reporting-job'" in result.err
+    assert "AccessShareLock on basic_item" in result.err
+    assert "SELECT count(*) FROM basic_item" in result.err
+    if policy == "stop":
+        assert ("basic", "0003_item_sku") not in applied(database)
+        assert "old transactions use the tables it locks" in result.err
+    else:
+        assert ("basic", "0003_item_sku") in applied(database)
+    if policy == "wait":
+        # It waited for the reporting job instead of queueing behind it.
+        assert "lock timeout (attempt" not in result.err
+    if policy == "warn":
+        assert "lock timeout (attempt 1 of 21)" in result.err

@@ -90,28 +90,45 @@ def analyse(
 
 
 def _plan_order(loader: MigrationLoader, wanted: set[Key]) -> list[Key]:
-    """Every migration the selected ones depend on, then them, in dependency order."""
-    seen: set[Key] = set()
-    order: list[Key] = []
-    for key in sorted(wanted):
-        for node in loader.graph.forwards_plan(key):
-            if node not in seen:
-                seen.add(node)
-                order.append(node)
-    # forwards_plan of several targets interleaves correctly only when merged by
-    # the graph's own ordering: re-sort by position in the full plan.
-    position = {node: i for i, node in enumerate(_full_order(loader))}
-    return sorted(order, key=lambda node: position[node])
+    """Every migration the selected ones depend on, then them, in dependency order.
+
+    The order is the graph's own (:func:`_full_order`), restricted to the selected
+    migrations and their ancestors.
+    """
+    needed: set[Key] = set()
+    pending = list(wanted)
+    while pending:
+        key = pending.pop()
+        if key in needed:
+            continue
+        needed.add(key)
+        pending.extend(parent.key for parent in loader.graph.node_map[key].parents)
+    return [key for key in _full_order(loader) if key in needed]
 
 
 def _full_order(loader: MigrationLoader) -> list[Key]:
+    """Every migration, leaves in sorted order each preceded by what it needs.
+
+    The same order as concatenating ``graph.forwards_plan(leaf)`` for each leaf and
+    keeping first occurrences, computed in one depth-first walk: a plan per leaf (or per
+    selected migration) walks the whole history again each time, O(N^2) for N migrations.
+    The walk mirrors ``MigrationGraph.iterative_dfs``, with the visited set shared by the
+    leaves.
+    """
     order: list[Key] = []
-    seen: set[Key] = set()
+    visited: set[Any] = set()
     for leaf in sorted(loader.graph.leaf_nodes()):
-        for node in loader.graph.forwards_plan(leaf):
-            if node not in seen:
-                seen.add(node)
-                order.append(node)
+        stack = [(loader.graph.node_map[leaf], False)]
+        while stack:
+            node, processed = stack.pop()
+            if node in visited:
+                continue
+            if processed:
+                visited.add(node)
+                order.append(node.key)
+            else:
+                stack.append((node, True))
+                stack += [(parent, False) for parent in sorted(node.parents)]
     return order
 
 

@@ -31,6 +31,8 @@ from django.db.migrations import Migration
 from django.db.migrations.state import ProjectState
 from django.utils import timezone
 
+from django_safemigrate.exceptions import SafemigrateError
+from django_safemigrate.execution.preflight import find_blockers, strong_lock_tables
 from django_safemigrate.execution.steps import (
     Step,
     StepKind,
@@ -43,6 +45,11 @@ from django_safemigrate.transactions import refuses_transaction
 
 if TYPE_CHECKING:
     from django_safemigrate.execution.executor import LedgerExecutor
+
+
+class PreflightStop(SafemigrateError):
+    """Old transactions use the tables a step would lock, and the policy says stop."""
+
 
 #: SQLSTATEs after which a rolled-back transactional step is simply tried again.
 RETRYABLE = {"55P03": "lock timeout", "40P01": "deadlock"}
@@ -142,11 +149,13 @@ class StepRunner:
         self.settings = settings
         self.pg_version = pg_version
         self.report = report
+        self._rendered: dict[int, Any] = {}
 
     # -- planning ------------------------------------------------------------------------
 
     def steps_for(self, migration: Migration, state: ProjectState) -> list[Step]:
         operations, _ = render_migration(migration, state.clone(), self.connection)
+        self._rendered = {op.index: op.statements for op in operations}
         return plan_steps(migration, operations, self.pg_version)
 
     # -- applying ------------------------------------------------------------------------
@@ -170,6 +179,7 @@ class StepRunner:
                     walk.advance(index)
                 self.report(f"    {label}: already done, skipped")
                 continue
+            self._preflight(migration, step, label)
             started = timezone.now()
             checkpoint = walk.snapshot()
             attempt = 1
@@ -207,6 +217,47 @@ class StepRunner:
             )
             self.report(f"    {label} ({(finished - started).total_seconds():.2f}s)")
         return walk.state
+
+    def _preflight(self, migration: Migration, step: Step, label: str) -> None:
+        """Deal with old transactions on the tables this step will lock (policy from settings)."""
+        trees = [
+            s.tree
+            for part in step.parts
+            for s in self._statements_of(migration, part)
+            if s.tree is not None
+        ]
+        tables = strong_lock_tables(trees)
+        if not tables:
+            return
+        min_age = self.settings.preflight_min_age
+        blockers = find_blockers(self.connection, tables, min_age)
+        if not blockers:
+            return
+        listing = "; ".join(b.describe() for b in blockers)
+        policy = self.settings.preflight
+        if policy == "stop":
+            raise PreflightStop(
+                f"Before {label}: old transactions use the tables it locks: {listing}. A strong "
+                "lock queued behind them would stall every query on those tables. End them, or "
+                "run again when they are gone (SAFEMIGRATE['PREFLIGHT'] = 'wait' waits for them)."
+            )
+        self.notify(f"    before {label}: old transactions on its tables: {listing}")
+        if policy == "warn":
+            return
+        deadline = time.monotonic() + self.settings.preflight_wait
+        while blockers and time.monotonic() < deadline:
+            time.sleep(0.5)
+            blockers = find_blockers(self.connection, tables, min_age)
+        if blockers:
+            self.notify(
+                f"    still there after {self.settings.preflight_wait:g}s; going on under "
+                "the lock timeout"
+            )
+
+    def _statements_of(self, migration: Migration, part: StepPart) -> list[Any]:
+        if part.statements is not None:
+            return [s for sql in part.statements for s in parse(sql)]
+        return list(self._rendered.get(part.operation_index, ()))
 
     def _run_step(
         self, migration: Migration, step: Step, step_count: int, policy: RunnerPolicy, walk: _Walk

@@ -1,0 +1,77 @@
+"""Pre-flight: look for old transactions on the tables a strong-lock step will lock.
+
+A statement that queues for ACCESS EXCLUSIVE behind one long transaction (even
+one idle in transaction) makes every later query on that table queue behind
+it. Before such a step, the runner looks in ``pg_locks`` and
+``pg_stat_activity`` for transactions older than a threshold that hold or wait
+for locks on the same tables, and by policy waits for them (bounded), warns,
+or stops before touching anything.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from typing import Any
+
+from pglast import ast
+
+from django_safemigrate.enums import LockMode
+from django_safemigrate.execution.locks import statement_lock
+
+
+@dataclasses.dataclass(frozen=True)
+class Blocker:
+    pid: int
+    table: str
+    mode: str
+    granted: bool
+    age: float
+    application: str
+    state: str
+    query: str
+
+    def describe(self) -> str:
+        holds = "holds" if self.granted else "waits for"
+        app = f"'{self.application}'" if self.application else "no application_name"
+        return (
+            f"pid {self.pid} ({app}, {self.state or 'unknown state'}, transaction open "
+            f"{self.age:.0f}s) {holds} {self.mode} on {self.table}: {self.query!r}"
+        )
+
+
+def strong_lock_tables(trees: Iterable[Any]) -> list[str]:
+    """Tables that the statements lock in a mode that blocks writes (or reads)."""
+    tables: list[str] = []
+    for node in trees:
+        lock = statement_lock(node)
+        if lock is None or not lock.blocks_writes or lock is LockMode.SHARE_UPDATE_EXCLUSIVE:
+            continue
+        relation = getattr(node, "relation", None)
+        if isinstance(relation, ast.RangeVar) and relation.relname:
+            tables.append(str(relation.relname))
+    return list(dict.fromkeys(tables))
+
+
+def find_blockers(connection: Any, tables: list[str], min_age: float) -> list[Blocker]:
+    if not tables:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT a.pid, c.relname, l.mode, l.granted,
+                   EXTRACT(EPOCH FROM now() - a.xact_start)::float,
+                   coalesce(a.application_name, ''), coalesce(a.state, ''),
+                   left(coalesce(a.query, ''), 200)
+            FROM pg_locks l
+            JOIN pg_class c ON c.oid = l.relation
+            JOIN pg_stat_activity a ON a.pid = l.pid
+            WHERE c.relname = ANY(%s)
+              AND a.pid <> pg_backend_pid()
+              AND a.datname = current_database()
+              AND a.xact_start < now() - make_interval(secs => %s)
+            ORDER BY a.xact_start
+            """,
+            [tables, min_age],
+        )
+        return [Blocker(*row) for row in cursor.fetchall()]
