@@ -120,12 +120,6 @@ class Command(migrate.Command):
 
     def handle_locked(self, ledger: Ledger, *args: Any, **options: Any) -> None:
         connection = connections[options["database"]]
-        with ledgered_executor(ledger) as executor_class:
-            if options["app_label"] != APP_LABEL:
-                self.bootstrap_ledger(
-                    ledger, executor_class(connection, self.migration_progress_callback)
-                )
-        self.refuse_edited(ledger, connection)
         self.step_lines: list[str] = []
 
         def runner_factory(executor: Any) -> StepRunner:
@@ -136,6 +130,16 @@ class Command(migrate.Command):
                 report=self.step_lines.append,
                 notify=self.stderr.write,
             )
+
+        # The ledger's own tables go through the step runner too: Django's executor
+        # records a migration with deferred SQL (indexes, foreign keys) only after its
+        # transaction committed, and a crash in between leaves it applied but unrecorded.
+        with ledgered_executor(ledger, runner_factory) as executor_class:
+            if options["app_label"] != APP_LABEL:
+                self.bootstrap_ledger(
+                    ledger, executor_class(connection, self.migration_progress_callback)
+                )
+        self.refuse_edited(ledger, connection)
 
         previous = set_progress_reporter(self.report_backfill)
         self._last_progress = 0.0
