@@ -217,21 +217,29 @@ class Ledger:
             return
         self.open_run()
         assert self.run_id is not None
-        StepRecord.objects.using(self.connection.alias).create(
-            run_id=self.run_id,
-            app_label=migration.app_label,
-            name=migration.name,
-            checksum=checksum,
-            plan=plan,
-            step_index=step.index,
-            step_count=step_count,
-            kind=step.kind.value,
-            description=step.description[:2000],
-            started_at=started,
-            finished_at=finished,
-            duration=finished - started,
-            attempts=attempts,
-        )
+        params: list[Any] = [
+            self.run_id,
+            migration.app_label,
+            migration.name,
+            checksum,
+            plan,
+            step.index,
+            step_count,
+            step.kind.value,
+            step.description[:2000],
+            started,
+            finished,
+            finished - started,
+            attempts,
+        ]
+        table = self.connection.ops.quote_name(StepRecord._meta.db_table)
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} (run_id, app_label, name, checksum, plan, step_index, "
+                "step_count, kind, description, started_at, finished_at, duration, attempts) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                params,
+            )
 
     # -- reading -------------------------------------------------------------------------
 

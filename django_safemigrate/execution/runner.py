@@ -150,10 +150,21 @@ class StepRunner:
         self.pg_version = pg_version
         self.report = report
         self._rendered: dict[int, Any] = {}
+        self._whole = False
+        self._state_before: ProjectState | None = None
 
     # -- planning ------------------------------------------------------------------------
 
     def steps_for(self, migration: Migration, state: ProjectState) -> list[Step]:
+        self._whole = one_transaction(migration, self.connection)
+        if self._whole:
+            # Nothing in it can refuse a transaction: one step, no need to render.
+            self._rendered = {}
+            parts = tuple(StepPart(i) for i in range(len(migration.operations)))
+            if not parts:
+                return []
+            names = ", ".join(type(op).__name__ for op in migration.operations)
+            return [Step(0, StepKind.TRANSACTIONAL, parts, names)]
         operations, _ = render_migration(migration, state.clone(), self.connection)
         self._rendered = {op.index: op.statements for op in operations}
         return plan_steps(migration, operations, self.pg_version)
@@ -164,8 +175,14 @@ class StepRunner:
         steps = self.steps_for(migration, state)
         fingerprint = plan_fingerprint(steps)
         checksum = self.executor.checksum_of(migration)
-        done = self.executor.ledger.finished_steps(migration, checksum, fingerprint)
+        # A single step commits with the migration's record: nothing to resume.
+        done = (
+            self.executor.ledger.finished_steps(migration, checksum, fingerprint)
+            if len(steps) > 1
+            else set()
+        )
         policy = RunnerPolicy.for_migration(self.settings, migration)
+        self._state_before = state
         walk = _Walk(migration, state)
         if not steps:
             # No operations (a dependency placeholder): only the record to write.
@@ -227,6 +244,8 @@ class StepRunner:
             if s.tree is not None
         ]
         tables = strong_lock_tables(trees)
+        if self._whole:
+            tables = operation_tables(migration, self._state_before)
         if not tables:
             return
         min_age = self.settings.preflight_min_age
@@ -255,6 +274,8 @@ class StepRunner:
             )
 
     def _statements_of(self, migration: Migration, part: StepPart) -> list[Any]:
+        if self._whole:
+            return []
         if part.statements is not None:
             return [s for sql in part.statements for s in parse(sql)]
         return list(self._rendered.get(part.operation_index, ()))
@@ -266,8 +287,12 @@ class StepRunner:
         if step.kind is StepKind.TRANSACTIONAL:
             with transaction.atomic(using=self.connection.alias):
                 with self._editor(policy, local=True) as editor:
-                    for part in step.parts:
-                        self._run_part(migration, part, walk, editor)
+                    if self._whole:
+                        # Django's own loop over the operations (state handling included).
+                        walk.state = migration.apply(walk.state, editor)
+                    else:
+                        for part in step.parts:
+                            self._run_part(migration, part, walk, editor)
                 if last:
                     self.executor.record_applied_now(migration)
             return
@@ -367,6 +392,71 @@ class StepRunner:
                     with connection.cursor() as cursor:
                         cursor.execute("RESET lock_timeout")
                         cursor.execute("RESET statement_timeout")
+
+
+#: Django's operations whose SQL on Django's own PostgreSQL backend never includes a
+#: statement PostgreSQL refuses in a transaction (the concurrent ones are separate
+#: classes). A migration made only of these, on that backend, is one transactional
+#: step and needs no rendering to be split.
+_PLAIN_OPERATIONS: tuple[type, ...] = ()
+
+
+def one_transaction(migration: Migration, connection: Any) -> bool:
+    """True when the whole migration certainly runs as one transaction."""
+    global _PLAIN_OPERATIONS  # noqa: PLW0603 - filled once, lazily
+    from django.db.backends.postgresql.schema import DatabaseSchemaEditor
+    from django.db.migrations import operations as ops
+
+    if getattr(connection, "SchemaEditorClass", None) is not DatabaseSchemaEditor:
+        return False  # another backend may emit other SQL: decide from its SQL
+    if not migration.atomic:
+        return False
+    if not _PLAIN_OPERATIONS:
+        names = [
+            "CreateModel",
+            "DeleteModel",
+            "RenameModel",
+            "AlterModelTable",
+            "AlterModelTableComment",
+            "AlterUniqueTogether",
+            "AlterIndexTogether",
+            "AlterOrderWithRespectTo",
+            "AlterModelOptions",
+            "AlterModelManagers",
+            "AddIndex",
+            "RemoveIndex",
+            "RenameIndex",
+            "AddConstraint",
+            "RemoveConstraint",
+            "AddField",
+            "RemoveField",
+            "AlterField",
+            "RenameField",
+        ]
+        _PLAIN_OPERATIONS = tuple(getattr(ops, n) for n in names if hasattr(ops, n))
+    for operation in migration.operations:
+        if type(operation) in _PLAIN_OPERATIONS:
+            continue
+        if type(operation) is ops.RunPython and operation.atomic is not False:
+            continue
+        return False
+    return True
+
+
+def operation_tables(migration: Migration, state: ProjectState | None) -> list[str]:
+    """Existing tables the operations of a plain migration touch (for the pre-flight)."""
+    if state is None:
+        return []
+    tables = []
+    for operation in migration.operations:
+        if type(operation).__name__ == "CreateModel":
+            continue
+        name = getattr(operation, "model_name", None) or getattr(operation, "name", None)
+        key = (migration.app_label, str(name).lower()) if name else None
+        if key and key in state.models:
+            options = state.models[key].options
+            tables.append(str(options.get("db_table") or f"{key[0]}_{key[1]}"))
+    return list(dict.fromkeys(tables))
 
 
 class _Walk:
