@@ -189,6 +189,14 @@ def _interrupt(
         report.kills += 1
         return False
     backends = _runner_backends(database)
+    give_up = time.monotonic() + 2.0
+    while not backends and proc.poll() is None and time.monotonic() < give_up:
+        # Between taking the lock and marking its session: look again shortly.
+        time.sleep(0.02)
+        backends = _runner_backends(database)
+    if proc.poll() is not None:
+        proc.communicate()
+        return proc.returncode == 0
     if not backends:
         # Not holding the lock yet (or between statements): a kill instead.
         os.kill(proc.pid, signal.SIGKILL)
