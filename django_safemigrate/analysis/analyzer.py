@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import inspect
 import os
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -64,11 +65,43 @@ def analyse(
     live: bool = False,
 ) -> list[MigrationReport]:
     """Reports for ``selected`` migrations, in plan order."""
+    reports, _ = analyse_and_walk(
+        loader,
+        selected,
+        connection,
+        options,
+        applied=applied,
+        table_info=table_info,
+        live=live,
+    )
+    return reports
+
+
+def analyse_and_walk(
+    loader: MigrationLoader,
+    selected: Iterable[Key],
+    connection: BaseDatabaseWrapper,
+    options: AnalysisOptions,
+    *,
+    applied: set[Key],
+    table_info: Callable[[str], TableInfo | None] | None = None,
+    live: bool = False,
+    whole_graph: bool = False,
+) -> tuple[list[MigrationReport], ProjectState]:
+    """Reports for ``selected`` migrations, in plan order, and the state the walk reached.
+
+    With ``whole_graph`` the walk goes on through every migration, in the order of
+    ``loader.project_state()`` (the graph's plan for its leaves), so the state returned is
+    the project's current one and SM901 need not walk the history a second time.
+    """
     wanted = set(selected)
-    if not wanted:
-        return []
     lookup = table_info or (lambda _table: None)
-    order = _plan_order(loader, wanted)
+    if whole_graph:
+        order = _full_order(loader)
+    elif wanted:
+        order = _plan_order(loader, wanted)
+    else:
+        order = []
     state: ProjectState = IncrementalState(real_apps=loader.unmigrated_apps)
     reports = []
     for key in order:
@@ -86,7 +119,7 @@ def analyse(
             applied=key in applied,
         )
         reports.append(report)
-    return reports
+    return reports, state
 
 
 def _plan_order(loader: MigrationLoader, wanted: set[Key]) -> list[Key]:
@@ -199,7 +232,7 @@ def analyse_migration(
             app_label=migration.app_label,
             name=migration.name,
             path=migration_path(migration),
-            checksum=migration_checksum(migration),
+            checksum=checksum_of(migration),
             applied=applied,
             atomic=bool(migration.atomic),
             findings=tuple(sorted(findings, key=lambda f: (f.operation_index or 0, f.code))),
@@ -265,6 +298,22 @@ def _finding(
         table_bytes=info.bytes if info else None,
         acknowledged=acknowledged.get(rule.code),
     )
+
+
+#: Checksums by migration class. One run needs a migration's checksum up to three times (its
+#: report, the lockfile comparison and the lockfile system check), and computing it parses
+#: the migration's RunPython code and RunSQL; a class stands for its module as imported, so
+#: its checksum cannot change while the class lives.
+_CHECKSUMS: weakref.WeakKeyDictionary[type, str] = weakref.WeakKeyDictionary()
+
+
+def checksum_of(migration: Migration) -> str:
+    """``migration_checksum(migration)``, computed once per migration class."""
+    cls = type(migration)
+    found = _CHECKSUMS.get(cls)
+    if found is None:
+        found = _CHECKSUMS[cls] = migration_checksum(migration)
+    return found
 
 
 def acknowledgements(migration: Migration) -> dict[str, str]:

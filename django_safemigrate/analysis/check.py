@@ -10,7 +10,7 @@ from django.db.migrations.recorder import MigrationRecorder
 
 from django_safemigrate import lockfile, selection
 from django_safemigrate.analysis import project
-from django_safemigrate.analysis.analyzer import AnalysisOptions, analyse
+from django_safemigrate.analysis.analyzer import AnalysisOptions, analyse_and_walk
 from django_safemigrate.analysis.database import (
     offline_connection,
     oldest_supported,
@@ -101,7 +101,10 @@ def run_check(request: CheckRequest, settings: SafemigrateSettings) -> CheckRun:
         small_table_rows=settings.small_table_rows,
         severity_overrides=dict(settings.rules),
     )
-    reports = analyse(
+    # SM901 compares the models with the state after every migration: when it runs, the
+    # analysis walks the whole history once and hands that state over.
+    check_models = not chosen.migration_name
+    reports, final_state = analyse_and_walk(
         loader,
         keys,
         render_with,
@@ -109,6 +112,7 @@ def run_check(request: CheckRequest, settings: SafemigrateSettings) -> CheckRun:
         applied=applied,
         table_info=sizes.get,
         live=live,
+        whole_graph=check_models,
     )
     # Rules switched off in settings disappear from the reports.
     off = {code for code, severity in settings.rules.items() if severity is None}
@@ -120,9 +124,9 @@ def run_check(request: CheckRequest, settings: SafemigrateSettings) -> CheckRun:
 
     problems: list[Problem] = []
     problems += project.conflicts(loader)
-    if not chosen.migration_name:
+    if check_models:
         ignored_apps = {entry for entry in settings.ignore if "." not in entry}
-        problems += project.missing_migrations(loader, ignored_apps)
+        problems += project.missing_migrations(loader, ignored_apps, final_state)
     if live:
         problems += _edited_applied(connection, loader, applied)
     path = request.lockfile or lockfile.default_path(settings.lockfile)

@@ -9,16 +9,22 @@ from django.db.migrations.autodetector import MigrationAutodetector
 from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.state import ProjectState
 
-from django_safemigrate.analysis.analyzer import migration_path
+from django_safemigrate.analysis.analyzer import checksum_of, migration_path
 from django_safemigrate.analysis.findings import Problem
-from django_safemigrate.checksum import migration_checksum
 
 Key = tuple[str, str]
 
 
-def missing_migrations(loader: MigrationLoader, ignored_apps: set[str]) -> list[Problem]:
-    """SM901: what ``makemigrations --check`` would find."""
-    autodetector = MigrationAutodetector(loader.project_state(), ProjectState.from_apps(apps))
+def missing_migrations(
+    loader: MigrationLoader, ignored_apps: set[str], state: ProjectState | None = None
+) -> list[Problem]:
+    """SM901: what ``makemigrations --check`` would find.
+
+    ``state`` is the project state after every migration when the caller already walked
+    the history (``analyse_and_walk(whole_graph=True)``); otherwise it is built here.
+    """
+    current = state if state is not None else loader.project_state()
+    autodetector = MigrationAutodetector(current, ProjectState.from_apps(apps))
     changes = autodetector.changes(graph=loader.graph)
     problems = []
     for app_label, migrations in sorted(changes.items()):
@@ -61,7 +67,7 @@ def edited_applied(
         migration = loader.disk_migrations.get(key)
         if migration is None:
             continue
-        current = migration_checksum(migration)
+        current = checksum_of(migration)
         if current != recorded[key]:
             problems.append(
                 Problem(
@@ -96,7 +102,7 @@ def lockfile_problems(
                 )
             )
             continue
-        current = migration_checksum(migration)
+        current = checksum_of(migration)
         if current != checksum:
             problems.append(
                 Problem(

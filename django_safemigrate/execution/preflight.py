@@ -14,10 +14,7 @@ import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
-from pglast import ast
-
 from django_safemigrate.enums import LockMode
-from django_safemigrate.execution.locks import statement_lock
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +39,10 @@ class Blocker:
 
 def strong_lock_tables(trees: Iterable[Any]) -> list[str]:
     """Tables that the statements lock in a mode that blocks writes (or reads)."""
+    from pglast import ast
+
+    from django_safemigrate.execution.locks import statement_lock
+
     tables: list[str] = []
     for node in trees:
         lock = statement_lock(node)
@@ -75,3 +76,37 @@ def find_blockers(connection: Any, tables: list[str], min_age: float) -> list[Bl
             [tables, min_age],
         )
         return [Blocker(*row) for row in cursor.fetchall()]
+
+
+class OldTransactionWatch:
+    """Skips pre-flight queries that cannot find anything.
+
+    One query notes when the oldest other transaction started. Until
+    ``min_age`` seconds have passed since that query, only a transaction that was
+    already open then can have become old, so when the oldest one is not old
+    enough yet, no pre-flight query is needed.
+    """
+
+    def __init__(self, connection: Any, min_age: float) -> None:
+        self.connection = connection
+        self.min_age = min_age
+        self._checked_at: float | None = None
+        self._oldest_age: float | None = None
+
+    def may_have_old_transactions(self) -> bool:
+        import time
+
+        now = time.monotonic()
+        if self._checked_at is None or now - self._checked_at >= self.min_age:
+            with self.connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT EXTRACT(EPOCH FROM now() - min(xact_start))::float "
+                    "FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND pid <> pg_backend_pid() AND xact_start IS NOT NULL"
+                )
+                row = cursor.fetchone()
+            self._checked_at = now
+            self._oldest_age = row[0] if row else None
+        if self._oldest_age is None:
+            return False
+        return self._oldest_age + (now - self._checked_at) >= self.min_age

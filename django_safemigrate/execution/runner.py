@@ -32,7 +32,11 @@ from django.db.migrations.state import ProjectState
 from django.utils import timezone
 
 from django_safemigrate.exceptions import SafemigrateError
-from django_safemigrate.execution.preflight import find_blockers, strong_lock_tables
+from django_safemigrate.execution.preflight import (
+    OldTransactionWatch,
+    find_blockers,
+    strong_lock_tables,
+)
 from django_safemigrate.execution.steps import (
     Step,
     StepKind,
@@ -41,7 +45,6 @@ from django_safemigrate.execution.steps import (
     plan_steps,
 )
 from django_safemigrate.sql import parse, render_migration
-from django_safemigrate.transactions import refuses_transaction
 
 if TYPE_CHECKING:
     from django_safemigrate.execution.executor import LedgerExecutor
@@ -109,6 +112,8 @@ def _relaxed(node: Any, pg_version: int) -> bool:
     from pglast import ast
     from pglast.enums import AlterTableType
 
+    from django_safemigrate.transactions import refuses_transaction
+
     if node is None:
         return False
     if refuses_transaction(node, pg_version):
@@ -152,6 +157,7 @@ class StepRunner:
         self._rendered: dict[int, Any] = {}
         self._whole = False
         self._state_before: ProjectState | None = None
+        self._watch = OldTransactionWatch(self.connection, settings.preflight_min_age)
 
     # -- planning ------------------------------------------------------------------------
 
@@ -198,7 +204,9 @@ class StepRunner:
                 continue
             self._preflight(migration, step, label)
             started = timezone.now()
-            checkpoint = walk.snapshot()
+            # Django's own loop (one-transaction migrations) advances the state in
+            # place; rather than copy it for a rare retry, rebuild it then.
+            checkpoint = None if self._whole else walk.snapshot()
             attempt = 1
             while True:
                 try:
@@ -218,7 +226,10 @@ class StepRunner:
                     attempt += 1
                     # The failed attempt advanced the state: start the step again from
                     # where it began.
-                    walk.restore(checkpoint)
+                    if checkpoint is None:
+                        walk.state = self._state_of_applied()
+                    else:
+                        walk.restore(checkpoint)
                     continue
                 break
             finished = timezone.now()
@@ -235,6 +246,14 @@ class StepRunner:
             self.report(f"    {label} ({(finished - started).total_seconds():.2f}s)")
         return walk.state
 
+    def _state_of_applied(self) -> ProjectState:
+        """The project state of what the database has applied (after a rolled-back step)."""
+        loader = self.executor.loader
+        applied = self.executor.recorder.applied_migrations()
+        nodes = [key for key in applied if key in loader.graph.nodes]
+        state: ProjectState = loader.project_state(nodes, at_end=True)
+        return state
+
     def _preflight(self, migration: Migration, step: Step, label: str) -> None:
         """Deal with old transactions on the tables this step will lock (policy from settings)."""
         trees = [
@@ -243,6 +262,8 @@ class StepRunner:
             for s in self._statements_of(migration, part)
             if s.tree is not None
         ]
+        if not self._watch.may_have_old_transactions():
+            return
         tables = strong_lock_tables(trees)
         if self._whole:
             tables = operation_tables(migration, self._state_before)
@@ -363,35 +384,42 @@ class StepRunner:
         """A schema editor whose statements run under the timeouts of their kind."""
         connection = self.connection
         current: list[Timeouts | None] = [None]
-        scope = "LOCAL " if local else ""
+
+        def apply(timeouts: Timeouts) -> None:
+            lock, statement = timeouts.sql_values()
+            with connection.cursor() as cursor:
+                # set_config(..., true) is SET LOCAL; one round trip for both.
+                cursor.execute(
+                    "SELECT set_config('lock_timeout', %s, %s), "
+                    "set_config('statement_timeout', %s, %s)",
+                    [lock, local, statement, local],
+                )
+            current[0] = timeouts
 
         with connection.schema_editor(atomic=False) as editor:
-            original = editor.execute
+            if not self._whole:
+                # Statements of several kinds: each runs under the timeouts of its kind.
+                original = editor.execute
 
-            def execute(sql: Any, params: Any = ()) -> Any:
-                wanted = policy.timeouts_for(str(sql), self.pg_version)
-                if wanted != current[0]:
-                    lock, statement = wanted.sql_values()
-                    with connection.cursor() as cursor:
-                        cursor.execute(f"SET {scope}lock_timeout = '{lock}'")
-                        cursor.execute(f"SET {scope}statement_timeout = '{statement}'")
-                    current[0] = wanted
-                return original(sql, params)
+                def execute(sql: Any, params: Any = ()) -> Any:
+                    wanted = policy.timeouts_for(str(sql), self.pg_version)
+                    if wanted != current[0]:
+                        apply(wanted)
+                    return original(sql, params)
 
-            editor.execute = execute  # type: ignore[method-assign]
-            # RunPython and plain ORM queries start under the strong timeouts.
-            execute_baseline = policy.strong.sql_values()
-            with connection.cursor() as cursor:
-                cursor.execute(f"SET {scope}lock_timeout = '{execute_baseline[0]}'")
-                cursor.execute(f"SET {scope}statement_timeout = '{execute_baseline[1]}'")
-            current[0] = policy.strong
+                editor.execute = execute  # type: ignore[method-assign]
+            # RunPython, plain ORM queries and (in a one-transaction migration) every
+            # statement run under the strong timeouts.
+            apply(policy.strong)
             try:
                 yield editor
             finally:
                 if not local and connection.connection is not None and connection.is_usable():
                     with connection.cursor() as cursor:
-                        cursor.execute("RESET lock_timeout")
-                        cursor.execute("RESET statement_timeout")
+                        cursor.execute(
+                            "SELECT set_config(name, reset_val, false) FROM pg_settings "
+                            "WHERE name IN ('lock_timeout', 'statement_timeout')"
+                        )
 
 
 #: Django's operations whose SQL on Django's own PostgreSQL backend never includes a
