@@ -48,6 +48,7 @@ class LedgerExecutor(MigrationExecutor):
         self._current: Migration | None = None
         self._checksums = Precomputed([])
         self.failed: Migration | None = None
+        self._runner: StepRunner | None = None
 
     def migrate(self, targets: Any, plan: Any = None, *args: Any, **kwargs: Any) -> ProjectState:
         if plan is None:
@@ -85,8 +86,9 @@ class LedgerExecutor(MigrationExecutor):
         assert self.runner_factory is not None
         if self.progress_callback:
             self.progress_callback("apply_start", migration, False)
-        runner = self.runner_factory(self)
-        state = runner.apply(migration, state)
+        if self._runner is None:
+            self._runner = self.runner_factory(self)
+        state = self._runner.apply(migration, state)
         if self.progress_callback:
             self.progress_callback("apply_success", migration, False)
         return state

@@ -23,7 +23,6 @@ from typing import Any
 from django.db.migrations import Migration
 
 from django_safemigrate.sql import OperationSQL, Statement
-from django_safemigrate.transactions import refuses_transaction
 
 
 class StepKind(enum.StrEnum):
@@ -59,6 +58,9 @@ class Step:
 
 
 def _refuses(statement: Statement, pg_version: int) -> str | None:
+    # Imported here: it loads the SQL parser, which the one-transaction path never needs.
+    from django_safemigrate.transactions import refuses_transaction
+
     if statement.tree is None:
         return None
     return refuses_transaction(statement.tree, pg_version)
