@@ -324,11 +324,18 @@ def state_before(operation: Operation, app_label: str, state: ProjectState) -> P
     ``state_forwards`` is known to change only the model states named here, the copy shares
     the others and the live ``state`` gets fresh copies of the ones about to change, so the
     copy keeps the originals. The rendered registry is cloned as ``clone()`` does (a copy of
-    its dictionaries; the model classes are shared). Any other operation, or a state that is
-    not rendered yet, gets a real ``clone()``.
+    its dictionaries; the model classes are shared). Any other operation gets a real
+    ``clone()``.
+
+    A state not rendered yet (the first operation judged after a walk) is rendered here:
+    the schema editor needs the models before and after the operation, and rendering the
+    state once and copying its registry costs half of rendering a clone and the state each.
+    ``RunSQL`` needs no models, so it gets a plain clone and leaves the state as it is.
     """
+    from django.db.migrations.operations.special import RunSQL
+
     changed = _models_changed(operation, app_label, state)
-    if changed is None or "apps" not in state.__dict__:
+    if changed is None or ("apps" not in state.__dict__ and isinstance(operation, RunSQL)):
         return state.clone()
     before = ProjectState(models=dict(state.models), real_apps=state.real_apps)
     before.apps = state.apps.clone()

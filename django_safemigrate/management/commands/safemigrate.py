@@ -181,7 +181,9 @@ class Command(migrate.Command):
     ) -> None:
         super().migration_progress_callback(action, migration, fake)
         if action == "apply_success":
-            lines, self.step_lines = getattr(self, "step_lines", []), []
+            lines = list(getattr(self, "step_lines", []))
+            if lines:
+                self.step_lines.clear()  # the runner keeps appending to this same list
             split = sum("step " in line and "/" in line for line in lines) > 1
             if self.verbosity >= 2 or (self.verbosity >= 1 and split):
                 for line in lines:
