@@ -85,3 +85,67 @@ def test_killed_backfill_resumes_at_the_next_batch(env):
     assert "(forward): 30,000 rows" in resumed.err
     assert query(database, WRONG) == [(0,)]
     assert applied(database, "backfill").count(("backfill", "0002_backfill_email_normalized")) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_row_the_application_changed_meanwhile_is_left_alone(monkeypatch):
+    """The batch UPDATE checks ``where`` again, inside its own transaction."""
+    from django.db import connection, models
+    from django.db.migrations.state import ModelState, ProjectState
+    from django.db.models import Q
+    from django.db.models.functions import Lower
+
+    from django_safemigrate import Backfill
+    from django_safemigrate.execution import backfill
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TABLE race_customer (id bigserial PRIMARY KEY, email varchar(100), "
+            "email_normalized varchar(100))"
+        )
+        cursor.execute(
+            "INSERT INTO race_customer (email) "
+            "SELECT 'U' || i || '@X' FROM generate_series(1, 2500) i"
+        )
+    state = ProjectState()
+    state.add_model(
+        ModelState(
+            "race",
+            "customer",
+            [
+                ("id", models.BigAutoField(primary_key=True)),
+                ("email", models.CharField(max_length=100)),
+                ("email_normalized", models.CharField(max_length=100, null=True)),
+            ],
+        )
+    )
+    original = backfill._Batches.batch
+
+    def racing(self, first, *args):
+        if first == 1:
+            # The application writes row 1 after the batch's keys were read.
+            with connection.cursor() as cursor:
+                cursor.execute("UPDATE race_customer SET email_normalized = 'app' WHERE id = 1")
+        return original(self, first, *args)
+
+    monkeypatch.setattr(backfill._Batches, "batch", racing)
+    operation = Backfill(
+        "customer",
+        set={"email_normalized": Lower("email")},
+        where=Q(email_normalized__isnull=True),
+        batch_size=1000,
+    )
+    try:
+        with connection.schema_editor(atomic=False) as editor:
+            operation.database_forwards("race", editor, state, state)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT email_normalized FROM race_customer WHERE id = 1")
+            assert cursor.fetchone() == ("app",)
+            cursor.execute(
+                "SELECT count(*) FROM race_customer "
+                "WHERE id > 1 AND email_normalized IS DISTINCT FROM lower(email)"
+            )
+            assert cursor.fetchone() == (0,)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TABLE race_customer")

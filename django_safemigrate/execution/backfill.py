@@ -207,7 +207,7 @@ class Backfill(Operation):
             keys = list(window.values_list(pk, flat=True)[: self.batch_size])
             if not keys:
                 break
-            done = run.batch(keys, values, done)
+            done = run.batch(keys[0], keys[-1], values, where, done)
             last = keys[-1]
             if _progress is not None:
                 _progress(
@@ -242,8 +242,15 @@ class _Batches:
 
         return BackfillProgress.objects.using(self.alias).filter(**self.progress_key)
 
-    def batch(self, keys: list[Any], values: Mapping[str, Any], done: int) -> int:
-        """Update one batch and record how far we got, in one short transaction."""
+    def batch(
+        self, first: Any, last: Any, values: Mapping[str, Any], where: Q | None, done: int
+    ) -> int:
+        """Update one key range and record how far we got, in one short transaction.
+
+        The UPDATE checks ``where`` again: a row the application changed since the
+        keys were read no longer matches and is left alone. A key range keeps the
+        statement the same size at any batch size (no list of keys to send).
+        """
         from django_safemigrate.execution.runner import RETRYABLE, sqlstate
 
         pk = self.model._meta.pk.attname
@@ -251,19 +258,22 @@ class _Batches:
         while True:
             try:
                 with transaction.atomic(using=self.alias):
-                    self.model._default_manager.using(self.alias).filter(
-                        **{f"{pk}__in": keys}
-                    ).update(**values)
+                    rows = self.model._default_manager.using(self.alias).filter(
+                        **{f"{pk}__gte": first, f"{pk}__lte": last}
+                    )
+                    if where is not None:
+                        rows = rows.filter(where)
+                    updated = rows.update(**values)
                     if self.tracked:
                         self.progress().update_or_create(
                             **self.progress_key,
                             defaults={
-                                "last_pk": str(keys[-1]),
-                                "rows_done": done + len(keys),
+                                "last_pk": str(last),
+                                "rows_done": done + updated,
                                 "updated_at": timezone.now(),
                             },
                         )
-                return done + len(keys)
+                return done + updated
             except DatabaseError as exc:
                 # A lock timeout or a deadlock rolled this batch back; try it again.
                 if sqlstate(exc) not in RETRYABLE or attempt > self.retries:
