@@ -220,10 +220,10 @@ def timed_convert(self, *args, **kwargs):
 def hold(end):
     return None if first_update[0] is None else end - first_update[0]
 
-def timed_batch(self, keys, values, done):
+def timed_batch(self, *args):
     started, first_update[0] = time.perf_counter(), None
     try:
-        return batch(self, keys, values, done)
+        return batch(self, *args)
     finally:
         end = time.perf_counter()
         records.append({{"kind": "batch", "rows": len(keys), "seconds": end - started,
