@@ -222,11 +222,14 @@ def hold(end):
 
 def timed_batch(self, *args):
     started, first_update[0] = time.perf_counter(), None
+    result = None
     try:
-        return batch(self, *args)
+        result = batch(self, *args)
+        return result
     finally:
         end = time.perf_counter()
-        records.append({{"kind": "batch", "rows": len(keys), "seconds": end - started,
+        rows = result - args[-1] if result is not None else 0
+        records.append({{"kind": "batch", "rows": rows, "seconds": end - started,
                          "hold": hold(end)}})
 
 def timed_step(self, migration, step, *args):
