@@ -360,3 +360,18 @@ def test_lockfile_problems_surface_in_manage_py_check(scenarios):
     (scenarios / "migrations.lock").write_text("not a lockfile line\n")
     result = run_command(["check"], env, expect=1)
     assert "safemigrate.E012" in result.err
+
+
+def test_with_all_an_empty_database_does_not_make_every_table_new(scenarios):
+    with fresh_database() as database:
+        env = env_for(scenarios, "risky", database=database)
+        # Nothing is applied here: the tables are missing because this database is
+        # empty, not because the deploy creates them. --all judges for production.
+        result = run_command(["checkmigrations", "risky", "--all"], env, expect=1)
+        assert "SM101 [risky]" in result.out
+        assert "not blocking" not in result.out.split("SM101", 1)[1].splitlines()[0]
+        # The default selection is what this database would apply next: there the
+        # index of 0002 lands on a table 0001 creates in the same deploy.
+        result = run_command(["checkmigrations", "risky"], env, expect=1)
+        line = next(line for line in result.out.splitlines() if "SM101" in line)
+        assert "(not blocking: new or small table)" in line

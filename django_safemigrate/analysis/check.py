@@ -111,7 +111,7 @@ def run_check(request: CheckRequest, settings: SafemigrateSettings) -> CheckRun:
         options,
         applied=applied,
         table_info=sizes.get,
-        live=live,
+        live=live and not (request.all or request.since or chosen.migration_name),
         whole_graph=check_models,
     )
     # Rules switched off in settings disappear from the reports.

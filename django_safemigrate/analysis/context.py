@@ -24,7 +24,10 @@ class MigrationContext:
     pg_version: int
     #: Looks a table up on the connected database; ``None`` offline or when it is missing.
     table_info: Callable[[str], TableInfo | None]
-    #: True when a live database was consulted (so a missing table is a new one).
+    #: True when the live database is the one the migrations are about to be applied to
+    #: (the default selection: its unapplied migrations), so a table missing there is
+    #: created by an earlier migration of the same deploy and is new. With ``--all`` or
+    #: ``--since`` the database says nothing about which tables are new.
     live: bool
     #: Below this estimated row count a lock finding is reported but does not block.
     small_table_rows: int

@@ -22,6 +22,10 @@ tests):
 * a text type to a non-text type (``CharField`` to ``IntegerField``): fails on
   the first value that does not parse.
 
+A change that can only fail (too long, out of range, does not parse) is
+reported as risky: the deploy stops and nothing is lost. A change that rounds
+or drops data is destructive.
+
 Safe alternative: look at the data first, and convert it deliberately: add a
 new column, copy the values with a conversion you have reviewed, and switch
 over (see SM107). To cap the length of a text column without a rewrite, keep
@@ -86,6 +90,9 @@ def check(node: ast.AlterTableStmt, ctx: StatementContext) -> Iterator[Hit]:
             table=change.table,
             lock=LockMode.ACCESS_EXCLUSIVE,
             rewrites_table=True,
+            # A conversion that can only fail loses nothing: the deploy stops and the
+            # data stays as it was (risky). One that rounds or drops data is destructive.
+            severity=Risk.RISKY if reason.startswith("fails") else None,
         )
 
 
