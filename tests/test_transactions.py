@@ -268,9 +268,15 @@ def test_a_new_enum_value_cannot_be_used_before_commit(server):
     assert run_in_transaction(server, "SELECT 'happy'::mood", add) == "55P04"
     assert run_in_transaction(server, "INSERT INTO person VALUES (1, 'happy')", add) == "55P04"
     assert run_in_transaction(server, "INSERT INTO person VALUES (1, 'ok')", add) is None
-    # Not even when the type was created in the same transaction.
+    # A type created in the same transaction: refused on PostgreSQL 15 (checked
+    # here), allowed on 18 (the embedded server); other versions are not asserted.
     fresh = ("CREATE TYPE mood2 AS ENUM ('a')", "ALTER TYPE mood2 ADD VALUE 'b'")
-    assert run_in_transaction(server, "SELECT 'b'::mood2", fresh) == "55P04"
+    observed = {15: "55P04", 18: None}
+    result = run_in_transaction(server, "SELECT 'b'::mood2", fresh)
+    if server[2] in observed:
+        assert result == observed[server[2]]
+    else:
+        assert result in ("55P04", None)
 
 
 def test_several_statements_in_one_query_string_are_one_transaction_block(server):
