@@ -89,6 +89,9 @@ class StepRecord(models.Model):
     finished_at = models.DateTimeField()
     duration = models.DurationField()
     attempts = models.PositiveSmallIntegerField(default=1)
+    #: The strongest table lock the step takes ("ACCESS EXCLUSIVE", "row locks", …).
+    #: Nullable: added to a table that exists, without breaking older runners' inserts.
+    lock = models.CharField(max_length=40, blank=True, null=True)  # noqa: DJ001
 
     class Meta:
         verbose_name = _("migration step")

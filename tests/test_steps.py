@@ -63,7 +63,10 @@ def test_concurrent_index_in_an_atomic_migration_fails_in_django_but_not_here(sc
 
         env = command_env(ours, apps=["mixed"], pythonpath=[scenarios])
         result = run_command(["safemigrate"], env, expect=0)
-        assert "step 2/3 non_transactional: CREATE INDEX CONCURRENTLY" in result.out
+        assert (
+            "step 2/3 non_transactional (lock SHARE UPDATE EXCLUSIVE): CREATE INDEX CONCURRENTLY"
+            in result.out
+        )
         assert index_validity(ours, "mixed_item_sku_idx") == [(True,)]
         assert query(ours, "SELECT count(*) FROM mixed_item WHERE sku = upper(name)") == [(2000,)]
         assert applied(ours, "mixed").count(("mixed", "0002_sku_index_backfill")) == 1
@@ -95,7 +98,10 @@ def test_failed_concurrent_step_resumes_and_cleans_the_invalid_index(database, s
     )
     result = run_command(["safemigrate", "-v", "2"], env, expect=0)
     # Re-running step 1 would fail: its column exists already.
-    assert "step 1/3 transactional: AddField: already done, skipped" in result.out
+    assert (
+        "step 1/3 transactional (lock ACCESS EXCLUSIVE): AddField: already done, skipped"
+        in result.out
+    )
     assert "dropping the INVALID index resumable_account_email_uniq" in result.out
     assert index_validity(database, "resumable_account_email_uniq") == [(True,)]
     assert applied(database, "resumable") == [
@@ -249,3 +255,19 @@ def test_preflight_finds_old_transactions_on_the_tables_a_step_locks(database, s
         assert "lock timeout (attempt" not in result.err
     if policy == "warn":
         assert "lock timeout (attempt 1 of 21)" in result.err
+
+
+def test_the_ledger_keeps_each_steps_kind_lock_and_duration(database, scenarios):
+    env = command_env(database, apps=["mixed"], pythonpath=[scenarios])
+    run_command(["safemigrate"], env, expect=0)
+    rows = query(
+        database,
+        "SELECT step_index, step_count, kind, lock, duration > interval '0', attempts "
+        "FROM django_safemigrate_steprecord WHERE name = '0002_sku_index_backfill' "
+        "ORDER BY step_index",
+    )
+    assert rows == [
+        (0, 3, "transactional", "ACCESS EXCLUSIVE", True, 1),
+        (1, 3, "non_transactional", "SHARE UPDATE EXCLUSIVE", True, 1),
+        (2, 3, "transactional", "row locks", True, 1),
+    ]

@@ -273,7 +273,7 @@ class _Batches:
                                 "updated_at": timezone.now(),
                             },
                         )
-                return done + updated
+                return done + int(updated)
             except DatabaseError as exc:
                 # A lock timeout or a deadlock rolled this batch back; try it again.
                 if sqlstate(exc) not in RETRYABLE or attempt > self.retries:

@@ -209,6 +209,7 @@ class Ledger:
         started: datetime.datetime,
         finished: datetime.datetime,
         attempts: int,
+        lock: str = "",
     ) -> None:
         """Record a finished step (after its transaction committed, or after it ran alone)."""
         from django_safemigrate.models import StepRecord
@@ -231,13 +232,14 @@ class Ledger:
             finished,
             finished - started,
             attempts,
+            lock[:40],
         ]
         table = self.connection.ops.quote_name(StepRecord._meta.db_table)
         with self.connection.cursor() as cursor:
             cursor.execute(
                 f"INSERT INTO {table} (run_id, app_label, name, checksum, plan, step_index, "
-                "step_count, kind, description, started_at, finished_at, duration, attempts) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                "step_count, kind, description, started_at, finished_at, duration, attempts, "
+                "lock) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 params,
             )
 

@@ -43,6 +43,7 @@ from django_safemigrate.execution.steps import (
     StepPart,
     plan_fingerprint,
     plan_steps,
+    strongest_lock,
 )
 from django_safemigrate.sql import parse, render_migration
 
@@ -196,7 +197,12 @@ class StepRunner:
                 self.executor.record_applied_now(migration)
             return walk.state
         for step in steps:
-            label = f"step {step.index + 1}/{len(steps)} {step.kind.value}: {step.description}"
+            rendered = None if self._whole else self._rendered
+            lock = strongest_lock(migration, step, rendered or {})
+            label = (
+                f"step {step.index + 1}/{len(steps)} {step.kind.value} (lock {lock}): "
+                f"{step.description}"
+            )
             if step.index in done:
                 for index in step.operation_indexes:
                     walk.advance(index)
@@ -242,6 +248,7 @@ class StepRunner:
                 started=started,
                 finished=finished,
                 attempts=attempt,
+                lock=lock,
             )
             self.report(f"    {label} ({(finished - started).total_seconds():.2f}s)")
         return walk.state

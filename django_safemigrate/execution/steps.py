@@ -190,3 +190,48 @@ def describe_step_locks(
     limit = max(timeouts) if timeouts else policy.strong.lock_timeout
     timeout_text = f"lock_timeout {limit:g}s" if limit else "no lock_timeout"
     return f"{lock_text}, {timeout_text}"
+
+
+#: The table lock Django's own operations take on an existing table (for the progress
+#: output and the ledger of one-transaction migrations, which are not rendered).
+_OPERATION_LOCKS = {
+    "CreateModel": None,
+    "AddIndex": "SHARE",
+    "RunPython": "row locks",
+    "AlterModelOptions": None,
+    "AlterModelManagers": None,
+}
+
+
+def strongest_lock(
+    migration: Migration, step: Step, rendered: dict[int, Sequence[Statement]]
+) -> str:
+    """The strongest table lock of a step, for people: ``"ACCESS EXCLUSIVE"``, ``"none"``."""
+    from django_safemigrate.enums import LockMode
+    from django_safemigrate.execution.locks import statement_lock
+
+    locks: list[LockMode] = []
+    extra: set[str] = set()
+    for part in step.parts:
+        operation = migration.operations[part.operation_index]
+        statements = rendered.get(part.operation_index)
+        if statements is None:
+            name = type(operation).__name__
+            label = _OPERATION_LOCKS.get(name, "ACCESS EXCLUSIVE")
+            if label in {m.value for m in LockMode}:
+                locks.append(LockMode(label))
+            elif label:
+                extra.add(label)
+            continue
+        if not operation.reduces_to_sql:
+            extra.add("row locks")
+        texts = set(part.statements) if part.statements is not None else None
+        for statement in statements:
+            if statement.tree is None or (texts is not None and statement.sql not in texts):
+                continue
+            lock = statement_lock(statement.tree)
+            if lock is not None:
+                locks.append(lock)
+    if locks:
+        return max(locks, key=list(LockMode).index).value
+    return ", ".join(sorted(extra)) or "none"
