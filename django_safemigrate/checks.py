@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 from typing import Any
 
 from django.core.checks import CheckMessage, Error, Warning
@@ -19,6 +20,14 @@ def check_settings(**kwargs: Any) -> list[CheckMessage]:
     return []
 
 
+#: Set while ``checkmigrations`` runs the system checks: it reports lockfile problems
+#: itself (SM904, SM905), and checksumming every migration twice costs seconds on big
+#: projects.
+LOCKFILE_REPORTED_BY_COMMAND: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "lockfile_reported_by_command", default=False
+)
+
+
 def check_lockfile(**kwargs: Any) -> list[CheckMessage]:
     """Released migrations edited or deleted since the lockfile was written.
 
@@ -29,6 +38,8 @@ def check_lockfile(**kwargs: Any) -> list[CheckMessage]:
     from django_safemigrate.analysis.project import lockfile_problems
     from django_safemigrate.plan import load_disk_migrations
 
+    if LOCKFILE_REPORTED_BY_COMMAND.get():
+        return []
     try:
         settings = get_settings()
     except InvalidSettings:

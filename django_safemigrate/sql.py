@@ -244,13 +244,11 @@ class IncrementalState(ProjectState):
     def alter_field(
         self, app_label: str, model_name: str, name: str, field: Any, preserve_default: bool
     ) -> None:
-        if "apps" in self.__dict__:
-            super().alter_field(app_label, model_name, name, field, preserve_default)
-            return
-        # Not rendered yet (the history before the first selected migration): Django's
-        # alter_field() ends by scanning every field of the project (field_is_referenced)
-        # only to choose how to re-render, and an unrendered state renders nothing. The
-        # rest of its body, as in Django 4.2 to 6.0:
+        # Django's alter_field() ends by scanning every field of the project
+        # (field_is_referenced(), once per AlterField) only to choose between a delayed and
+        # an immediate re-render; _find_reload_model() above re-renders the same models
+        # either way, and the flag it sets (is_delayed) only matters to RunPython, which the
+        # analysis never runs. The rest of its body, as in Django 4.2 to 6.0:
         if not preserve_default:
             field = field.clone()
             field.default = NOT_PROVIDED
@@ -265,6 +263,7 @@ class IncrementalState(ProjectState):
                 self.resolve_model_field_relations(model_key, name, field)
         else:
             fields[name] = field
+        self.reload_model(*model_key, delay=True)
 
     @cached_property
     def apps(self) -> StateApps:

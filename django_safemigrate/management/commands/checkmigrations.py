@@ -11,6 +11,7 @@ from django.db import connections
 from django_safemigrate import lockfile
 from django_safemigrate.analysis.check import CheckRequest, run_check
 from django_safemigrate.analysis.registry import rules
+from django_safemigrate.checks import LOCKFILE_REPORTED_BY_COMMAND
 from django_safemigrate.checksum import migration_checksum
 from django_safemigrate.conf import SettingsProblem, get_settings, parse_fail_on
 from django_safemigrate.enums import ExitCode
@@ -77,11 +78,14 @@ class Command(BaseCommand):
         parser.add_argument("--list-rules", action="store_true", help="List every rule.")
 
     def check(self, *args: Any, **kwargs: Any) -> None:
+        token = LOCKFILE_REPORTED_BY_COMMAND.set(True)
         try:
             super().check(*args, **kwargs)
         except SystemCheckError as exc:
             exc.returncode = ExitCode.USAGE
             raise
+        finally:
+            LOCKFILE_REPORTED_BY_COMMAND.reset(token)
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
