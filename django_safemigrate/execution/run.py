@@ -161,7 +161,11 @@ def release_runner_session(connection: BaseDatabaseWrapper) -> None:
     with contextlib.suppress(DatabaseError):
         if connection.connection is not None and not connection.in_atomic_block:
             with connection.cursor() as cursor:
-                cursor.execute("RESET application_name")
+                # Also the session timeouts the step runner may have set.
+                cursor.execute(
+                    "SELECT set_config(name, reset_val, false) FROM pg_settings "
+                    "WHERE name IN ('application_name', 'lock_timeout', 'statement_timeout')"
+                )
 
 
 def _finish_failed(ledger: Ledger, exc: BaseException) -> None:

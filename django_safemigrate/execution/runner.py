@@ -159,6 +159,8 @@ class StepRunner:
         self._whole = False
         self._state_before: ProjectState | None = None
         self._watch = OldTransactionWatch(self.connection, settings.preflight_min_age)
+        #: (connection, timeouts) set at session level by one-transaction migrations.
+        self._session: tuple[int, Timeouts] | None = None
 
     # -- planning ------------------------------------------------------------------------
 
@@ -218,6 +220,8 @@ class StepRunner:
                 try:
                     self._run_step(migration, step, len(steps), policy, walk)
                 except DatabaseError as exc:
+                    # A session SET made inside the failed transaction was rolled back.
+                    self._session = None
                     code = sqlstate(exc)
                     if step.kind is StepKind.AUTOCOMMIT_PYTHON or code not in RETRYABLE:
                         raise
@@ -403,6 +407,24 @@ class StepRunner:
                 )
             current[0] = timeouts
 
+        if self._whole and local:
+            # One-transaction migrations run under the strong timeouts only: set them
+            # once for the session (reset when the run ends) instead of in every
+            # transaction. Keyed on the connection object: a new one has none set.
+            session = (id(connection.connection), policy.strong)
+            if self._session != session:
+                lock, statement = policy.strong.sql_values()
+                connection.ensure_connection()
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        "SELECT set_config('lock_timeout', %s, false), "
+                        "set_config('statement_timeout', %s, false)",
+                        [lock, statement],
+                    )
+                self._session = (id(connection.connection), policy.strong)
+            with connection.schema_editor(atomic=False) as editor:
+                yield editor
+            return
         with connection.schema_editor(atomic=False) as editor:
             if not self._whole:
                 # Statements of several kinds: each runs under the timeouts of its kind.
@@ -427,6 +449,7 @@ class StepRunner:
                             "SELECT set_config(name, reset_val, false) FROM pg_settings "
                             "WHERE name IN ('lock_timeout', 'statement_timeout')"
                         )
+                    self._session = None
 
 
 #: Django's operations whose SQL on Django's own PostgreSQL backend never includes a
