@@ -30,7 +30,13 @@ def scenarios(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def env_for(database: str, scenarios: Path, *apps: str, **kwargs):
+#: The runner works with Django's backend and with django-pg-zero-downtime-migrations'.
+ENGINES = [None, "django_zero_downtime_migrations.backends.postgres"]
+
+
+def env_for(database: str, scenarios: Path, *apps: str, engine: str | None = None, **kwargs):
+    if engine:
+        kwargs["extra"] = {**kwargs.get("extra", {}), "DATABASE_ENGINE": engine}
     return command_env(database, apps=apps, pythonpath=[scenarios], **kwargs)
 
 
@@ -41,8 +47,9 @@ def ledger_runs(database: str) -> list[tuple[str, str, int]]:
     )
 
 
-def test_applies_the_plan_then_has_nothing_to_do(database, scenarios):
-    env = env_for(database, scenarios, "basic")
+@pytest.mark.parametrize("engine", ENGINES)
+def test_applies_the_plan_then_has_nothing_to_do(database, scenarios, engine):
+    env = env_for(database, scenarios, "basic", engine=engine)
     first = run_command(["safemigrate"], env, expect=0)
     assert "Applying basic.0003_item_sku... OK" in first.out
     assert ("basic", "0003_item_sku") in applied(database)
@@ -66,8 +73,9 @@ def test_applies_the_plan_then_has_nothing_to_do(database, scenarios):
     assert all(c.startswith("sha256:") and len(c) == 71 for *_, c in records)
 
 
-def test_ledger_records_the_run_that_created_its_own_tables(database, scenarios):
-    run_command(["safemigrate"], env_for(database, scenarios, "basic"), expect=0)
+@pytest.mark.parametrize("engine", ENGINES)
+def test_ledger_records_the_run_that_created_its_own_tables(database, scenarios, engine):
+    run_command(["safemigrate"], env_for(database, scenarios, "basic", engine=engine), expect=0)
     run = query(
         database,
         'SELECT command, argv, host, pid, "user", started_at <= lock_acquired_at, '
@@ -91,8 +99,11 @@ def test_ledger_records_the_run_that_created_its_own_tables(database, scenarios)
     assert len(set(recorded)) == len(recorded)
 
 
-def test_failed_migration_exits_1_rolls_back_and_is_recorded(database, scenarios):
-    result = run_command(["safemigrate"], env_for(database, scenarios, "failing"), expect=1)
+@pytest.mark.parametrize("engine", ENGINES)
+def test_failed_migration_exits_1_rolls_back_and_is_recorded(database, scenarios, engine):
+    result = run_command(
+        ["safemigrate"], env_for(database, scenarios, "failing", engine=engine), expect=1
+    )
     assert "Applying failing.0002_fails_half_way failed" in result.err
     assert "division by zero" in result.err
     assert "rolled back" in result.err
@@ -194,8 +205,9 @@ def test_migration_with_a_syntax_error_exits_2(database, scenarios):
     assert not table_exists(database, "django_migrations")
 
 
-def test_edited_applied_migration_blocks_with_exit_3(database, scenarios):
-    env = env_for(database, scenarios, "basic")
+@pytest.mark.parametrize("engine", ENGINES)
+def test_edited_applied_migration_blocks_with_exit_3(database, scenarios, engine):
+    env = env_for(database, scenarios, "basic", engine=engine)
     run_command(["safemigrate", "basic", "0002"], env, expect=0)
     path = scenarios / "basic" / "migrations" / "0002_item_price.py"
     path.write_text(
