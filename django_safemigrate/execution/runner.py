@@ -321,7 +321,13 @@ class StepRunner:
                 with self._editor(policy, local=True) as editor:
                     if self._whole:
                         # Django's own loop over the operations (state handling included).
-                        walk.state = migration.apply(walk.state, editor)
+                        # It wraps each operation in a savepoint unless told that the
+                        # migration already runs in a transaction, which ours does.
+                        editor.atomic_migration = True
+                        try:
+                            walk.state = migration.apply(walk.state, editor)
+                        finally:
+                            editor.atomic_migration = False
                     else:
                         for part in step.parts:
                             self._run_part(migration, part, walk, editor)
