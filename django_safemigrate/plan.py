@@ -11,10 +11,11 @@ import contextlib
 import dataclasses
 import os
 import traceback
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import ClassVar
 
 from django.apps import apps
+from django.db.migrations import Migration
 from django.db.migrations.exceptions import BadMigrationError, NodeNotFoundError
 from django.db.migrations.loader import AmbiguityError, MigrationLoader
 
@@ -169,14 +170,17 @@ class ChecksumMismatch:
 
 
 def edited_migrations(
-    loader: MigrationLoader, recorded: dict[Key, str], applied: Iterable[Key]
+    loader: MigrationLoader,
+    recorded: Mapping[Key, str],
+    applied: Iterable[Key],
+    checksum: Callable[[Migration], str] = migration_checksum,
 ) -> list[ChecksumMismatch]:
     """Applied migrations whose file no longer means what the ledger recorded."""
     mismatches = []
     for key in sorted(applied):
         if key not in recorded or key not in loader.disk_migrations:
             continue
-        current = migration_checksum(loader.disk_migrations[key])
+        current = checksum(loader.disk_migrations[key])
         if current != recorded[key]:
             mismatches.append(ChecksumMismatch(key, recorded[key], current))
     return mismatches

@@ -11,6 +11,7 @@ from django.db.migrations.state import ProjectState
 
 from django_safemigrate.analysis.analyzer import checksum_of, migration_path
 from django_safemigrate.analysis.findings import Problem
+from django_safemigrate.plan import edited_migrations
 
 Key = tuple[str, str]
 
@@ -62,25 +63,18 @@ def edited_applied(
     loader: MigrationLoader, recorded: Mapping[Key, str], applied: set[Key]
 ) -> list[Problem]:
     """SM903: applied migrations whose file differs from the ledger's checksum."""
-    problems = []
-    for key in sorted(applied & set(recorded)):
-        migration = loader.disk_migrations.get(key)
-        if migration is None:
-            continue
-        current = checksum_of(migration)
-        if current != recorded[key]:
-            problems.append(
-                Problem(
-                    "SM903",
-                    f"{key[0]}.{key[1]} was edited after it was applied to this database "
-                    f"(ledger {recorded[key][:19]}…, file {current[:19]}…). Restore the applied "
-                    "version and put the change in a new migration.",
-                    path=migration_path(migration),
-                    app_label=key[0],
-                    name=key[1],
-                )
-            )
-    return problems
+    return [
+        Problem(
+            "SM903",
+            f"{m.key[0]}.{m.key[1]} was edited after it was applied to this database "
+            f"(ledger {m.recorded[:19]}…, file {m.current[:19]}…). Restore the applied "
+            "version and put the change in a new migration.",
+            path=migration_path(loader.disk_migrations[m.key]),
+            app_label=m.key[0],
+            name=m.key[1],
+        )
+        for m in edited_migrations(loader, recorded, applied, checksum_of)
+    ]
 
 
 def lockfile_problems(

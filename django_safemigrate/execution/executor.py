@@ -47,7 +47,6 @@ class LedgerExecutor(MigrationExecutor):
         self._soft_applied = False
         self._current: Migration | None = None
         self._checksums = Precomputed([])
-        self.failed: Migration | None = None
         self._runner: StepRunner | None = None
 
     def migrate(self, targets: Any, plan: Any = None, *args: Any, **kwargs: Any) -> ProjectState:
@@ -170,7 +169,6 @@ class LedgerExecutor(MigrationExecutor):
         )
 
     def _failed(self, migration: Migration, exc: BaseException) -> None:
-        self.failed = migration
         self.ledger.failed = (migration.app_label, migration.name)
         error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         # The migration's transaction is gone by now; write the failure on its own.
