@@ -39,3 +39,37 @@ def constraint_type(constraint: ast.Constraint) -> ConstrType | None:
 
 def func_name(node: ast.FuncCall) -> str:
     return ".".join(str(n.sval) for n in node.funcname or () if isinstance(n, ast.String))
+
+
+def validated_in_same_block(table: str, name: str, ctx: Any) -> str | None:
+    """Why a constraint added ``NOT VALID`` is validated in the same transaction block.
+
+    ``None`` when no later statement of the same block (the atomic migration, the
+    operation's own transaction, or one query string) validates ``name`` on
+    ``table``; otherwise the reason, for a message.
+    """
+    from django_safemigrate.transactions import Block, enclosing_block, statements_after
+
+    why = {
+        Block.MIGRATION: "the migration is atomic",
+        Block.OPERATION: "the operation runs in a transaction of its own",
+        Block.QUERY_STRING: "both are sent in one query string",
+    }
+    mctx = ctx.migration
+    operation = ctx.operation.operation
+    block = enclosing_block(mctx.migration, operation, ctx.statement, mctx.connection)
+    if block is None:
+        return None
+    index = ctx.operation.sql.index
+    for later in statements_after(mctx.operations, index, ctx.statement, block, operation):
+        tree = later.tree
+        if (
+            isinstance(tree, ast.AlterTableStmt)
+            and relation_name(tree.relation) == table
+            and any(
+                cmd.subtype == AlterTableType.AT_ValidateConstraint and cmd.name == name
+                for cmd in alter_commands(tree)
+            )
+        ):
+            return why[block]
+    return None

@@ -61,20 +61,18 @@ from pglast.stream import RawStream
 
 from django_safemigrate.analysis.context import StatementContext
 from django_safemigrate.analysis.findings import Hit
-from django_safemigrate.analysis.pgtree import alter_commands, is_not_valid, relation_name
+from django_safemigrate.analysis.pgtree import (
+    alter_commands,
+    is_not_valid,
+    relation_name,
+    validated_in_same_block,
+)
 from django_safemigrate.analysis.registry import Rule
 from django_safemigrate.enums import LockMode, Risk
-from django_safemigrate.transactions import Block, enclosing_block, statements_after
 
 rule = Rule(
     code="SM105", name="foreign-key-scans-and-locks-both-tables", severity=Risk.RISKY, doc=__doc__
 )
-
-_WHY = {
-    Block.MIGRATION: "the migration is atomic",
-    Block.OPERATION: "the operation runs in a transaction of its own",
-    Block.QUERY_STRING: "both are sent in one query string",
-}
 
 
 @rule.on_statement(ast.AlterTableStmt)
@@ -177,39 +175,24 @@ def _validated_in_same_transaction(
     table: str, constraint: ast.Constraint, ctx: StatementContext
 ) -> Iterator[Hit]:
     """``ADD … NOT VALID`` whose ``VALIDATE`` runs later in the same transaction block."""
-    mctx = ctx.migration
-    operation = ctx.operation.operation
-    block = enclosing_block(mctx.migration, operation, ctx.statement, mctx.connection)
-    if block is None:
-        return
     name = str(constraint.conname)
+    why = validated_in_same_block(table, name, ctx)
+    if why is None:
+        return
     referenced = _referenced(constraint)
-    index = ctx.operation.sql.index
-    for later in statements_after(mctx.operations, index, ctx.statement, block, operation):
-        if _validates(later.tree, table, name):
-            yield Hit(
-                message=(
-                    f"Foreign key {name} on {table} is added NOT VALID but validated in the "
-                    f"same transaction ({_WHY[block]}), so the validation scan runs while the "
-                    f"SHARE ROW EXCLUSIVE locks on {table} and {referenced} are still held: "
-                    "writes to both tables wait for the whole scan."
-                ),
-                hint=(
-                    f'Move RunSQL(\'ALTER TABLE "{table}" VALIDATE CONSTRAINT "{name}"\') to '
-                    "a later migration, or set atomic = False on this one and give each "
-                    "statement its own RunSQL."
-                ),
-                table=table,
-                lock=LockMode.SHARE_ROW_EXCLUSIVE,
-                rewrites_table=False,
-            )
-            return
-
-
-def _validates(tree: Any, table: str, name: str) -> bool:
-    if not isinstance(tree, ast.AlterTableStmt) or relation_name(tree.relation) != table:
-        return False
-    return any(
-        cmd.subtype == AlterTableType.AT_ValidateConstraint and cmd.name == name
-        for cmd in alter_commands(tree)
+    yield Hit(
+        message=(
+            f"Foreign key {name} on {table} is added NOT VALID but validated in the "
+            f"same transaction ({why}), so the validation scan runs while the "
+            f"SHARE ROW EXCLUSIVE locks on {table} and {referenced} are still held: "
+            "writes to both tables wait for the whole scan."
+        ),
+        hint=(
+            f'Move RunSQL(\'ALTER TABLE "{table}" VALIDATE CONSTRAINT "{name}"\') to '
+            "a later migration, or set atomic = False on this one and give each "
+            "statement its own RunSQL."
+        ),
+        table=table,
+        lock=LockMode.SHARE_ROW_EXCLUSIVE,
+        rewrites_table=False,
     )
