@@ -6,10 +6,12 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["Backfill", "__version__"]
+__all__ = ["Backfill", "Safe", "When", "__version__"]
 
 if TYPE_CHECKING:
     from django_safemigrate.execution.backfill import Backfill
+
+from django_safemigrate.governance.markers import Safe, When
 
 
 def __getattr__(name: str) -> Any:

@@ -16,7 +16,7 @@ from typing import Any
 
 from django.conf import settings as django_settings
 
-from django_safemigrate.enums import ChecksumPolicy, Risk
+from django_safemigrate.enums import ChecksumPolicy, OnBlocked, RequestedPhase, Risk
 
 #: The older package's string modes, accepted as the whole ``SAFEMIGRATE`` value.
 LEGACY_MODES = ("strict", "nonstrict", "disabled")
@@ -64,8 +64,26 @@ class SafemigrateSettings:
     #: Transactions open longer than this (seconds) count as old.
     preflight_min_age: float = 5.0
     preflight_wait: float = 60.0
+    #: The lowest risk that needs a recorded review before ``safemigrate`` applies a
+    #: migration; ``None``: no reviews needed.
+    review: Risk | None = Risk.DESTRUCTIVE
+    #: What ``safemigrate`` runs without ``--phase``.
+    default_phase: RequestedPhase = RequestedPhase.ALL
+    #: Without ``--apply-unblocked``: stop the whole plan when anything is blocked, or
+    #: apply what is not blocked.
+    on_blocked: OnBlocked = OnBlocked.STOP
+    #: Infer each migration's phase from its operations when the file declares none;
+    #: ``False`` treats an undeclared migration as runnable in either phase.
+    infer_phase: bool = True
+    #: Gate a database with no migration applied yet (reviews and phases); by default a
+    #: new database runs everything: it holds no data to lose and no old code uses it.
+    govern_fresh_database: bool = False
+    #: ``False`` switches the gate off (the older package's ``"disabled"``).
+    govern: bool = True
     #: The older package's mode when ``SAFEMIGRATE`` is one of its strings.
     legacy_mode: str | None = None
+    #: ``False`` when ``SAFEMIGRATE`` is not set at all.
+    configured: bool = True
 
     def ignores(self, app_label: str, name: str) -> bool:
         return app_label in self.ignore or f"{app_label}.{name}" in self.ignore
@@ -107,7 +125,30 @@ _FIELDS = {
     "PREFLIGHT": "preflight",
     "PREFLIGHT_MIN_AGE": "preflight_min_age",
     "PREFLIGHT_WAIT": "preflight_wait",
+    "REVIEW": "review",
+    "DEFAULT_PHASE": "default_phase",
+    "ON_BLOCKED": "on_blocked",
+    "INFER_PHASE": "infer_phase",
+    "GOVERN_FRESH_DATABASE": "govern_fresh_database",
 }
+
+
+def legacy_settings(mode: str) -> SafemigrateSettings:
+    """The older package's modes, in this app's terms.
+
+    ``safemigrate`` runs the pre-deploy phase, judged by the ``safe`` markers alone
+    (an unmarked migration may run in either phase), and needs no reviews; ``strict``
+    stops when a pre-deploy migration depends on a post-deploy one, ``nonstrict``
+    applies what it can, and ``disabled`` applies everything, like ``migrate``.
+    """
+    return SafemigrateSettings(
+        legacy_mode=mode,
+        review=None,
+        default_phase=RequestedPhase.PRE,
+        on_blocked=OnBlocked.APPLY_UNBLOCKED if mode == "nonstrict" else OnBlocked.STOP,
+        infer_phase=False,
+        govern=mode != "disabled",
+    )
 
 
 def _number(key: str, value: Any, *, minimum: float, inclusive: bool) -> float:
@@ -134,10 +175,10 @@ def parse_settings(raw: object, database_aliases: Mapping[str, Any]) -> Safemigr
     Raises :class:`InvalidSettings` listing every problem, not just the first.
     """
     if raw is None:
-        return SafemigrateSettings()
+        return SafemigrateSettings(configured=False)
     if isinstance(raw, str):
         if raw.lower() in LEGACY_MODES:
-            return SafemigrateSettings(legacy_mode=raw.lower())
+            return legacy_settings(raw.lower())
         raise InvalidSettings(
             [
                 SettingsProblem(
@@ -255,6 +296,37 @@ def _parse_value(key: str, value: Any, database_aliases: Mapping[str, Any]) -> A
                 "Use a list of strings such as ['legacy_app', 'shop.0003_backfill'].",
             )
         return frozenset(value)
+    if key == "REVIEW":
+        return parse_fail_on(value, "SAFEMIGRATE['REVIEW']", check_id="safemigrate.E015")
+    if key == "DEFAULT_PHASE":
+        try:
+            return RequestedPhase(value)
+        except ValueError:
+            raise SettingsProblem(
+                "safemigrate.E016",
+                f"SAFEMIGRATE['DEFAULT_PHASE'] is {value!r}, but it must be 'all', 'pre' or "
+                "'post'.",
+                "Use 'all' to apply every migration, or 'pre' when safemigrate runs before "
+                "the new code rolls out.",
+            ) from None
+    if key == "ON_BLOCKED":
+        try:
+            return OnBlocked(value)
+        except ValueError:
+            raise SettingsProblem(
+                "safemigrate.E017",
+                f"SAFEMIGRATE['ON_BLOCKED'] is {value!r}, but it must be 'stop' or "
+                "'apply_unblocked'.",
+                "Use 'stop' to apply nothing while anything is blocked.",
+            ) from None
+    if key in ("INFER_PHASE", "GOVERN_FRESH_DATABASE"):
+        if not isinstance(value, bool):
+            raise SettingsProblem(
+                "safemigrate.E018",
+                f"SAFEMIGRATE['{key}'] is {value!r}, but it must be True or False.",
+                f"Set SAFEMIGRATE['{key}'] to True or False.",
+            )
+        return value
     if key == "LOCKFILE":
         if value is not None and (not isinstance(value, str | os.PathLike) or not str(value)):
             raise SettingsProblem(

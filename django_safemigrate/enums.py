@@ -102,5 +102,71 @@ class LockMode(enum.StrEnum):
 class Phase(enum.StrEnum):
     """When a migration may run relative to the code rollout."""
 
+    #: Expand: safe while the old code and the new code both run.
     PRE_DEPLOY = "pre_deploy"
+    #: Contract: only once the old code is gone (removals, renames, NOT NULL on a live column).
     POST_DEPLOY = "post_deploy"
+    #: Either side of the rollout (the older package's ``Safe.always()``).
+    ALWAYS = "always"
+
+
+class RequestedPhase(enum.StrEnum):
+    """What ``safemigrate --phase`` asks for."""
+
+    #: Everything in the plan (subject to reviews).
+    ALL = "all"
+    #: Before the new code rolls out: post-deploy migrations wait.
+    PRE = "pre"
+    #: After the rollout: everything, post-deploy migrations included.
+    POST = "post"
+
+
+class ReviewState(enum.StrEnum):
+    """Where a migration stands with its reviewers, for its current checksum."""
+
+    NOT_REQUIRED = "not_required"
+    #: Needs a review and has none for any version of the file.
+    PENDING = "pending"
+    #: Approved, but for another checksum: the file changed after the approval.
+    STALE = "stale"
+    APPROVED = "approved"
+    #: The latest decision is a rejection; blocks until a later approval.
+    REJECTED = "rejected"
+
+
+class Decision(enum.StrEnum):
+    """A reviewer's decision."""
+
+    APPROVE = "approve"
+    REJECT = "reject"
+
+
+class Verdict(enum.StrEnum):
+    """What the gate decided for one migration of the plan."""
+
+    RUN = "run"
+    #: Held back by design (a post-deploy migration in the pre-deploy phase, or what
+    #: depends only on such): not an error.
+    DEFERRED = "deferred"
+    #: Needs someone to act (a review, a rejected migration, a pre-deploy migration that
+    #: depends on a post-deploy one).
+    BLOCKED = "blocked"
+
+
+class OnBlocked(enum.StrEnum):
+    """What ``safemigrate`` does with the rest of the plan when something is blocked."""
+
+    #: Apply nothing (exit 3).
+    STOP = "stop"
+    #: Apply what neither is blocked nor depends on a blocked migration.
+    APPLY_UNBLOCKED = "apply_unblocked"
+
+
+class GovernedStatus(enum.StrEnum):
+    """A governed migration's status in the admin's list."""
+
+    PENDING_REVIEW = "pending_review"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    APPLIED = "applied"
+    NOT_REQUIRED = "not_required"

@@ -5,10 +5,19 @@ Rows are written by the runner only; the admin shows them read-only.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from django_safemigrate.enums import MigrationOutcome, RunOutcome
+from django_safemigrate.enums import (
+    Decision,
+    GovernedStatus,
+    MigrationOutcome,
+    Phase,
+    Risk,
+    RunOutcome,
+)
 
 
 class Run(models.Model):
@@ -124,3 +133,106 @@ class BackfillProgress(models.Model):
 
     def __str__(self) -> str:
         return f"{self.app_label} backfill {self.key[:19]} {self.direction}: {self.rows_done} rows"
+
+
+class GovernedMigration(models.Model):
+    """A migration the gate held back or that needs a review, as ``safemigrate`` saw it.
+
+    ``safemigrate`` writes it when a migration needs a review or is blocked: what the
+    reviewer needs (findings, the SQL for this database, locks, table sizes) is kept
+    here, for the checksum it was judged at. Reviews are separate, append-only rows.
+    """
+
+    app_label = models.CharField(max_length=255)
+    name = models.CharField(max_length=255)
+    #: Checksum of the file when it was last judged; reviews are bound to a checksum.
+    checksum = models.CharField(max_length=80)
+    path = models.CharField(max_length=500, blank=True)
+    risk = models.CharField(max_length=20, choices=[(r.value, r.value) for r in Risk])
+    phase = models.CharField(max_length=20, choices=[(p.value, p.value) for p in Phase])
+    phase_reason = models.TextField(blank=True)
+    status = models.CharField(
+        max_length=20,
+        choices=[(s.value, s.value.replace("_", " ")) for s in GovernedStatus],
+        default=GovernedStatus.PENDING_REVIEW.value,
+    )
+    review_required = models.BooleanField(default=True)
+    #: Why the gate last held it back (empty once it may run).
+    blocked_reason = models.TextField(blank=True)
+    #: ``{"findings": [...], "operations": [...], "steps": [...], "tables": [...],
+    #: "database": {...}}``, as the analysis produced it.
+    analysis = models.JSONField(default=dict)
+    #: The SQL this migration runs on this database, statement per line.
+    sql = models.TextField(blank=True)
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField()
+    #: When ``safemigrate`` first saw it in a plan that went ahead: the start of a
+    #: ``Safe.after_deploy(delay=...)`` delay.
+    detected = models.DateTimeField(null=True, blank=True)
+    applied_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("migration")
+        verbose_name_plural = _("migrations")
+        ordering = ["-last_seen", "app_label", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["app_label", "name"], name="safemigrate_governed_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.app_label}.{self.name}"
+
+
+class ReviewQuerySet(models.QuerySet["Review"]):
+    def update(self, **kwargs: Any) -> int:
+        raise AppendOnlyError("Reviews are append-only: record a new decision instead.")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise AppendOnlyError("Reviews are append-only and cannot be deleted.")
+
+
+class AppendOnlyError(Exception):
+    """Raised on an attempt to change or delete a review."""
+
+
+class Review(models.Model):
+    """One reviewer's decision on one version (checksum) of a migration. Append-only.
+
+    The database refuses UPDATE and DELETE on this table (a trigger), so neither the
+    admin nor a stray script can rewrite the history of decisions.
+    """
+
+    migration = models.ForeignKey(
+        GovernedMigration, on_delete=models.PROTECT, related_name="reviews"
+    )
+    checksum = models.CharField(max_length=80)
+    decision = models.CharField(max_length=10, choices=[(d.value, d.value) for d in Decision])
+    #: The reviewer's user name and primary key when the decision was given; plain values,
+    #: not a foreign key, so deleting the account never has to touch this row.
+    reviewer_name = models.CharField(max_length=150)
+    reviewer_pk = models.CharField(max_length=64, blank=True)
+    note = models.TextField()
+    #: ``admin`` or ``command`` (``manage.py reviewmigration``).
+    source = models.CharField(max_length=20)
+    created_at = models.DateTimeField()
+
+    objects = ReviewQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("review")
+        verbose_name_plural = _("reviews")
+        ordering = ["-created_at", "-id"]
+        permissions = [("decide_migration", "Can approve or reject migrations")]
+
+    def __str__(self) -> str:
+        return f"{self.decision} {self.migration} by {self.reviewer_name}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None and not self._state.adding:
+            raise AppendOnlyError("Reviews are append-only: record a new decision instead.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise AppendOnlyError("Reviews are append-only and cannot be deleted.")

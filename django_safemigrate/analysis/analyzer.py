@@ -52,6 +52,8 @@ class AnalysisOptions:
     small_table_rows: int
     #: Per-rule severity overrides from settings; ``None`` switches a rule off.
     severity_overrides: dict[str, Risk | None] = dataclasses.field(default_factory=dict)
+    #: Infer the phase of a migration that declares none (``SAFEMIGRATE['INFER_PHASE']``).
+    infer_phase: bool = True
 
 
 def analyse(
@@ -227,6 +229,10 @@ def analyse_migration(
             about = operations[index] if index is not None and index < len(operations) else None
             add(rule, [hit], about, None)
 
+    from django_safemigrate.governance.phase import phase_of
+
+    ordered = tuple(sorted(findings, key=lambda f: (f.operation_index or 0, f.code)))
+    phase = phase_of(migration, ordered, operations, mctx.created_tables, infer=options.infer_phase)
     return (
         MigrationReport(
             app_label=migration.app_label,
@@ -235,7 +241,10 @@ def analyse_migration(
             checksum=checksum_of(migration),
             applied=applied,
             atomic=bool(migration.atomic),
-            findings=tuple(sorted(findings, key=lambda f: (f.operation_index or 0, f.code))),
+            findings=ordered,
+            phase=phase.phase,
+            phase_reason=phase.reason,
+            operations=tuple(operations),
         ),
         state,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from django_safemigrate.enums import LockMode, Risk
+from django_safemigrate.enums import LockMode, Phase, Risk
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,6 +126,10 @@ class MigrationReport:
     applied: bool
     atomic: bool
     findings: tuple[Finding, ...]
+    phase: Phase = Phase.PRE_DEPLOY
+    phase_reason: str = ""
+    #: What each operation runs on the database (for the review screen).
+    operations: tuple[Any, ...] = dataclasses.field(default=(), compare=False, repr=False)
 
     @property
     def risk(self) -> Risk:

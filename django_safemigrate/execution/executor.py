@@ -34,6 +34,8 @@ class LedgerExecutor(MigrationExecutor):
     #: Set by ``safemigrate``: builds the :class:`StepRunner` that applies migrations
     #: in steps. ``None`` (plain ``migrate``) applies them as Django does.
     runner_factory: Callable[[LedgerExecutor], StepRunner] | None = None
+    #: Set by ``safemigrate``'s gate: the migrations this run may apply. ``None``: all.
+    allowed: frozenset[tuple[str, str]] | None = None
 
     def __init__(self, connection: Any, progress_callback: Any = None) -> None:
         # Django's __init__, with a loader that reuses this run's scan of the
@@ -48,6 +50,21 @@ class LedgerExecutor(MigrationExecutor):
         self._current: Migration | None = None
         self._checksums = Precomputed([])
         self._runner: StepRunner | None = None
+
+    def migration_plan(self, targets: Any, clean_start: bool = False) -> Any:
+        """Django's plan, without what the gate held back.
+
+        Only the plan of what to do is narrowed; the full plan Django builds for the
+        project state (``clean_start``) stays whole.
+        """
+        plan = super().migration_plan(targets, clean_start=clean_start)
+        if self.allowed is None or clean_start:
+            return plan
+        return [
+            (migration, backwards)
+            for migration, backwards in plan
+            if backwards or (migration.app_label, migration.name) in self.allowed
+        ]
 
     def migrate(self, targets: Any, plan: Any = None, *args: Any, **kwargs: Any) -> ProjectState:
         if plan is None:

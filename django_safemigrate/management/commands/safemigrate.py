@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from django.core.management.base import CommandError
+from django.core.management.base import CommandError, CommandParser
 from django.core.management.commands import migrate as django_migrate
 from django.db import DatabaseError, connections
 from django.db.migrations.exceptions import InconsistentMigrationHistory
@@ -21,14 +21,21 @@ from django.db.migrations.recorder import MigrationRecorder
 from django_safemigrate.analysis.database import server_major
 from django_safemigrate.checksum import migration_checksum
 from django_safemigrate.conf import get_settings
-from django_safemigrate.enums import ChecksumPolicy, ExitCode, MigrationOutcome
+from django_safemigrate.enums import (
+    ChecksumPolicy,
+    ExitCode,
+    MigrationOutcome,
+    RequestedPhase,
+    Verdict,
+)
 from django_safemigrate.exceptions import Blocked, MigrationFailed, SafemigrateError, UsageError
 from django_safemigrate.execution.backfill import Progress, set_progress_reporter
-from django_safemigrate.execution.executor import ledgered_executor
+from django_safemigrate.execution.executor import LedgerExecutor, ledgered_executor
 from django_safemigrate.execution.ledger import APP_LABEL, Ledger, PendingRecord
 from django_safemigrate.execution.run import connect
 from django_safemigrate.execution.runner import StepRunner
 from django_safemigrate.execution.steps import describe_step_locks, plan_steps
+from django_safemigrate.governance.judge import Judged, judge, record
 from django_safemigrate.management.commands import migrate
 from django_safemigrate.plan import (
     edited_migrations,
@@ -54,6 +61,23 @@ class Command(migrate.Command):
     )
     command_name = "safemigrate"
     usage_exit_code = ExitCode.USAGE
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        super().add_arguments(parser)
+        parser.add_argument(
+            "--phase",
+            choices=[p.value for p in RequestedPhase],
+            default=None,
+            help="'pre': before the new code rolls out, stop before post-deploy migrations "
+            "and what depends on them; 'post': after it, apply everything; 'all' (default: "
+            "SAFEMIGRATE['DEFAULT_PHASE']): everything, for deploys without phases.",
+        )
+        parser.add_argument(
+            "--apply-unblocked",
+            action="store_true",
+            help="When migrations are blocked (review missing or rejected, phase), apply those "
+            "that neither are blocked nor depend on a blocked one, instead of nothing.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         self.verbosity = options["verbosity"]
@@ -140,10 +164,12 @@ class Command(migrate.Command):
                     ledger, executor_class(connection, self.migration_progress_callback)
                 )
         self.refuse_edited(ledger, connection)
+        allowed = self.gate(ledger, connection, options)
 
         previous = set_progress_reporter(self.report_backfill)
         self._last_progress = 0.0
-        with ledgered_executor(ledger, runner_factory):
+        with ledgered_executor(ledger, runner_factory) as executor_class:
+            executor_class.allowed = allowed
             try:
                 django_migrate.Command.handle(self, *args, **options)
             except (DatabaseError, Exception) as exc:
@@ -158,6 +184,87 @@ class Command(migrate.Command):
                 ) from exc
             finally:
                 set_progress_reporter(previous)
+
+    def gate(
+        self, ledger: Ledger, connection: Any, options: dict[str, Any]
+    ) -> frozenset[Any] | None:
+        """Ask the gate which migrations of the plan may run; stop (exit 3) if it says so.
+
+        Returns the migrations this run may apply, or ``None`` for all of them.
+        """
+        executor = LedgerExecutor(connection)
+        targets = plan_targets(executor.loader, options["app_label"], options["migration_name"])
+        judged = judge(
+            connection,
+            executor.loader,
+            executor.migration_plan(targets),
+            get_settings(),
+            phase=RequestedPhase(options["phase"]) if options.get("phase") else None,
+            apply_unblocked=options.get("apply_unblocked", False),
+            history_readable=ledger.writable(),
+        )
+        if judged is None:
+            return None
+        if judged.ungoverned:
+            if self.verbosity >= 2:
+                self.stdout.write(f"  Governance: everything may run ({judged.ungoverned}).")
+            return None
+        if ledger.writable():
+            record(connection, judged, fake=bool(options.get("fake")))
+        held = [d for d in judged.result.decisions if d.verdict is not Verdict.RUN]
+        if judged.result.stopped:
+            raise Blocked(self.blocked_message(judged, connection))
+        if held and self.verbosity >= 1:
+            self.stderr.write(self.style.WARNING("Held back by governance:"))
+            for decision in held:
+                self.stderr.write(
+                    f"  {'.'.join(decision.key)} ({decision.verdict.value}): "
+                    f"{'; '.join(decision.reasons)}"
+                )
+            if judged.result.blocked:
+                self.stderr.write(self.review_advice(judged, connection))
+        return frozenset(judged.result.to_run)
+
+    def blocked_message(self, judged: Judged, connection: Any) -> str:
+        blocked = judged.result.blocked
+        lines = [
+            f"Blocked by governance: {len(blocked)} migration(s) may not run, so nothing "
+            "was applied."
+        ]
+        for decision in blocked:
+            lines.append(f"  {'.'.join(decision.key)} {'; '.join(decision.reasons)}.")
+        deferred = judged.result.deferred
+        if deferred:
+            lines.append(
+                "Also waiting for the post-deploy phase: "
+                + ", ".join(".".join(d.key) for d in deferred)
+                + "."
+            )
+        lines.append(self.review_advice(judged, connection))
+        return "\n".join(lines)
+
+    def review_advice(self, judged: Judged, connection: Any) -> str:
+        from django_safemigrate.governance.store import review_url
+
+        needs_review = [
+            d for d in judged.result.blocked if d.review.value in ("pending", "stale", "rejected")
+        ]
+        if not needs_review:
+            return (
+                "Run the post-deploy phase first (safemigrate --phase post), or change the "
+                "dependency, then deploy again."
+            )
+        where = []
+        for decision in needs_review:
+            url = review_url(connection.alias, decision.key)
+            where.append(f"{'.'.join(decision.key)}" + (f" at {url}" if url else ""))
+        first = needs_review[0].key
+        return (
+            "A reviewer with the 'Can approve or reject migrations' permission can review "
+            f"them in the Django admin ({'; '.join(where)}) or from a terminal with "
+            f'\'manage.py reviewmigration {first[0]} {first[1]} --approve --note "..." '
+            "--as USERNAME'; then run safemigrate again."
+        )
 
     def report_backfill(self, progress: Progress) -> None:
         """A progress line every few seconds and at the end: rows done, rate, time left."""

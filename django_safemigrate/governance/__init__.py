@@ -1,0 +1,1 @@
+"""Governance: which migrations of a plan may run now (reviews, phases, markers)."""

@@ -1,0 +1,208 @@
+"""The gate: which migrations of a plan may run now, and why the others may not.
+
+A pure function of the plan, what the analysis said about each migration, the
+reviews given so far, the requested phase and the settings; it reads nothing
+and writes nothing, so every combination is tested as a table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+
+from django_safemigrate.enums import (
+    Decision,
+    OnBlocked,
+    Phase,
+    RequestedPhase,
+    ReviewState,
+    Risk,
+    Verdict,
+)
+
+Key = tuple[str, str]
+
+
+@dataclasses.dataclass(frozen=True)
+class PastReview:
+    """One recorded decision, as the gate needs it (oldest first in a sequence)."""
+
+    decision: Decision
+    checksum: str
+
+
+@dataclasses.dataclass(frozen=True)
+class GateItem:
+    """One migration of the plan, in plan order."""
+
+    key: Key
+    checksum: str
+    risk: Risk
+    phase: Phase
+    #: Migrations it depends on (graph parents, ``run_before`` included); those outside
+    #: the plan are applied already and do not matter.
+    dependencies: tuple[Key, ...] = ()
+    reviews: tuple[PastReview, ...] = ()
+    #: ``Safe.after_deploy(delay=...)``: may run in the pre-deploy phase once this long
+    #: has passed since ``detected``.
+    delay: timedelta | None = None
+    detected: datetime | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class GatePolicy:
+    #: The lowest risk that needs a review; ``None``: none do.
+    review_at: Risk | None = Risk.DESTRUCTIVE
+    phase: RequestedPhase = RequestedPhase.ALL
+    on_blocked: OnBlocked = OnBlocked.STOP
+    #: ``False``: everything runs (disabled mode, or a database with nothing applied).
+    govern: bool = True
+    now: datetime | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class GateDecision:
+    key: Key
+    verdict: Verdict
+    review: ReviewState
+    review_required: bool
+    #: Why it does not run (empty when it runs).
+    reasons: tuple[str, ...] = ()
+    #: The migrations of the plan that hold it back.
+    held_by: tuple[Key, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class GateResult:
+    decisions: tuple[GateDecision, ...]
+    #: True when something is blocked and the policy stops the whole plan.
+    stopped: bool
+
+    @property
+    def to_run(self) -> tuple[Key, ...]:
+        if self.stopped:
+            return ()
+        return tuple(d.key for d in self.decisions if d.verdict is Verdict.RUN)
+
+    def with_verdict(self, verdict: Verdict) -> tuple[GateDecision, ...]:
+        return tuple(d for d in self.decisions if d.verdict is verdict)
+
+    @property
+    def blocked(self) -> tuple[GateDecision, ...]:
+        return self.with_verdict(Verdict.BLOCKED)
+
+    @property
+    def deferred(self) -> tuple[GateDecision, ...]:
+        return self.with_verdict(Verdict.DEFERRED)
+
+
+def review_state(reviews: Sequence[PastReview], checksum: str, *, required: bool) -> ReviewState:
+    """Where a migration stands for its current ``checksum``.
+
+    A rejection (of any version) blocks until a later approval of this version; an
+    approval counts only for the checksum it was given for.
+    """
+    last_reject = max(
+        (i for i, r in enumerate(reviews) if r.decision is Decision.REJECT), default=-1
+    )
+    last_approve = max(
+        (
+            i
+            for i, r in enumerate(reviews)
+            if r.decision is Decision.APPROVE and r.checksum == checksum
+        ),
+        default=-1,
+    )
+    if last_reject > last_approve:
+        return ReviewState.REJECTED
+    if last_approve >= 0:
+        return ReviewState.APPROVED
+    if not required:
+        return ReviewState.NOT_REQUIRED
+    if any(r.decision is Decision.APPROVE for r in reviews):
+        return ReviewState.STALE
+    return ReviewState.PENDING
+
+
+_REVIEW_REASON = {
+    ReviewState.PENDING: "needs a review ({risk}) and has none",
+    ReviewState.STALE: (
+        "was approved for another version of the file ({risk}); the approval no longer counts"
+    ),
+    ReviewState.REJECTED: "was rejected by a reviewer",
+}
+
+
+def decide(items: Iterable[GateItem], policy: GatePolicy) -> GateResult:
+    """One decision per item, in the order given (the plan's)."""
+    decisions: dict[Key, GateDecision] = {}
+    for item in items:
+        required = policy.review_at is not None and item.risk.rank >= policy.review_at.rank
+        review = review_state(item.reviews, item.checksum, required=required)
+        if not policy.govern:
+            decisions[item.key] = GateDecision(item.key, Verdict.RUN, review, required)
+            continue
+
+        verdict, reasons, held_by = Verdict.RUN, [], []
+        if (
+            policy.phase is RequestedPhase.PRE
+            and item.phase is Phase.POST_DEPLOY
+            and not _delay_passed(item, policy.now)
+        ):
+            # It would not run now anyway: a missing review is for the post-deploy run.
+            verdict = Verdict.DEFERRED
+            reasons.append(_deferred_reason(item))
+        if review in _REVIEW_REASON:
+            if verdict is Verdict.RUN:
+                verdict = Verdict.BLOCKED
+            reasons.append(_REVIEW_REASON[review].format(risk=item.risk.value))
+
+        for dependency in item.dependencies:
+            before = decisions.get(dependency)
+            if before is None or before.verdict is Verdict.RUN:
+                continue
+            held_by.append(dependency)
+            name = ".".join(dependency)
+            if before.verdict is Verdict.BLOCKED:
+                verdict = Verdict.BLOCKED
+                reasons.append(f"depends on {name}, which is blocked")
+            elif item.phase is Phase.PRE_DEPLOY:
+                verdict = Verdict.BLOCKED
+                reasons.append(
+                    f"is a pre-deploy migration but depends on {name}, which waits for the "
+                    "post-deploy phase: it cannot run before the new code rolls out. Run the "
+                    "post-deploy phase first, or remove the dependency"
+                )
+            else:
+                if verdict is Verdict.RUN:
+                    verdict = Verdict.DEFERRED
+                reasons.append(f"depends on {name}, which waits for the post-deploy phase")
+        decisions[item.key] = GateDecision(
+            item.key, verdict, review, required, tuple(reasons), tuple(held_by)
+        )
+
+    ordered = tuple(decisions.values())
+    stopped = policy.on_blocked is OnBlocked.STOP and any(
+        d.verdict is Verdict.BLOCKED for d in ordered
+    )
+    return GateResult(ordered, stopped)
+
+
+def _delay_passed(item: GateItem, now: datetime | None) -> bool:
+    """The older package's delayed ``after_deploy``: runs once seen long enough ago."""
+    return (
+        item.delay is not None
+        and item.detected is not None
+        and now is not None
+        and now >= item.detected + item.delay
+    )
+
+
+def _deferred_reason(item: GateItem) -> str:
+    if item.delay is not None and item.detected is not None:
+        when = item.detected + item.delay
+        return f"is post-deploy; its delay ends at {when.isoformat(timespec='seconds')}"
+    if item.delay is not None:
+        return "is post-deploy; its delay starts once safemigrate has seen it in a plan"
+    return "is post-deploy: it runs once the new code is out (safemigrate --phase post)"

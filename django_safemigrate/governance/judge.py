@@ -1,0 +1,203 @@
+"""Judge a ``safemigrate`` plan: analyse it, read the reviews, ask the gate.
+
+Shared by the deploy run (which then records what it decided) and ``--plan``
+(which only shows it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+from django.db.migrations import Migration
+from django.db.migrations.loader import MigrationLoader
+from django.utils import timezone
+
+from django_safemigrate.analysis.analyzer import AnalysisOptions, analyse
+from django_safemigrate.analysis.database import server_major, table_sizes
+from django_safemigrate.analysis.findings import MigrationReport, TableInfo
+from django_safemigrate.conf import SafemigrateSettings, legacy_settings
+from django_safemigrate.enums import OnBlocked, Phase, RequestedPhase, Risk, Verdict
+from django_safemigrate.exceptions import UsageError
+from django_safemigrate.governance import store
+from django_safemigrate.governance.gate import GateItem, GatePolicy, GateResult, decide
+from django_safemigrate.governance.markers import LEGACY_ATTRIBUTE
+from django_safemigrate.governance.phase import declared_or_error
+
+Key = tuple[str, str]
+
+
+@dataclasses.dataclass(frozen=True)
+class Judged:
+    result: GateResult
+    reports: dict[Key, MigrationReport]
+    migrations: dict[Key, Migration]
+    sizes: dict[str, TableInfo]
+    pg_version: int
+    settings: SafemigrateSettings
+    policy: GatePolicy
+    #: Why the gate let everything through without judging (``None`` when it judged).
+    ungoverned: str | None = None
+
+
+def effective_settings(
+    settings: SafemigrateSettings, migrations: Sequence[Migration]
+) -> SafemigrateSettings:
+    """The settings the gate uses.
+
+    A project that has not set ``SAFEMIGRATE`` but marks its migrations with the older
+    package's ``safe = Safe...`` gets that package's default, ``"strict"``: switching
+    packages must not start applying ``after_deploy`` migrations before the deploy.
+    """
+    if not settings.configured and any(hasattr(m, LEGACY_ATTRIBUTE) for m in migrations):
+        return legacy_settings("strict")
+    return settings
+
+
+def judge(
+    connection: Any,
+    loader: MigrationLoader,
+    plan: Sequence[tuple[Migration, bool]],
+    settings: SafemigrateSettings,
+    *,
+    phase: RequestedPhase | None,
+    apply_unblocked: bool,
+    history_readable: bool,
+) -> Judged | None:
+    """The gate's decision on a forward ``plan``; ``None`` when the plan is empty."""
+    migrations = [migration for migration, _ in plan]
+    if not migrations:
+        return None
+    settings = effective_settings(settings, migrations)
+    backwards = [m for m, is_backwards in plan if is_backwards]
+    if backwards and settings.legacy_mode in ("strict", "nonstrict"):
+        raise UsageError(
+            "safemigrate does not unapply migrations in the older package's "
+            f"'{settings.legacy_mode}' mode (as that package did not); use 'migrate APP "
+            "MIGRATION' to go backwards. Nothing was applied."
+        )
+    for migration in migrations:
+        declared_or_error(migration)  # an invalid marker stops the run before anything
+    fresh = not loader.applied_migrations
+    policy = GatePolicy(
+        review_at=settings.review,
+        phase=phase or settings.default_phase,
+        on_blocked=OnBlocked.APPLY_UNBLOCKED if apply_unblocked else settings.on_blocked,
+        govern=settings.govern and not backwards and (settings.govern_fresh_database or not fresh),
+        now=timezone.now(),
+    )
+    ungoverned = None
+    if not settings.govern:
+        ungoverned = "SAFEMIGRATE = 'disabled'"
+    elif backwards:
+        ungoverned = "the plan unapplies migrations"
+    elif fresh and not settings.govern_fresh_database:
+        ungoverned = "nothing is applied on this database yet"
+    pg_version = server_major(connection)
+    keys = [(m.app_label, m.name) for m in migrations]
+    if ungoverned:
+        # Nothing to judge: skip the analysis (a new database applies its whole history).
+        items = [GateItem(key, "", Risk.SAFE, Phase.ALWAYS) for key in keys]
+        return Judged(
+            decide(items, policy),
+            {},
+            dict(zip(keys, migrations, strict=True)),
+            {},
+            pg_version,
+            settings,
+            policy,
+            ungoverned,
+        )
+
+    sizes = table_sizes(connection)
+    options = AnalysisOptions(
+        pg_version=pg_version,
+        small_table_rows=settings.small_table_rows,
+        severity_overrides=dict(settings.rules),
+        infer_phase=settings.infer_phase,
+    )
+    off = {code for code, severity in settings.rules.items() if severity is None}
+    reports = {}
+    for analysed in analyse(
+        loader, keys, connection, options, applied=set(), table_info=sizes.get, live=True
+    ):
+        findings = tuple(f for f in analysed.findings if f.code not in off)
+        reports[(analysed.app_label, analysed.name)] = dataclasses.replace(
+            analysed, findings=findings
+        )
+    reviews = store.past_reviews(connection.alias, keys) if history_readable else {}
+    detected = store.detections(connection.alias, keys) if history_readable else {}
+    items = []
+    for migration, key in zip(migrations, keys, strict=True):
+        report = reports[key]
+        declared = declared_or_error(migration)
+        items.append(
+            GateItem(
+                key=key,
+                checksum=report.checksum,
+                risk=report.risk,
+                phase=report.phase,
+                dependencies=tuple(parent.key for parent in loader.graph.node_map[key].parents),
+                reviews=reviews.get(key, ()),
+                delay=declared.delay if declared else None,
+                detected=detected.get(key),
+            )
+        )
+    return Judged(
+        decide(items, policy),
+        reports,
+        dict(zip(keys, migrations, strict=True)),
+        sizes,
+        pg_version,
+        settings,
+        policy,
+    )
+
+
+def record(connection: Any, judged: Judged, *, fake: bool) -> None:
+    """Keep what the gate decided: the review screen's records, delays' start, signals."""
+    from django_safemigrate.governance.signals import migration_blocked
+    from django_safemigrate.models import GovernedMigration
+
+    if judged.ungoverned:
+        return
+    using = connection.alias
+    now = judged.policy.now or timezone.now()
+    for decision in judged.result.decisions:
+        report = judged.reports[decision.key]
+        keep = (
+            decision.review_required
+            or decision.verdict is not Verdict.RUN
+            or report.phase is Phase.POST_DEPLOY
+            or decision.review.value in ("approved", "rejected", "stale")
+        )
+        if not keep:
+            continue
+        fields = store.snapshot_fields(
+            report,
+            judged.migrations[decision.key],
+            connection=connection,
+            pg_version=judged.pg_version,
+            settings=judged.settings,
+            sizes=judged.sizes,
+        )
+        store.record_gate(using, decision, fields, now=now)
+    if not judged.result.stopped and not fake:
+        store.mark_detected(
+            using,
+            [d.key for d in judged.result.decisions],
+            {key: r.phase for key, r in judged.reports.items()},
+            now,
+        )
+    for decision in judged.result.blocked:
+        report = judged.reports[decision.key]
+        migration_blocked.send(
+            sender=GovernedMigration,
+            app_label=decision.key[0],
+            name=decision.key[1],
+            checksum=report.checksum,
+            risk=report.risk,
+            reasons=decision.reasons,
+            using=using,
+        )

@@ -1,0 +1,287 @@
+"""Governance records in the database: what the gate saw, and the reviewers' decisions."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.db.migrations import Migration
+from django.utils import timezone
+
+from django_safemigrate.analysis.findings import MigrationReport, TableInfo
+from django_safemigrate.enums import Decision, GovernedStatus, Phase, ReviewState, Verdict
+from django_safemigrate.governance.gate import GateDecision, PastReview, review_state
+from django_safemigrate.models import GovernedMigration, Review
+
+Key = tuple[str, str]
+
+#: The permission that lets a user approve or reject a migration.
+PERMISSION = "django_safemigrate.decide_migration"
+
+
+def past_reviews(using: str, keys: Iterable[Key]) -> dict[Key, tuple[PastReview, ...]]:
+    """Every decision on ``keys``, oldest first."""
+    wanted = set(keys)
+    found: dict[Key, list[PastReview]] = {}
+    if not wanted:
+        return {}
+    rows = (
+        Review.objects.using(using)
+        .filter(migration__app_label__in={k[0] for k in wanted})
+        .order_by("created_at", "id")
+        .values_list("migration__app_label", "migration__name", "decision", "checksum")
+    )
+    for app_label, name, decision, checksum in rows:
+        if (app_label, name) in wanted:
+            found.setdefault((app_label, name), []).append(PastReview(Decision(decision), checksum))
+    return {key: tuple(reviews) for key, reviews in found.items()}
+
+
+def detections(using: str, keys: Iterable[Key]) -> dict[Key, datetime]:
+    wanted = set(keys)
+    rows = (
+        GovernedMigration.objects.using(using)
+        .filter(app_label__in={k[0] for k in wanted}, detected__isnull=False)
+        .values_list("app_label", "name", "detected")
+    )
+    return {(a, n): d for a, n, d in rows if (a, n) in wanted and d is not None}
+
+
+def status_for(state: ReviewState, applied: bool) -> GovernedStatus:
+    if state is ReviewState.REJECTED:
+        return GovernedStatus.REJECTED
+    if applied:
+        return GovernedStatus.APPLIED
+    if state is ReviewState.APPROVED:
+        return GovernedStatus.APPROVED
+    if state is ReviewState.NOT_REQUIRED:
+        return GovernedStatus.NOT_REQUIRED
+    return GovernedStatus.PENDING_REVIEW
+
+
+def snapshot_fields(
+    report: MigrationReport,
+    migration: Migration,
+    *,
+    connection: Any,
+    pg_version: int,
+    settings: Any,
+    sizes: Mapping[str, TableInfo],
+) -> dict[str, Any]:
+    """What a reviewer needs to see, as the analysis found it for this database."""
+    from django_safemigrate.execution.runner import RunnerPolicy
+    from django_safemigrate.execution.steps import describe_step_locks, plan_steps
+
+    operations = list(report.operations)
+    sql_lines: list[str] = []
+    described = []
+    for op in operations:
+        statements = [s.sql.strip().rstrip(";") + ";" for s in op.statements]
+        if not op.reduces_to_sql:
+            statements = [f"-- {type(op.operation).__name__}: runs Python code, no SQL"]
+        elif op.render_error:
+            statements = [f"-- SQL could not be rendered: {op.render_error}"]
+        sql_lines.append(f"-- {op.index + 1}. {_describe(op.operation)}")
+        sql_lines += statements or ["-- (no SQL: changes only Django's model state)"]
+        described.append(
+            {
+                "index": op.index,
+                "operation": type(op.operation).__name__,
+                "description": _describe(op.operation),
+                "sql": statements,
+            }
+        )
+    policy = RunnerPolicy.for_migration(settings, migration)
+    steps = [
+        {
+            "index": step.index,
+            "kind": step.kind.value,
+            "description": step.description,
+            "locks": describe_step_locks(step, operations, policy, pg_version),
+        }
+        for step in plan_steps(migration, operations, pg_version)
+    ]
+    tables: dict[str, dict[str, Any]] = {}
+    for finding in report.findings:
+        if finding.table and finding.table not in tables:
+            info = sizes.get(finding.table)
+            tables[finding.table] = {
+                "name": finding.table,
+                "rows": info.rows if info else None,
+                "bytes": info.bytes if info else None,
+                "size": info.describe() if info else "not on this database yet",
+            }
+    return {
+        "checksum": report.checksum,
+        "path": report.path or "",
+        "risk": report.risk.value,
+        "phase": report.phase.value,
+        "phase_reason": report.phase_reason,
+        "sql": "\n".join(sql_lines),
+        "analysis": {
+            "findings": [f.as_json() for f in report.findings],
+            "operations": described,
+            "steps": steps,
+            "tables": list(tables.values()),
+            "database": {
+                "alias": connection.alias,
+                "server_version": pg_version,
+            },
+        },
+    }
+
+
+def _describe(operation: Any) -> str:
+    try:
+        return str(operation.describe())
+    except Exception:
+        return type(operation).__name__
+
+
+def record_gate(
+    using: str,
+    decision: GateDecision,
+    fields: Mapping[str, Any],
+    *,
+    now: datetime,
+    applied: bool = False,
+) -> GovernedMigration:
+    """Create or refresh the record of a migration the gate judged."""
+    app_label, name = decision.key
+    values = {
+        **fields,
+        "status": status_for(decision.review, applied).value,
+        "review_required": decision.review_required,
+        "blocked_reason": "; ".join(decision.reasons)
+        if decision.verdict is not Verdict.RUN
+        else "",
+        "last_seen": now,
+    }
+    # Runs under the migration lock: no other runner writes these rows meanwhile.
+    rows = GovernedMigration.objects.using(using).filter(app_label=app_label, name=name)
+    if not rows.update(**values):
+        GovernedMigration.objects.using(using).create(
+            app_label=app_label, name=name, first_seen=now, **values
+        )
+    governed: GovernedMigration = rows.get()
+    return governed
+
+
+def mark_detected(
+    using: str, keys: Iterable[Key], phases: Mapping[Key, Phase], now: datetime
+) -> None:
+    """Start the clock of ``Safe.after_deploy(delay=...)`` for post-deploy migrations seen."""
+    for key in keys:
+        if phases.get(key) is not Phase.POST_DEPLOY:
+            continue
+        updated = (
+            GovernedMigration.objects.using(using)
+            .filter(app_label=key[0], name=key[1], detected__isnull=True)
+            .update(detected=now)
+        )
+        if (
+            not updated
+            and not GovernedMigration.objects.using(using)
+            .filter(app_label=key[0], name=key[1])
+            .exists()
+        ):
+            GovernedMigration.objects.using(using).create(
+                app_label=key[0],
+                name=key[1],
+                checksum="",
+                risk="safe",
+                phase=Phase.POST_DEPLOY.value,
+                status=GovernedStatus.NOT_REQUIRED.value,
+                review_required=False,
+                first_seen=now,
+                last_seen=now,
+                detected=now,
+            )
+
+
+def mark_applied(using: str, key: Key, now: datetime) -> None:
+    """A governed migration was applied: its status shows it (a rejection still shows)."""
+    rows = GovernedMigration.objects.using(using).filter(app_label=key[0], name=key[1])
+    rows.update(applied_at=now)
+    rows.exclude(status=GovernedStatus.REJECTED.value).update(
+        status=GovernedStatus.APPLIED.value, blocked_reason=""
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Decided:
+    review: Review
+    state: ReviewState
+
+
+def decide_migration(
+    governed: GovernedMigration,
+    *,
+    user: Any,
+    decision: Decision,
+    note: str,
+    source: str,
+    checksum: str | None = None,
+) -> Decided:
+    """Record ``user``'s decision on ``governed`` (for ``checksum``, default: its own).
+
+    Enforces the permission; raises :class:`PermissionDenied` without writing anything.
+    """
+    if user is None or not user.is_active or not user.has_perm(PERMISSION):
+        raise PermissionDenied(
+            f"{getattr(user, 'get_username', lambda: 'anonymous')()} may not approve or reject "
+            f"migrations: that needs the permission {PERMISSION!r}."
+        )
+    note = note.strip()
+    if not note:
+        raise ValueError("A review needs a note saying why.")
+    using = governed._state.db or "default"
+    bound = checksum or governed.checksum
+    from django_safemigrate.governance.signals import migration_reviewed
+
+    with transaction.atomic(using=using):
+        # One decision at a time per migration: the row lock orders concurrent reviewers.
+        governed = GovernedMigration.objects.using(using).select_for_update().get(pk=governed.pk)
+        review = Review.objects.using(using).create(
+            migration=governed,
+            checksum=bound,
+            decision=decision.value,
+            reviewer_name=user.get_username(),
+            reviewer_pk=str(user.pk),
+            note=note,
+            source=source,
+            created_at=timezone.now(),
+        )
+        reviews = past_reviews(using, [(governed.app_label, governed.name)]).get(
+            (governed.app_label, governed.name), ()
+        )
+        state = review_state(reviews, governed.checksum, required=governed.review_required)
+        governed.status = status_for(state, governed.applied_at is not None).value
+        governed.save(using=using, update_fields=["status"])
+        transaction.on_commit(
+            lambda: migration_reviewed.send(sender=Review, review=review, migration=governed),
+            using=using,
+        )
+    return Decided(review, state)
+
+
+def review_url(using: str, key: Key) -> str | None:
+    """The admin page of a governed migration, when the admin's URLs are installed."""
+    from django.urls import NoReverseMatch, reverse
+
+    governed = (
+        GovernedMigration.objects.using(using)
+        .filter(app_label=key[0], name=key[1])
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if governed is None:
+        return None
+    try:
+        return reverse("admin:django_safemigrate_governedmigration_change", args=[governed])
+    except (NoReverseMatch, ImportError):
+        return None
