@@ -79,7 +79,8 @@ def judge(
         )
     for migration in migrations:
         declared_or_error(migration)  # an invalid marker stops the run before anything
-    fresh = not loader.applied_migrations
+    # New: nothing applied but this app's own tables (which every run creates first).
+    fresh = all(app_label == "django_safemigrate" for app_label, _ in loader.applied_migrations)
     policy = GatePolicy(
         review_at=settings.review,
         phase=phase or settings.default_phase,

@@ -203,6 +203,15 @@ def mark_detected(
             )
 
 
+def unapplied_governed(using: str) -> set[Key]:
+    """Governed migrations not applied yet (one query per run)."""
+    return set(
+        GovernedMigration.objects.using(using)
+        .filter(applied_at__isnull=True)
+        .values_list("app_label", "name")
+    )
+
+
 def mark_applied(using: str, key: Key, now: datetime) -> None:
     """A governed migration was applied: its status shows it (a rejection still shows)."""
     rows = GovernedMigration.objects.using(using).filter(app_label=key[0], name=key[1])
@@ -280,6 +289,10 @@ def review_url(using: str, key: Key) -> str | None:
         .first()
     )
     if governed is None:
+        return None
+    from django.conf import settings
+
+    if not getattr(settings, "ROOT_URLCONF", None):
         return None
     try:
         return reverse("admin:django_safemigrate_governedmigration_change", args=[governed])

@@ -94,8 +94,35 @@ class Command(django_migrate.Command):
 
     def handle_locked(self, ledger: Ledger, *args: Any, **options: Any) -> None:
         """Apply the plan; the plan itself is computed now, after the lock is held."""
+        self.watch_governed(ledger, options["database"])
         with ledgered_executor(ledger):
             super().handle(*args, **options)
+
+    def watch_governed(self, ledger: Ledger, using: str) -> None:
+        """Note the governed migrations not applied yet, to mark them applied as they are."""
+        from django_safemigrate.governance.store import unapplied_governed
+
+        self._using = using
+        self._governed: set[tuple[str, str]] = (
+            unapplied_governed(using) if ledger.writable() else set()
+        )
+
+    def migration_progress_callback(
+        self, action: str, migration: Any = None, fake: bool = False
+    ) -> None:
+        super().migration_progress_callback(action, migration, fake)
+        if action == "apply_success" and not fake:
+            from django_safemigrate.governance.signals import migration_applied
+
+            key = (migration.app_label, migration.name)
+            using = getattr(self, "_using", "default")
+            if key in getattr(self, "_governed", ()):
+                from django.utils import timezone
+
+                from django_safemigrate.governance.store import mark_applied
+
+                mark_applied(using, key, timezone.now())
+            migration_applied.send(sender=type(self), app_label=key[0], name=key[1], using=using)
 
     def report_wait(self, holder: Holder | None, waited: float, wait: float, first: bool) -> None:
         if self.verbosity < 1:

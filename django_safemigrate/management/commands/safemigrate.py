@@ -121,10 +121,22 @@ class Command(migrate.Command):
         plan = executor.migration_plan(targets)
         settings = get_settings()
         pg_version = server_major(connection)
+        judged = judge(
+            connection,
+            executor.loader,
+            plan,
+            settings,
+            phase=RequestedPhase(options["phase"]) if options.get("phase") else None,
+            apply_unblocked=options.get("apply_unblocked", False),
+            history_readable="django_safemigrate_review" in connection.introspection.table_names(),
+        )
         self.stdout.write("Planned operations:", self.style.MIGRATE_LABEL)
-        if not plan:
+        if not plan or judged is None:
             self.stdout.write("  No planned migration operations.")
             return
+        decisions = {d.key: d for d in judged.result.decisions}
+        if judged.ungoverned:
+            self.stdout.write(f"  Governance: everything may run ({judged.ungoverned}).")
         # Django's own starting state for a plan (private in the stubs, public in use).
         state = getattr(executor, "_create_project_state")(with_applied_migrations=True)  # noqa: B009
         for migration, backwards in plan:
@@ -132,6 +144,21 @@ class Command(migrate.Command):
                 self.stdout.write(f"{migration} (unapply)", self.style.MIGRATE_HEADING)
                 continue
             self.stdout.write(str(migration), self.style.MIGRATE_HEADING)
+            key = (migration.app_label, migration.name)
+            report = judged.reports.get(key)
+            if report is not None:
+                decision = decisions[key]
+                verdict = decision.verdict.value
+                if judged.result.stopped and decision.verdict is Verdict.RUN:
+                    verdict = "run (once nothing else is blocked)"
+                line = (
+                    f"  {migration.app_label}.{migration.name}: {report.risk.value}, "
+                    f"{report.phase.value}, review {decision.review.value.replace('_', ' ')}, "
+                    f"{verdict}"
+                )
+                if decision.reasons:
+                    line += ": " + "; ".join(decision.reasons)
+                self.stdout.write(line)
             operations, state = render_migration(migration, state, connection)
             steps = plan_steps(migration, operations, pg_version)
             policy = RunnerPolicy.for_migration(settings, migration)
@@ -141,6 +168,8 @@ class Command(migrate.Command):
                     f"{describe_step_locks(step, operations, policy, pg_version)}: "
                     f"{step.description}"
                 )
+        if judged.result.stopped:
+            self.stdout.write("The gate would stop this plan: nothing would be applied (exit 3).")
 
     def handle_locked(self, ledger: Ledger, *args: Any, **options: Any) -> None:
         connection = connections[options["database"]]
@@ -165,6 +194,7 @@ class Command(migrate.Command):
                 )
         self.refuse_edited(ledger, connection)
         allowed = self.gate(ledger, connection, options)
+        self.watch_governed(ledger, connection.alias)
 
         previous = set_progress_reporter(self.report_backfill)
         self._last_progress = 0.0
