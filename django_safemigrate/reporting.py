@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from django_safemigrate.analysis.findings import Finding, MigrationReport, Problem
@@ -32,6 +32,8 @@ class Result:
     problems: tuple[Problem, ...]
     database: DatabaseInfo | None
     fail_on: Risk | None
+    #: ``(app_label, name)`` → (review required, review state) per reported migration.
+    reviews: Mapping[tuple[str, str], tuple[bool, str]] = dataclasses.field(default_factory=dict)
 
     def blocking(self) -> list[Finding]:
         """Counted findings at or above ``fail_on``."""
@@ -62,7 +64,9 @@ def render_json(result: Result) -> str:
                 "checksum": report.checksum,
                 "applied": report.applied,
                 "atomic": report.atomic,
+                "phase": report.phase.value,
                 "risk": report.risk.value,
+                "review": _review_json(result, report),
                 "findings": [f.as_json() for f in report.findings],
             }
         )
@@ -81,6 +85,11 @@ def render_json(result: Result) -> str:
         },
     }
     return json.dumps(data, indent=2, sort_keys=False)
+
+
+def _review_json(result: Result, report: MigrationReport) -> dict[str, Any]:
+    required, status = result.reviews.get((report.app_label, report.name), (False, "not_required"))
+    return {"required": required, "status": status}
 
 
 def _where(report: MigrationReport, finding: Finding) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 from django.db import DatabaseError, connections
 from django.db.migrations.recorder import MigrationRecorder
@@ -17,7 +18,7 @@ from django_safemigrate.analysis.database import (
     server_major,
     table_sizes,
 )
-from django_safemigrate.analysis.findings import Problem
+from django_safemigrate.analysis.findings import MigrationReport, Problem
 from django_safemigrate.conf import SafemigrateSettings
 from django_safemigrate.enums import Risk
 from django_safemigrate.exceptions import DatabaseUnavailable
@@ -96,11 +97,7 @@ def run_check(request: CheckRequest, settings: SafemigrateSettings) -> CheckRun:
         sizes = {}
         info = None
 
-    options = AnalysisOptions(
-        pg_version=pg_version,
-        small_table_rows=settings.small_table_rows,
-        severity_overrides=dict(settings.rules),
-    )
+    settings, options = _analysis_options(settings, loader, pg_version)
     # SM901 compares the models with the state after every migration: when it runs, the
     # analysis walks the whole history once and hands that state over.
     check_models = not chosen.migration_name
@@ -134,7 +131,13 @@ def run_check(request: CheckRequest, settings: SafemigrateSettings) -> CheckRun:
     problems = [p for p in problems if p.code not in off]
 
     return CheckRun(
-        Result(tuple(reports), tuple(problems), info, request.fail_on),
+        Result(
+            tuple(reports),
+            tuple(problems),
+            info,
+            request.fail_on,
+            _review_states(connection if live else None, reports, settings),
+        ),
         tuple(notes),
     )
 
@@ -156,3 +159,47 @@ def _edited_applied(
     except DatabaseError:
         return []
     return project.edited_applied(loader, recorded, applied)  # type: ignore[arg-type]
+
+
+def _review_states(
+    connection: Any, reports: list[MigrationReport], settings: SafemigrateSettings
+) -> dict[tuple[str, str], tuple[bool, str]]:
+    """Whether each migration needs a review, and where it stands (from the database)."""
+    from django_safemigrate.governance.gate import review_state
+
+    past: dict[tuple[str, str], Any] = {}
+    keys = [(r.app_label, r.name) for r in reports]
+    if (
+        connection is not None
+        and keys
+        and "django_safemigrate_review" in connection.introspection.table_names()
+    ):
+        from django_safemigrate.governance.store import past_reviews
+
+        past = past_reviews(connection.alias, keys)
+    states = {}
+    for report in reports:
+        key = (report.app_label, report.name)
+        required = settings.review is not None and report.risk.rank >= settings.review.rank
+        state = review_state(past.get(key, ()), report.checksum, required=required)
+        states[key] = (required, state.value)
+    return states
+
+
+def _effective(settings: SafemigrateSettings, loader: Any) -> SafemigrateSettings:
+    """The older package's default mode for a project that still uses its markers."""
+    from django_safemigrate.governance.judge import effective_settings
+
+    return effective_settings(settings, list(loader.disk_migrations.values()))
+
+
+def _analysis_options(
+    settings: SafemigrateSettings, loader: Any, pg_version: int
+) -> tuple[SafemigrateSettings, AnalysisOptions]:
+    settings = _effective(settings, loader)
+    return settings, AnalysisOptions(
+        pg_version=pg_version,
+        small_table_rows=settings.small_table_rows,
+        severity_overrides=dict(settings.rules),
+        infer_phase=settings.infer_phase,
+    )
