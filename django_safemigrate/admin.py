@@ -227,7 +227,7 @@ class GovernedMigrationAdmin(ReadOnlyAdmin):
             )
         )
         try:
-            decision = Decision(request.POST.get("decision", ""))
+            decision = Decision(request.POST.get("decision", "").strip().lower())
         except ValueError:
             self.message_user(request, "Choose Approve or Reject.", messages.ERROR)
             return back

@@ -168,7 +168,7 @@ def page(client, url: str) -> str:
 
 
 def post_decision(client, governed: GovernedMigration, **overrides: str):
-    data = {"decision": "approve", "note": "Column unused since 2.3.", "checksum": CHECKSUM}
+    data = {"decision": "Approve", "note": "Column unused since 2.3.", "checksum": CHECKSUM}
     data.update(overrides)
     return client.post(decide_url(governed), data, follow=True)
 
@@ -252,7 +252,7 @@ def test_detail_shows_what_a_reviewer_needs(admin_client, governed):
     assert "No decision yet." in html
     # Nothing to save: no edit form.
     assert 'name="_save"' not in html
-    assert 'name="checksum" ' not in html.split('id="decision_form"')[0]
+    assert html.count('name="checksum"') == 1  # only the decision form's hidden field
 
 
 def test_detail_shows_the_history_newest_first_and_marks_other_versions(admin_client, governed):
@@ -307,8 +307,11 @@ def test_reviewer_approves_with_a_note(
     assert 'id="decision_form"' in html
     assert f'action="{decide_url(governed)}"' in html
     assert f'<input type="hidden" name="checksum" value="{CHECKSUM}">' in html
-    assert 'value="approve"' in html
-    assert 'value="reject"' in html
+    # Its own form, outside the (read-only) change form: forms do not nest.
+    assert html.index('id="decision_form"') < html.index('id="governedmigration_form"')
+    assert 'form="decision_form" name="decision" value="Approve"' in html
+    assert 'form="decision_form" name="decision" value="Reject"' in html
+    assert '<textarea name="note" id="id_note" form="decision_form"' in html
     assert "csrfmiddlewaretoken" in html
 
     received = []
