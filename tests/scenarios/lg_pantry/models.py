@@ -1,0 +1,1 @@
+"""No models: a second app, for dependencies across apps (``run_before``)."""
