@@ -98,7 +98,7 @@ def write_migration(
     run_before: Sequence[tuple[str, str]] = (),
 ) -> None:
     """``app/migrations/name.py`` creating one table; ``safe`` is the marker's source text."""
-    deps = [(app, "0001_initial"), *dependencies] if not dependencies else list(dependencies)
+    deps = list(dependencies) or [(app, "0001_initial")]
     table = f"{app}_t{name[:4]}"
     lines = [
         "from datetime import timedelta  # noqa: F401",
