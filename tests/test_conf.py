@@ -13,14 +13,17 @@ from django_safemigrate.conf import (
     get_settings,
     parse_settings,
 )
-from django_safemigrate.enums import ChecksumPolicy
+from django_safemigrate.enums import ChecksumPolicy, OnBlocked, RequestedPhase, Risk
 
 ALIASES = {"default": {}, "direct": {}}
 
 
 def test_defaults():
-    assert parse_settings(None, ALIASES) == SafemigrateSettings()
+    assert parse_settings(None, ALIASES) == SafemigrateSettings(configured=False)
     assert parse_settings({}, ALIASES) == SafemigrateSettings()
+    assert SafemigrateSettings().review is Risk.DESTRUCTIVE
+    assert SafemigrateSettings().default_phase is RequestedPhase.ALL
+    assert SafemigrateSettings().govern_fresh_database is False
     assert SafemigrateSettings().lock_wait == 600
     assert SafemigrateSettings().checksum_mismatch is ChecksumPolicy.ERROR
 
@@ -98,3 +101,57 @@ def test_system_check_reports_invalid_settings():
 def test_system_check_is_quiet_for_valid_settings():
     with override_settings(SAFEMIGRATE={"LOCK_WAIT": 5}):
         call_command("check")
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "check_id"),
+    [
+        ("REVIEW", "sometimes", "safemigrate.E015"),
+        ("DEFAULT_PHASE", "before", "safemigrate.E016"),
+        ("ON_BLOCKED", "ignore", "safemigrate.E017"),
+        ("INFER_PHASE", "yes", "safemigrate.E018"),
+        ("GOVERN_FRESH_DATABASE", 1, "safemigrate.E018"),
+    ],
+)
+def test_governance_settings_are_validated(key, value, check_id):
+    with pytest.raises(InvalidSettings) as caught:
+        parse_settings({key: value}, ALIASES)
+    (problem,) = caught.value.problems
+    assert problem.check_id == check_id
+    assert key in problem.message
+
+
+def test_governance_settings_are_parsed():
+    parsed = parse_settings(
+        {
+            "REVIEW": "risky",
+            "DEFAULT_PHASE": "pre",
+            "ON_BLOCKED": "apply_unblocked",
+            "INFER_PHASE": False,
+            "GOVERN_FRESH_DATABASE": True,
+        },
+        ALIASES,
+    )
+    assert parsed.review is Risk.RISKY
+    assert parsed.default_phase is RequestedPhase.PRE
+    assert parsed.on_blocked is OnBlocked.APPLY_UNBLOCKED
+    assert parsed.infer_phase is False
+    assert parsed.govern_fresh_database is True
+    assert parse_settings({"REVIEW": "never"}, ALIASES).review is None
+
+
+@pytest.mark.parametrize(
+    ("mode", "on_blocked", "govern"),
+    [
+        ("strict", OnBlocked.STOP, True),
+        ("nonstrict", OnBlocked.APPLY_UNBLOCKED, True),
+        ("disabled", OnBlocked.STOP, False),
+    ],
+)
+def test_the_older_package_modes(mode, on_blocked, govern):
+    parsed = parse_settings(mode.upper(), ALIASES)
+    assert parsed.default_phase is RequestedPhase.PRE
+    assert parsed.review is None
+    assert parsed.infer_phase is False
+    assert parsed.on_blocked is on_blocked
+    assert parsed.govern is govern

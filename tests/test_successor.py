@@ -361,7 +361,9 @@ def test_invalid_safe_values_and_invalid_mode_stop_before_anything_runs(database
     for value in ("'before_deploy'", "False"):
         write_migration(scenarios, "lg_shop", "0002_bad", safe=value)
         result = run_command(["safemigrate"], env, expect=2)
-        assert "Migration lg_shop.0002_bad declares its phase wrongly" in result.err
+        assert "declare their phase wrongly (invalid safe properties): lg_shop.0002_bad:" in (
+            result.err
+        )
         assert f"safe = {value}" in result.err
         assert "Nothing was applied" in result.err
         assert ours(database) == BASE
@@ -393,11 +395,6 @@ def test_backwards_is_refused_in_strict_and_nonstrict_and_allowed_when_disabled(
 # -- deviations from the older package ------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="governance/judge.py judge() calls declared_or_error() migration by migration and "
-    "raises on the first invalid marker; the older package lists every invalid one",
-)
 def test_every_migration_with_an_invalid_safe_value_is_named(database, scenarios):
     write_migration(scenarios, "lg_shop", "0002_bad", safe="'after_deploy'")
     write_migration(scenarios, "lg_pantry", "0002_bad", safe="True")
@@ -407,11 +404,6 @@ def test_every_migration_with_an_invalid_safe_value_is_named(database, scenarios
     assert ours(database) == BASE
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="governance/markers.py declared_phase() reads getattr(migration, 'safe', None) and "
-    "takes safe = None for no marker (always); the older package rejects it as invalid",
-)
 def test_safe_none_is_an_invalid_safe_value(database, scenarios):
     write_migration(scenarios, "lg_shop", "0002_none", safe="None")
     result = run_command(["safemigrate"], env_for(database, scenarios, "strict"), expect=2)
@@ -419,23 +411,12 @@ def test_safe_none_is_an_invalid_safe_value(database, scenarios):
     assert ours(database) == BASE
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="governance/judge.py judge() validates every marker before it looks at "
-    "settings.govern; the older package's disabled mode returns before validating",
-)
 def test_disabled_runs_everything_like_migrate_even_with_an_invalid_safe_value(database, scenarios):
     write_migration(scenarios, "lg_shop", "0002_bad", safe="'after_deploy'")
     run_command(["safemigrate"], env_for(database, scenarios, "disabled"), expect=0)
     assert ours(database) == BASE | {("lg_shop", "0002_bad")}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="governance/judge.py effective_settings() looks for 'safe' only in the plan; a plan "
-    "of unmarked migrations in a project that uses markers gets this app's defaults (a "
-    "review for destructive migrations) instead of strict, where unmarked means always",
-)
 def test_absent_setting_runs_an_unmarked_migration_as_always(database, scenarios):
     """No SAFEMIGRATE, markers elsewhere in the project, a plan of one unmarked migration."""
     (scenarios / "lg_shop" / "migrations" / "0002_drop.py").write_text(

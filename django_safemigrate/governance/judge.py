@@ -55,6 +55,26 @@ def effective_settings(
     return settings
 
 
+def declared_all(migrations: Sequence[Migration]) -> None:
+    """Raise one usage error naming every migration with an invalid phase marker."""
+    problems = []
+    for migration in migrations:
+        try:
+            declared_or_error(migration)
+        except UsageError as exc:
+            problems.append(str(exc.__cause__ or exc))
+            bad = f"{migration.app_label}.{migration.name}"
+            problems[-1] = f"{bad}: {problems[-1]}"
+    if problems:
+        raise UsageError(
+            "Migrations declare their phase wrongly (invalid safe properties): "
+            + "; ".join(problems)
+            + ". Use safe = Safe.before_deploy(), Safe.after_deploy() or Safe.always() (from "
+            "django_safemigrate import Safe), or safemigrate_phase = 'pre_deploy', "
+            "'post_deploy' or 'always'. Nothing was applied."
+        )
+
+
 def judge(
     connection: Any,
     loader: MigrationLoader,
@@ -69,7 +89,7 @@ def judge(
     migrations = [migration for migration, _ in plan]
     if not migrations:
         return None
-    settings = effective_settings(settings, migrations)
+    settings = effective_settings(settings, list(loader.disk_migrations.values()))
     backwards = [m for m, is_backwards in plan if is_backwards]
     if backwards and settings.legacy_mode in ("strict", "nonstrict"):
         raise UsageError(
@@ -77,8 +97,9 @@ def judge(
             f"'{settings.legacy_mode}' mode (as that package did not); use 'migrate APP "
             "MIGRATION' to go backwards. Nothing was applied."
         )
-    for migration in migrations:
-        declared_or_error(migration)  # an invalid marker stops the run before anything
+    if settings.govern:
+        # An invalid marker stops the run before anything (all of them named at once).
+        declared_all(migrations)
     # New: nothing applied but this app's own tables (which every run creates first).
     fresh = all(app_label == "django_safemigrate" for app_label, _ in loader.applied_migrations)
     policy = GatePolicy(

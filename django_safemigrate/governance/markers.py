@@ -82,7 +82,6 @@ class Declared:
 def declared_phase(migration: Any) -> Declared | None:
     """The phase ``migration`` declares, or ``None``; raises :class:`InvalidMarker`."""
     ours = getattr(migration, PHASE_ATTRIBUTE, None)
-    legacy = getattr(migration, LEGACY_ATTRIBUTE, None)
     found: Declared | None = None
     if ours is not None:
         try:
@@ -92,8 +91,9 @@ def declared_phase(migration: Any) -> Declared | None:
                 f"{PHASE_ATTRIBUTE} = {ours!r} is not one of "
                 f"{', '.join(repr(p.value) for p in Phase)}"
             ) from None
-    if legacy is not None:
-        marker = _legacy_marker(legacy)
+    if hasattr(migration, LEGACY_ATTRIBUTE):
+        # Any value counts, ``None`` included: the older package refused it too.
+        marker = _legacy_marker(getattr(migration, LEGACY_ATTRIBUTE))
         from_legacy = Declared(
             _PHASE_OF[marker.when], f"safe = Safe.{marker.when.value}()", marker.delay
         )

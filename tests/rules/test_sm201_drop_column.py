@@ -36,3 +36,12 @@ def test_leaves_state_only_removal_alone():
 def test_leaves_add_column_alone():
     op = migrations.AddField("item", "sku", models.CharField(max_length=10, null=True))
     leaves_alone("SM201", judge([op], setup=[ITEM]))
+
+
+def test_drop_from_a_table_the_deploy_creates_does_not_block():
+    # Live database without the table: an earlier migration of this deploy creates it.
+    op = migrations.RemoveField("item", "legacy")
+    finding = flags("SM201", judge([op], setup=[ITEM], tables={}))
+    assert not finding.blocking
+    on_live_table = flags("SM201", judge([op], setup=[ITEM], tables={"testapp_item": 5}))
+    assert on_live_table.blocking

@@ -49,4 +49,6 @@ def check(node: ast.AlterTableStmt, ctx: StatementContext) -> Iterator[Hit]:
             table=table,
             lock=LockMode.ACCESS_EXCLUSIVE,
             rewrites_table=False,
+            # A table created earlier in the same migration or deploy holds no data yet.
+            blocking=not ctx.migration.is_new_table(table),
         )
