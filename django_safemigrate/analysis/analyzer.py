@@ -105,6 +105,7 @@ def analyse_and_walk(
     else:
         order = []
     state: ProjectState = IncrementalState(real_apps=loader.unmigrated_apps)
+    facts: dict[str, Any] = {}  # what rules learn from earlier migrations of the walk
     reports = []
     for key in order:
         migration = loader.graph.nodes[key]
@@ -119,6 +120,7 @@ def analyse_and_walk(
             table_info=lookup,
             live=live,
             applied=key in applied,
+            facts=facts,
         )
         reports.append(report)
     return reports, state
@@ -176,9 +178,11 @@ def analyse_migration(
     table_info: Callable[[str], TableInfo | None],
     live: bool,
     applied: bool,
+    facts: dict[str, Any] | None = None,
 ) -> tuple[MigrationReport, ProjectState]:
     operations, state = render_migration(migration, state, connection)
     mctx = MigrationContext(
+        facts={} if facts is None else facts,
         migration=migration,
         connection=connection,
         pg_version=options.pg_version,

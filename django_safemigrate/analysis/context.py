@@ -34,6 +34,9 @@ class MigrationContext:
     #: Tables created by earlier operations of this migration (empty, so nothing to lock).
     created_tables: set[str] = dataclasses.field(default_factory=set)
     operations: list[OperationSQL] = dataclasses.field(default_factory=list)
+    #: Shared by every migration of one walk, in plan order: what rules learnt from the
+    #: migrations before this one (keys are namespaced by rule code).
+    facts: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def atomic(self) -> bool:

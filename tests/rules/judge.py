@@ -42,11 +42,13 @@ def judge(
     engine: str | None = None,
     tables: dict[str, int] | None = None,
     attrs: dict[str, Any] | None = None,
+    facts: dict[str, Any] | None = None,
 ) -> list[Finding]:
     """Findings for a migration ``0002`` of app ``testapp`` made of ``operations``.
 
     ``tables`` maps table names to estimated row counts, as if a live database
-    with those tables (and no others) were consulted.
+    with those tables (and no others) were consulted. ``facts`` carries what rules
+    learnt from earlier migrations, as a walk over several migrations shares it.
     """
     state = ProjectState()
     if setup:
@@ -72,6 +74,7 @@ def judge(
             table_info=table_info,
             live=live,
             applied=False,
+            facts=facts,
         )
     finally:
         if connection is not default_connection:

@@ -157,3 +157,61 @@ def _scans(*statements: str) -> int:
 )
 def test_postgresql_skips_the_scan_given_a_valid_check(before, scans):
     assert _scans(*before, "ALTER TABLE scratch ALTER COLUMN n SET NOT NULL") == scans
+
+
+ADD_CHECK = "ALTER TABLE testapp_item ADD CONSTRAINT item_n_notnull CHECK (n IS NOT NULL) NOT VALID"
+VALIDATE = "ALTER TABLE testapp_item VALIDATE CONSTRAINT item_n_notnull"
+DROP_CHECK = "ALTER TABLE testapp_item DROP CONSTRAINT item_n_notnull"
+
+
+def test_leaves_alone_after_a_check_validated_by_earlier_migrations():
+    facts: dict = {}
+    judge(run(ADD_CHECK), setup=[ITEM], facts=facts)
+    judge(run(VALIDATE), setup=[ITEM], facts=facts)
+    leaves_alone("SM106", judge([NOT_NULL], setup=[ITEM], facts=facts))
+
+
+def test_flags_when_earlier_migrations_left_the_check_unvalidated_or_dropped():
+    facts: dict = {}
+    judge(run(ADD_CHECK), setup=[ITEM], facts=facts)
+    flags("SM106", judge([NOT_NULL], setup=[ITEM], facts=facts))
+    judge(run(VALIDATE), setup=[ITEM], facts=facts)
+    judge(run(DROP_CHECK), setup=[ITEM], facts=facts)
+    flags("SM106", judge([NOT_NULL], setup=[ITEM], facts=facts))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("constraint", "scans"),
+    [
+        ("CONSTRAINT item_n_notnull CHECK (n IS NOT NULL)", False),
+        ("CONSTRAINT item_n_positive CHECK (n > 0)", True),
+        ("", True),
+    ],
+)
+def test_reads_validated_checks_on_the_live_table(constraint, scans):
+    # The migration that added the check was applied long ago: only the catalog knows.
+    comma = ", " if constraint else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"CREATE TABLE testapp_item (id bigint PRIMARY KEY, n integer, m integer{comma}"
+            f"{constraint})"
+        )
+    findings = judge([NOT_NULL], setup=[ITEM], tables={"testapp_item": 50_000})
+    if scans:
+        flags("SM106", findings)
+    else:
+        leaves_alone("SM106", findings)
+
+
+@pytest.mark.django_db
+def test_a_live_check_dropped_earlier_in_the_deploy_does_not_count():
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TABLE testapp_item (id bigint PRIMARY KEY, n integer, m integer, "
+            "CONSTRAINT item_n_notnull CHECK (n IS NOT NULL))"
+        )
+    facts: dict = {}
+    live = {"testapp_item": 50_000}
+    judge(run(DROP_CHECK), setup=[ITEM], tables=live, facts=facts)
+    flags("SM106", judge([NOT_NULL], setup=[ITEM], tables=live, facts=facts))

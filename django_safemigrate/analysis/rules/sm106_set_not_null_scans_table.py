@@ -70,7 +70,16 @@ rule = Rule(code="SM106", name="set-not-null-scans-table", severity=Risk.RISKY, 
 @rule.on_statement(ast.AlterTableStmt)
 def check(node: ast.AlterTableStmt, ctx: StatementContext) -> Iterator[Hit]:
     table = relation_name(node.relation)
-    if table is None or ctx.migration.is_new_table(table):
+    if table is None:
+        return
+    try:
+        yield from _judge(node, table, ctx)
+    finally:
+        _remember(node, table, ctx)
+
+
+def _judge(node: ast.AlterTableStmt, table: str, ctx: StatementContext) -> Iterator[Hit]:
+    if ctx.migration.is_new_table(table):
         return
     pg_version = ctx.migration.pg_version
     for cmd in alter_commands(node):
@@ -88,7 +97,9 @@ def check(node: ast.AlterTableStmt, ctx: StatementContext) -> Iterator[Hit]:
             column = keys[0]
         else:
             continue
-        if pg_version >= 12 and _proved_not_null(table, column, ctx):
+        if pg_version >= 12 and (
+            _proved_not_null(table, column, ctx) or _proved_before(table, column, ctx)
+        ):
             continue
         yield Hit(
             message=(
@@ -165,6 +176,87 @@ def _proved_not_null(table: str, column: str, ctx: StatementContext) -> bool:
             elif cmd.subtype == AlterTableType.AT_DropConstraint and cmd.name in valid:
                 del valid[str(cmd.name)]
     return any(valid.values())
+
+
+#: ``facts`` key: table → constraint name → (the constraint, validated), from the
+#: ``ALTER TABLE`` statements of earlier migrations in the walk.
+_FACTS = "SM106.checks"
+#: ``facts`` key: table → validated CHECK constraints found on the live database.
+_LIVE = "SM106.live"
+#: ``facts`` key: table → names of constraints dropped by the walk so far.
+_DROPPED = "SM106.dropped"
+
+
+def _remember(node: ast.AlterTableStmt, table: str, ctx: StatementContext) -> None:
+    """Keep the CHECK constraints this statement adds, validates or drops, for later migrations."""
+    known: dict[str, dict[str, tuple[ast.Constraint, bool]]] = ctx.migration.facts.setdefault(
+        _FACTS, {}
+    )
+    checks = known.setdefault(table, {})
+    for cmd in alter_commands(node):
+        constraint = cmd.def_
+        if (
+            cmd.subtype == AlterTableType.AT_AddConstraint
+            and isinstance(constraint, ast.Constraint)
+            and constraint.conname
+        ):
+            checks[str(constraint.conname)] = (constraint, not constraint.skip_validation)
+        elif cmd.subtype == AlterTableType.AT_ValidateConstraint and cmd.name in checks:
+            checks[str(cmd.name)] = (checks[str(cmd.name)][0], True)
+        elif cmd.subtype == AlterTableType.AT_DropConstraint and cmd.name:
+            checks.pop(str(cmd.name), None)
+            ctx.migration.facts.setdefault(_DROPPED, {}).setdefault(table, set()).add(str(cmd.name))
+
+
+def _proved_before(table: str, column: str, ctx: StatementContext) -> bool:
+    """A valid constraint from an earlier migration, seen in the walk or on the live database."""
+    pg_version = ctx.migration.pg_version
+    earlier = ctx.migration.facts.get(_FACTS, {}).get(table, {})
+    if any(valid and _proves(c, column, pg_version) for c, valid in earlier.values()):
+        return True
+    dropped = ctx.migration.facts.get(_DROPPED, {}).get(table, set())
+    return any(
+        name not in dropped and _proves(c, column, pg_version)
+        for name, c in _live_checks(table, ctx).items()
+    )
+
+
+def _live_checks(table: str, ctx: StatementContext) -> dict[str, ast.Constraint]:
+    """Validated CHECK constraints of ``table`` on the database the plan is applied to."""
+    if not ctx.migration.live or ctx.migration.table_info(table) is None:
+        return {}
+    cache: dict[str, dict[str, ast.Constraint]] = ctx.migration.facts.setdefault(_LIVE, {})
+    if table not in cache:
+        found: dict[str, ast.Constraint] = {}
+        with ctx.migration.connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+                "WHERE conrelid = to_regclass(%s) AND contype = 'c' AND convalidated",
+                [table],
+            )
+            rows = cursor.fetchall()
+        for name, definition in rows:
+            constraint = _parse_check(definition)
+            if constraint is not None:
+                found[str(name)] = constraint
+        cache[table] = found
+    return cache[table]
+
+
+def _parse_check(definition: str) -> ast.Constraint | None:
+    from pglast import parse_sql
+    from pglast.parser import ParseError
+
+    try:
+        (raw,) = parse_sql(f"ALTER TABLE t ADD CONSTRAINT c {definition}")
+    except (ParseError, ValueError):
+        return None
+    if not isinstance(raw.stmt, ast.AlterTableStmt):
+        return None
+    for cmd in alter_commands(raw.stmt):
+        if isinstance(cmd.def_, ast.Constraint):
+            return cmd.def_
+    return None
 
 
 def _proves(constraint: ast.Constraint, column: str, pg_version: int) -> bool:
