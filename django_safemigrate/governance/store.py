@@ -270,7 +270,12 @@ def decide_migration(
         )
         state = review_state(reviews, governed.checksum, required=governed.review_required)
         governed.status = status_for(state, governed.applied_at is not None).value
-        governed.save(using=using, update_fields=["status"])
+        fields = ["status"]
+        if state is ReviewState.APPROVED and governed.blocked_reason:
+            # The review was what held it; the next run's gate says if anything else does.
+            governed.blocked_reason = ""
+            fields.append("blocked_reason")
+        governed.save(using=using, update_fields=fields)
         transaction.on_commit(
             lambda: migration_reviewed.send(sender=Review, review=review, migration=governed),
             using=using,
