@@ -150,8 +150,7 @@ class Ledger:
             return
         self.open_run()
         pending, self.pending = self.pending, []
-        for entry in pending:
-            self.write_together([self._insert(entry)])
+        self.write_together([self._insert(*pending)])
 
     def finish(
         self, outcome: RunOutcome, exit_code: int, message: str = "", *, after_error: bool = False
@@ -218,28 +217,32 @@ class Ledger:
         with self.connection.cursor() as cursor:
             cursor.execute(sql, params)
 
-    def _insert(self, entry: PendingRecord) -> Statement:
+    def _insert(self, *entries: PendingRecord) -> Statement:
         from django_safemigrate.models import MigrationRecord
 
         assert self.run_id is not None
         # Plain SQL: this runs inside every migration's transaction, where the ORM's
         # per-row overhead would show in the deploy's duration.
         meta = MigrationRecord._meta
-        params: list[Any] = [
-            self.run_id,
-            entry.app_label,
-            entry.name,
-            entry.checksum,
-            entry.started_at,
-            entry.finished_at,
-            entry.finished_at - entry.started_at,
-            entry.outcome.value,
-            entry.error,
-        ]
+        params: list[Any] = []
+        for entry in entries:
+            params += [
+                self.run_id,
+                entry.app_label,
+                entry.name,
+                entry.checksum,
+                entry.started_at,
+                entry.finished_at,
+                entry.finished_at - entry.started_at,
+                entry.outcome.value,
+                entry.error,
+            ]
+        # Several rows (kept while the tables did not exist): one INSERT, in their order.
+        rows = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(entries))
         return (
             f"INSERT INTO {self.connection.ops.quote_name(meta.db_table)} "
             "(run_id, app_label, name, checksum, started_at, finished_at, duration, "
-            "outcome, error) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            f"outcome, error) VALUES {rows}",
             params,
         )
 
