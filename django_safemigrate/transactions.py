@@ -26,6 +26,7 @@ https://www.postgresql.org/docs/current/sql-altertype.html
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -37,7 +38,6 @@ from pglast.enums import (
     ReindexObjectType,
     TransactionStmtKind,
 )
-from pglast.visitors import Visitor
 
 from django_safemigrate.sql import Statement, parse
 
@@ -184,18 +184,26 @@ def added_enum_value(node: Any) -> str | None:
 def uses_string_constant(node: Any, value: str) -> bool:
     """True when ``value`` is a string constant in ``node``'s parse tree (identifiers and
     function or ``DO`` bodies do not count)."""
-    finder = _StringConstants()
+    finder = _string_constants_class()()
     finder(node)
     return value in finder.values
 
 
-class _StringConstants(Visitor):
-    def __init__(self) -> None:
-        self.values: set[str] = set()
+@functools.cache
+def _string_constants_class() -> Any:
+    # pglast.visitors loads pglast's SQL printers (tens of modules): only the analysis
+    # rules need it, not the step planner of a deploy, so it is imported on first use.
+    from pglast.visitors import Visitor
 
-    def visit_A_Const(self, ancestors: Any, node: Any) -> None:
-        if isinstance(node.val, ast.String):
-            self.values.add(str(node.val.sval))
+    class StringConstants(Visitor):
+        def __init__(self) -> None:
+            self.values: set[str] = set()
+
+        def visit_A_Const(self, ancestors: Any, node: Any) -> None:
+            if isinstance(node.val, ast.String):
+                self.values.add(str(node.val.sval))
+
+    return StringConstants
 
 
 def _defelems(options: Iterable[Any] | None) -> Iterator[Any]:

@@ -7,6 +7,7 @@ commands runs (:func:`ledgered_executor`), so nothing else in the process sees i
 from __future__ import annotations
 
 import contextlib
+import datetime
 import traceback
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,7 @@ from django.utils import timezone
 
 from django_safemigrate.checksum import Precomputed
 from django_safemigrate.enums import MigrationOutcome
-from django_safemigrate.execution.ledger import Ledger, PendingRecord
+from django_safemigrate.execution.ledger import Ledger, PendingRecord, Statement, StepEntry
 from django_safemigrate.plan import SharedDiskLoader
 
 if TYPE_CHECKING:
@@ -112,17 +113,31 @@ class LedgerExecutor(MigrationExecutor):
     def checksum_of(self, migration: Migration) -> str:
         return self._checksums.get(migration)
 
-    def record_applied_now(self, migration: Migration) -> None:
-        """Django's ``django_migrations`` row(s) and the ledger's, in the caller's transaction.
+    def record_applied_now(self, migration: Migration, step: StepEntry | None = None) -> None:
+        """Django's ``django_migrations`` row(s), the ledger's record and ``step``'s, in
+        the caller's transaction, written by one statement.
 
         Used by the step runner with the last step of a migration. Written without
-        ``record_migration``, whose signature differs between Django versions.
+        ``record_migration``, whose signature differs between Django versions, and
+        without the ORM: this runs once per migration of every deploy.
         """
         keys = list(migration.replaces) or [(migration.app_label, migration.name)]
-        for app_label, name in keys:
-            self.recorder.record_applied(app_label, name)
+        now = timezone.now()
+        table = self.connection.ops.quote_name(self.recorder.Migration._meta.db_table)
+        statements: list[Statement] = [
+            (
+                f"INSERT INTO {table} (app, name, applied) VALUES "
+                + ", ".join(["(%s, %s, %s)"] * len(keys)),
+                [value for app_label, name in keys for value in (app_label, name, now)],
+            )
+        ]
         self.ledger.migration_recorded((migration.app_label, migration.name), applied=True)
-        self._record(migration, MigrationOutcome.APPLIED)
+        statements += self.ledger.record_statements(
+            self._entry(migration, MigrationOutcome.APPLIED, finished=now)
+        )
+        if step is not None:
+            statements += self.ledger.step_statements(step)
+        self.ledger.write_together(statements)
 
     def record_migration(self, *args: Any, **kwargs: Any) -> None:
         """Django's record, then the ledger's, in the same transaction.
@@ -170,19 +185,26 @@ class LedgerExecutor(MigrationExecutor):
         return state
 
     def _record(self, migration: Migration, outcome: MigrationOutcome, error: str = "") -> None:
+        self.ledger.record(self._entry(migration, outcome, error))
+
+    def _entry(
+        self,
+        migration: Migration,
+        outcome: MigrationOutcome,
+        error: str = "",
+        finished: datetime.datetime | None = None,
+    ) -> PendingRecord:
         key = (migration.app_label, migration.name)
         started = self._started.get(key) or timezone.now()
         self._soft_applied = False
-        self.ledger.record(
-            PendingRecord(
-                app_label=migration.app_label,
-                name=migration.name,
-                checksum=self._checksums.get(migration),
-                started_at=started,
-                finished_at=timezone.now(),
-                outcome=outcome,
-                error=error,
-            )
+        return PendingRecord(
+            app_label=migration.app_label,
+            name=migration.name,
+            checksum=self._checksums.get(migration),
+            started_at=started,
+            finished_at=finished or timezone.now(),
+            outcome=outcome,
+            error=error,
         )
 
     def _failed(self, migration: Migration, exc: BaseException) -> None:

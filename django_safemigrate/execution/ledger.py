@@ -6,7 +6,9 @@ migrations create. On a fresh database they appear somewhere in the middle of
 the first plan, so entries are kept in memory until every migration of this
 app is applied, then written. A migration's "applied" entry is written inside
 the migration's own transaction (next to Django's ``django_migrations`` row), so
-the ledger never says "applied" for something that was rolled back.
+the ledger never says "applied" for something that was rolled back. Rows that
+commit together are written by one statement (:meth:`Ledger.write_together`):
+this runs once per migration of every deploy.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import datetime
 import getpass
 import os
 import socket
+from collections.abc import Sequence
 from typing import Any
 
 from django.db import DatabaseError
@@ -27,6 +30,9 @@ from django_safemigrate.enums import MigrationOutcome, RunOutcome
 
 APP_LABEL = "django_safemigrate"
 
+#: One SQL statement and its parameters.
+Statement = tuple[str, list[Any]]
+
 
 @dataclasses.dataclass
 class PendingRecord:
@@ -37,6 +43,25 @@ class PendingRecord:
     finished_at: datetime.datetime
     outcome: MigrationOutcome
     error: str = ""
+
+
+@dataclasses.dataclass
+class StepEntry:
+    """A step of a migration, for its :class:`~django_safemigrate.models.StepRecord`."""
+
+    app_label: str
+    name: str
+    checksum: str
+    plan: str
+    index: int
+    step_count: int
+    kind: str
+    description: str
+    started_at: datetime.datetime
+    lock: str = ""
+    attempts: int = 1
+    #: Set by the runner when the step's work is done, before its record is written.
+    finished_at: datetime.datetime | None = None
 
 
 def _os_user() -> str:
@@ -107,12 +132,17 @@ class Ledger:
 
         Called inside the migration's transaction for applied atomic migrations.
         """
+        self.write_together(self.record_statements(entry))
+
+    def record_statements(self, entry: PendingRecord) -> list[Statement]:
+        """What :meth:`record` writes, for the caller to write with other rows of the
+        same transaction (:meth:`write_together`); an entry kept for later gives none."""
         self.counts[entry.outcome] = self.counts.get(entry.outcome, 0) + 1
         if self.writable():
             self.open_run()
-            self._write(entry)
-        else:
-            self.pending.append(entry)
+            return [self._insert(entry)]
+        self.pending.append(entry)
+        return []
 
     def flush(self) -> None:
         """Write whatever was kept while the ledger tables did not exist yet."""
@@ -120,8 +150,7 @@ class Ledger:
             return
         self.open_run()
         pending, self.pending = self.pending, []
-        for entry in pending:
-            self._write(entry)
+        self.write_together([self._insert(*pending)])
 
     def finish(
         self, outcome: RunOutcome, exit_code: int, message: str = "", *, after_error: bool = False
@@ -172,76 +201,91 @@ class Ledger:
         )
         self.run_id = run.pk
 
-    def _write(self, entry: PendingRecord) -> None:
+    def write_together(self, statements: Sequence[Statement]) -> None:
+        """Run ``statements`` (INSERTs) as one statement: one round trip to the server.
+
+        All but the last become data-modifying ``WITH`` queries of the last, which
+        PostgreSQL runs exactly once and to completion whether or not they are read.
+        """
+        if not statements:
+            return
+        sql, params = statements[-1]
+        if len(statements) > 1:
+            ctes = ", ".join(f"w{i} AS ({text})" for i, (text, _) in enumerate(statements[:-1]))
+            sql = f"WITH {ctes} {sql}"
+            params = [p for _, ps in statements for p in ps]
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, params)
+
+    def _insert(self, *entries: PendingRecord) -> Statement:
         from django_safemigrate.models import MigrationRecord
 
         assert self.run_id is not None
-        # One plain INSERT: this runs inside every migration's transaction, where
-        # the ORM's per-row overhead would show in the deploy's duration.
+        # Plain SQL: this runs inside every migration's transaction, where the ORM's
+        # per-row overhead would show in the deploy's duration.
         meta = MigrationRecord._meta
+        params: list[Any] = []
+        for entry in entries:
+            params += [
+                self.run_id,
+                entry.app_label,
+                entry.name,
+                entry.checksum,
+                entry.started_at,
+                entry.finished_at,
+                entry.finished_at - entry.started_at,
+                entry.outcome.value,
+                entry.error,
+            ]
+        # Several rows (kept while the tables did not exist): one INSERT, in their order.
+        rows = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(entries))
+        return (
+            f"INSERT INTO {self.connection.ops.quote_name(meta.db_table)} "
+            "(run_id, app_label, name, checksum, started_at, finished_at, duration, "
+            f"outcome, error) VALUES {rows}",
+            params,
+        )
+
+    def step_finished(self, entry: StepEntry) -> None:
+        """Record a finished step: inside a transactional step's own transaction (it
+        commits with the step), or after a step that ran alone in autocommit."""
+        self.write_together(self.step_statements(entry))
+
+    def step_statements(self, entry: StepEntry) -> list[Statement]:
+        """What :meth:`step_finished` writes, for :meth:`write_together`."""
+        from django_safemigrate.models import StepRecord
+
+        if not self.writable():
+            return []
+        self.open_run()
+        assert self.run_id is not None
+        assert entry.finished_at is not None
         params: list[Any] = [
             self.run_id,
             entry.app_label,
             entry.name,
             entry.checksum,
+            entry.plan,
+            entry.index,
+            entry.step_count,
+            entry.kind,
+            entry.description[:2000],
             entry.started_at,
             entry.finished_at,
             entry.finished_at - entry.started_at,
-            entry.outcome.value,
-            entry.error,
-        ]
-        with self.connection.cursor() as cursor:
-            cursor.execute(
-                f"INSERT INTO {self.connection.ops.quote_name(meta.db_table)} "
-                "(run_id, app_label, name, checksum, started_at, finished_at, duration, "
-                "outcome, error) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                params,
-            )
-
-    def step_finished(
-        self,
-        migration: Any,
-        *,
-        checksum: str,
-        plan: str,
-        step: Any,
-        step_count: int,
-        started: datetime.datetime,
-        finished: datetime.datetime,
-        attempts: int,
-        lock: str = "",
-    ) -> None:
-        """Record a finished step (after its transaction committed, or after it ran alone)."""
-        from django_safemigrate.models import StepRecord
-
-        if not self.writable():
-            return
-        self.open_run()
-        assert self.run_id is not None
-        params: list[Any] = [
-            self.run_id,
-            migration.app_label,
-            migration.name,
-            checksum,
-            plan,
-            step.index,
-            step_count,
-            step.kind.value,
-            step.description[:2000],
-            started,
-            finished,
-            finished - started,
-            attempts,
-            lock[:40],
+            entry.attempts,
+            entry.lock[:40],
         ]
         table = self.connection.ops.quote_name(StepRecord._meta.db_table)
-        with self.connection.cursor() as cursor:
-            cursor.execute(
+        return [
+            (
                 f"INSERT INTO {table} (run_id, app_label, name, checksum, plan, step_index, "
-                "step_count, kind, description, started_at, finished_at, duration, attempts, "
-                "lock) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                "step_count, kind, description, started_at, finished_at, duration, "
+                "attempts, lock) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 params,
             )
+        ]
 
     # -- reading -------------------------------------------------------------------------
 

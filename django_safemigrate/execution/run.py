@@ -141,19 +141,25 @@ def claim_runner_session(connection: BaseDatabaseWrapper) -> list[int]:
     The mark is set only after the lock is taken, so waiters are never ended.
     """
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT set_config('application_name', %s, false)",
-            [f"{RUNNER_APPLICATION} {socket.gethostname()}:{os.getpid()}"[:63]],
-        )
+        # One round trip: the mark, and the sessions ended (our own is never one of
+        # them). pg_terminate_backend stays in the select list, which PostgreSQL only
+        # evaluates for rows that passed the whole WHERE clause.
         cursor.execute(
             """
-            SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity
-            WHERE datname = current_database() AND pid <> pg_backend_pid()
-              AND application_name LIKE %s
+            SELECT set_config('application_name', %s, false), ARRAY(
+                SELECT CASE WHEN pg_terminate_backend(pid) THEN pid END
+                FROM pg_stat_activity
+                WHERE datname = current_database() AND pid <> pg_backend_pid()
+                  AND application_name LIKE %s
+            )
             """,
-            [RUNNER_APPLICATION + " %"],
+            [
+                f"{RUNNER_APPLICATION} {socket.gethostname()}:{os.getpid()}"[:63],
+                RUNNER_APPLICATION + " %",
+            ],
         )
-        return [int(pid) for pid, done in cursor.fetchall() if done]
+        row = cursor.fetchone()
+        return [int(pid) for pid in row[1] if pid is not None] if row else []
 
 
 def release_runner_session(connection: BaseDatabaseWrapper) -> None:

@@ -1,9 +1,9 @@
 """Apply one migration step by step: timeouts per statement, retries, resume.
 
 * Each transactional step runs in one transaction; its record (and, for the
-  last step, Django's ``django_migrations`` row and the ledger's) commits with
-  it, so a crash can never leave a step half-done or a migration recorded as
-  applied when it is not.
+  last step, Django's ``django_migrations`` row and the ledger's, all written by
+  one statement) commits with it, so a crash can never leave a step half-done
+  or a migration recorded as applied when it is not.
 * A non-transactional step runs alone in autocommit. A concurrent index build
   that failed or was killed leaves an INVALID index; before (re)building, an
   invalid index of that name is dropped concurrently and a valid one means the
@@ -32,6 +32,7 @@ from django.db.migrations.state import ProjectState
 from django.utils import timezone
 
 from django_safemigrate.exceptions import SafemigrateError
+from django_safemigrate.execution.ledger import StepEntry
 from django_safemigrate.execution.preflight import (
     OldTransactionWatch,
     find_blockers,
@@ -211,14 +212,26 @@ class StepRunner:
                 self.report(f"    {label}: already done, skipped")
                 continue
             self._preflight(migration, step, label)
-            started = timezone.now()
+            entry = StepEntry(
+                app_label=migration.app_label,
+                name=migration.name,
+                checksum=checksum,
+                plan=fingerprint,
+                index=step.index,
+                step_count=len(steps),
+                kind=step.kind.value,
+                description=step.description,
+                started_at=timezone.now(),
+                lock=lock,
+            )
             # Django's own loop (one-transaction migrations) advances the state in
             # place; rather than copy it for a rare retry, rebuild it then.
             checkpoint = None if self._whole else walk.snapshot()
             attempt = 1
             while True:
+                entry.attempts = attempt
                 try:
-                    self._run_step(migration, step, len(steps), policy, walk)
+                    self._run_step(migration, step, len(steps), policy, walk, entry=entry)
                 except DatabaseError as exc:
                     # A session SET made inside the failed transaction was rolled back.
                     self._session = None
@@ -242,19 +255,9 @@ class StepRunner:
                         walk.restore(checkpoint)
                     continue
                 break
-            finished = timezone.now()
-            self.executor.ledger.step_finished(
-                migration,
-                checksum=checksum,
-                plan=fingerprint,
-                step=step,
-                step_count=len(steps),
-                started=started,
-                finished=finished,
-                attempts=attempt,
-                lock=lock,
-            )
-            self.report(f"    {label} ({(finished - started).total_seconds():.2f}s)")
+            assert entry.finished_at is not None
+            elapsed = (entry.finished_at - entry.started_at).total_seconds()
+            self.report(f"    {label} ({elapsed:.2f}s)")
         return walk.state
 
     def _state_of_applied(self) -> ProjectState:
@@ -313,8 +316,16 @@ class StepRunner:
         return list(self._rendered.get(part.operation_index, ()))
 
     def _run_step(
-        self, migration: Migration, step: Step, step_count: int, policy: RunnerPolicy, walk: _Walk
+        self,
+        migration: Migration,
+        step: Step,
+        step_count: int,
+        policy: RunnerPolicy,
+        walk: _Walk,
+        *,
+        entry: StepEntry,
     ) -> None:
+        """Run ``step`` and write its record: in its own transaction when it has one."""
         last = step.index == step_count - 1
         if step.kind is StepKind.TRANSACTIONAL:
             with transaction.atomic(using=self.connection.alias):
@@ -331,8 +342,7 @@ class StepRunner:
                     else:
                         for part in step.parts:
                             self._run_part(migration, part, walk, editor)
-                if last:
-                    self.executor.record_applied_now(migration)
+                self._finished(migration, entry, last)
             return
         with self._editor(policy, local=False) as editor:
             for part in step.parts:
@@ -344,7 +354,17 @@ class StepRunner:
                     self._run_part(migration, part, walk, editor)
         if last:
             with transaction.atomic(using=self.connection.alias):
-                self.executor.record_applied_now(migration)
+                self._finished(migration, entry, last)
+        else:
+            self._finished(migration, entry, last)
+
+    def _finished(self, migration: Migration, entry: StepEntry, last: bool) -> None:
+        """The step's record; with the last step, the migration's records too (one statement)."""
+        entry.finished_at = timezone.now()
+        if last:
+            self.executor.record_applied_now(migration, entry)
+        else:
+            self.executor.ledger.step_finished(entry)
 
     def _run_part(self, migration: Migration, part: StepPart, walk: _Walk, editor: Any) -> None:
         walk.advance(part.operation_index)

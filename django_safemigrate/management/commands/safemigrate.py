@@ -174,15 +174,24 @@ class Command(migrate.Command):
     def handle_locked(self, ledger: Ledger, *args: Any, **options: Any) -> None:
         connection = connections[options["database"]]
         self.step_lines: list[str] = []
+        runners: list[StepRunner] = []
 
         def runner_factory(executor: Any) -> StepRunner:
-            return StepRunner(
-                executor,
-                settings=get_settings(),
-                pg_version=server_major(connection),
-                report=self.step_lines.append,
-                notify=self.stderr.write,
+            # One runner for the ledger's tables and the plan: what it set up and
+            # checked on the session carries over.
+            if runners:
+                runners[0].executor = executor
+                return runners[0]
+            runners.append(
+                StepRunner(
+                    executor,
+                    settings=get_settings(),
+                    pg_version=server_major(connection),
+                    report=self.step_lines.append,
+                    notify=self.stderr.write,
+                )
             )
+            return runners[0]
 
         # The ledger's own tables go through the step runner too: Django's executor
         # records a migration with deferred SQL (indexes, foreign keys) only after its
