@@ -18,7 +18,7 @@ from django.db.migrations.state import ProjectState
 from django.db.utils import load_backend
 
 from django_safemigrate.analysis.analyzer import AnalysisOptions, analyse_migration
-from django_safemigrate.analysis.findings import Finding, TableInfo
+from django_safemigrate.analysis.findings import Finding, MigrationReport, TableInfo
 
 APP = "testapp"
 ZERO_DOWNTIME = "django_zero_downtime_migrations.backends.postgres"
@@ -33,7 +33,12 @@ def backend_connection(engine: str | None = None) -> BaseDatabaseWrapper:
     return wrapper
 
 
-def judge(
+def judge(operations: Sequence[Any], **kwargs: Any) -> list[Finding]:
+    """Findings for a migration ``0002`` of app ``testapp`` made of ``operations``."""
+    return list(judge_report(operations, **kwargs).findings)
+
+
+def judge_report(
     operations: Sequence[Any],
     *,
     setup: Sequence[Any] = (),
@@ -43,8 +48,9 @@ def judge(
     tables: dict[str, int] | None = None,
     attrs: dict[str, Any] | None = None,
     facts: dict[str, Any] | None = None,
-) -> list[Finding]:
-    """Findings for a migration ``0002`` of app ``testapp`` made of ``operations``.
+    infer_phase: bool = True,
+) -> MigrationReport:
+    """The report on a migration ``0002`` of app ``testapp`` made of ``operations``.
 
     ``tables`` maps table names to estimated row counts, as if a live database
     with those tables (and no others) were consulted. ``facts`` carries what rules
@@ -63,7 +69,7 @@ def judge(
             return None
         return TableInfo(name, tables[name], tables[name] * 100)
 
-    options = AnalysisOptions(pg_version=pg_version, small_table_rows=1000)
+    options = AnalysisOptions(pg_version=pg_version, small_table_rows=1000, infer_phase=infer_phase)
     connection = backend_connection(engine)
     try:
         report, _ = analyse_migration(
@@ -79,7 +85,7 @@ def judge(
     finally:
         if connection is not default_connection:
             connection.close()
-    return list(report.findings)
+    return report
 
 
 def codes(findings: Sequence[Finding]) -> list[str]:
