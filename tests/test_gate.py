@@ -104,7 +104,7 @@ def test_one_migration(risk, history, phase, requested, review_at, on_blocked): 
 
 @pytest.mark.parametrize(
     ("risk", "history", "phase", "requested"),
-    itertools.product(Risk, HISTORIES, Phase, RequestedPhase),
+    list(itertools.product(Risk, HISTORIES, Phase, RequestedPhase)),
 )
 def test_with_the_gate_off_everything_runs(risk, history, phase, requested):
     item = GateItem(("shop", "0002_x"), CURRENT, risk, phase, reviews=HISTORIES[history])
