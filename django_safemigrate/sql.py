@@ -27,6 +27,7 @@ from django.db.models.fields import NOT_PROVIDED
 from django.utils.functional import cached_property
 
 Key = tuple[str, str]
+ModelClass = type[models.Model]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -272,26 +273,147 @@ class IncrementalState(ProjectState):
 
 
 class IncrementalApps(StateApps):
-    """The rendered models of an :class:`IncrementalState`, without two costs per change.
+    """The rendered models of an :class:`IncrementalState`, without three costs per change.
 
+    * ``Apps.clear_cache()`` expires the cached fields and relations of every model of the
+      registry, after each re-render: work that grows with the project, once per change.
+      Only some models can hold an outdated cache after a change, and only those are
+      expired (see :meth:`_outdated`); every other model's cache already equals what it
+      would compute again.
     * ``Apps.clear_cache()`` also empties the cache of ``get_swappable_settings_name()``,
       a ``functools.cache`` on the method and so shared by every registry, Django's global
       one included. After each re-render, every foreign key that gets cloned
       (``deconstruct()``) then scans all the project's models again to learn whether its
       target is swappable. Swappable settings do not change during a run (that method's
-      docstring says as much), so that cache is kept; the rest is cleared as Django does.
+      docstring says as much), so that cache is kept.
     * ``StateApps.clone()`` deep-copies the registry's dictionaries; their values are
       model classes, which ``deepcopy`` returns as they are, so a plain two-level copy is
       the same registry for a fraction of the cost.
     """
 
+    def __init__(
+        self,
+        real_apps: list[str],
+        models: dict[Key, Any],
+        ignore_swappable: bool = False,
+    ) -> None:
+        #: Model classes registered or unregistered since caches were last expired.
+        self._changed: list[ModelClass] = []
+        #: Relation-tree label -> the registered models whose cached reverse relations come
+        #: from that label's relation tree: the model itself, its proxies and its children
+        #: (``_get_fields()`` adds the reverse relations of every ancestor).
+        self._dependents: defaultdict[str, set[ModelClass]] = defaultdict(set)
+        #: Model classes unregistered since :meth:`release_retired` last ran.
+        self._retired: list[ModelClass] = []
+        super().__init__(real_apps, models, ignore_swappable)
+
+    def register_model(self, app_label: str, model: ModelClass) -> None:
+        config = self.app_configs.get(app_label)
+        replaced = config.models.get(str(model._meta.model_name)) if config else None
+        if replaced is not None and replaced is not model:
+            self._forget(replaced)
+        self._remember(model)
+        super().register_model(app_label, model)
+
+    def unregister_model(self, app_label: str, model_name: str) -> None:
+        config = self.app_configs.get(app_label)
+        current = config.models.get(model_name) if config else None
+        super().unregister_model(app_label, model_name)
+        if current is not None:
+            self._forget(current)
+
+    def _remember(self, model: ModelClass) -> None:
+        self._changed.append(model)
+        for label in _tree_labels(model):
+            self._dependents[label].add(model)
+
+    def _forget(self, model: ModelClass) -> None:
+        self._changed.append(model)
+        self._retired.append(model)
+        for label in _tree_labels(model):
+            self._dependents[label].discard(model)
+
     def clear_cache(self) -> None:
-        # Apps.clear_cache() without its first line, get_swappable_settings_name.cache_clear().
+        # Apps.clear_cache() without get_swappable_settings_name.cache_clear(), expiring the
+        # models a change can have outdated instead of all of them.
         self.get_models.cache_clear()  # type: ignore[attr-defined]  # a functools.cache
         if self.ready:
-            for app_config in self.app_configs.values():
-                for model in app_config.get_models(include_auto_created=True):
-                    model._meta._expire_cache()  # type: ignore[attr-defined]
+            changed, self._changed = self._changed, []
+            for model in self._outdated(changed):
+                model._meta._expire_cache()  # type: ignore[attr-defined]
+
+    def _outdated(self, changed: list[ModelClass]) -> list[ModelClass]:
+        """The registered models whose caches ``changed`` (classes in or out) can outdate.
+
+        A model's cache holds its own fields and its ancestors' (which a registered class
+        never changes: a re-rendered model is a new class) and the reverse relations of its
+        relation tree and its ancestors' trees. Django builds those trees from the fields of
+        every registered model, keyed by the label of each relation's (concrete) target, so
+        a class coming in or going out can change the trees of its fields' targets only,
+        and with them the caches of their dependents. The changed classes themselves, and
+        the dependents of their own labels, are expired too, which costs little. Swapped
+        models are left alone, as ``Apps.clear_cache()`` leaves them.
+        """
+        if not changed:
+            return []
+        labels: set[str] = set()
+        candidates: set[ModelClass] = set(changed)
+        for model in changed:
+            opts = model._meta
+            labels.add(opts.concrete_model._meta.label)  # type: ignore[union-attr]
+            for field in (*opts.local_fields, *opts.local_many_to_many, *opts.private_fields):
+                remote_field = getattr(field, "remote_field", None)
+                if remote_field is None:
+                    continue
+                for target in (remote_field.model, getattr(remote_field, "through", None)):
+                    if target is not None and not isinstance(target, str):
+                        labels.add(target._meta.concrete_model._meta.label)
+        for label in labels:
+            candidates.update(self._dependents.get(label, ()))
+        outdated = []
+        for model in candidates:
+            opts = model._meta
+            config = self.app_configs.get(opts.app_label)
+            if config is None or config.models.get(str(opts.model_name)) is not model:
+                continue  # not (or no longer) in this registry
+            if opts.swapped:
+                continue
+            outdated.append(model)
+        return outdated
+
+    def release_retired(self) -> None:
+        """Cut the links from the classes this registry let go of to the classes around them.
+
+        A re-rendered model leaves its old class behind, and that class stays alive while a
+        model that was not re-rendered still points at it (a model pointing at a referrer
+        of the changed model keeps the referrer's old class: the SQL of its own fields only
+        needs the old class's table and key, which did not change). Through the reverse
+        accessors that every model pointing at it set on it, and its cached reverse
+        relations, an old class reaches the old classes of all those models, whose forward
+        relations reach older classes still: a walk would keep every class it ever
+        rendered alive, and the garbage collector would go through all of them again and
+        again. Once nothing needs an old class's reverse side any more (the states before
+        the operations of a migration are gone once the migration is judged), those links
+        are cut; what remains of the class, its own fields, is what the models still
+        pointing at it use.
+        """
+        from django.db.models.fields.related_descriptors import (
+            ReverseManyToOneDescriptor,
+            ReverseOneToOneDescriptor,
+        )
+
+        retired, self._retired = self._retired, []
+        for model in retired:
+            opts = model._meta
+            config = self.app_configs.get(opts.app_label)
+            if config is not None and config.models.get(str(opts.model_name)) is model:
+                continue  # registered again
+            for name, value in list(vars(model).items()):
+                if isinstance(value, ReverseManyToOneDescriptor | ReverseOneToOneDescriptor) and (
+                    getattr(value, "reverse", True)
+                ):
+                    delattr(model, name)
+            opts._expire_cache()  # type: ignore[attr-defined]
 
     def clone(self) -> StateApps:
         clone = IncrementalApps([], {})
@@ -304,7 +426,21 @@ class IncrementalApps(StateApps):
             app_config.import_models()
             clone.app_configs[app_label] = app_config
         clone.real_models = self.real_models
+        clone._dependents = defaultdict(
+            set, {label: set(found) for label, found in self._dependents.items() if found}
+        )
+        clone._changed = list(self._changed)
         return clone
+
+
+def _tree_labels(model: ModelClass) -> set[str]:
+    """Labels of the relation trees a model's cached reverse relations come from."""
+    opts = model._meta
+    labels = {opts.concrete_model._meta.label}  # type: ignore[union-attr]
+    for parent in opts.get_parent_list():
+        labels.add(parent._meta.label)
+        labels.add(parent._meta.concrete_model._meta.label)  # type: ignore[union-attr]
+    return labels
 
 
 def _primary_key_is_relation(model_state: Any) -> bool:

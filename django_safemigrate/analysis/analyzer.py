@@ -38,7 +38,7 @@ from django_safemigrate.analysis.registry import (
 from django_safemigrate.checksum import migration_checksum
 from django_safemigrate.enums import Risk
 from django_safemigrate.exceptions import UsageError
-from django_safemigrate.sql import IncrementalState, OperationSQL, render_migration
+from django_safemigrate.sql import IncrementalApps, IncrementalState, OperationSQL, render_migration
 
 Key = tuple[str, str]
 
@@ -107,11 +107,14 @@ def analyse_and_walk(
     state: ProjectState = IncrementalState(real_apps=loader.unmigrated_apps)
     facts: dict[str, Any] = {}  # what rules learn from earlier migrations of the walk
     reports = []
+    remaining = len(wanted & set(order))
     for key in order:
         migration = loader.graph.nodes[key]
         if key not in wanted:
             state = migration.mutate_state(state, preserve=False)
+            _release_retired(state)
             continue
+        remaining -= 1
         report, state = analyse_migration(
             migration,
             state,
@@ -123,7 +126,19 @@ def analyse_and_walk(
             facts=facts,
         )
         reports.append(report)
+        _release_retired(state)
+        if not remaining:
+            # Past the last selected migration nothing needs the rendered models (SM901
+            # compares model states): the rest of the walk only updates the states.
+            state.__dict__.pop("apps", None)
     return reports, state
+
+
+def _release_retired(state: ProjectState) -> None:
+    """Let the classes the walk re-rendered go (``IncrementalApps.release_retired``)."""
+    apps = state.__dict__.get("apps")
+    if isinstance(apps, IncrementalApps):
+        apps.release_retired()
 
 
 def _plan_order(loader: MigrationLoader, wanted: set[Key]) -> list[Key]:
@@ -248,7 +263,10 @@ def analyse_migration(
             findings=ordered,
             phase=phase.phase,
             phase_reason=phase.reason,
-            operations=tuple(operations),
+            # The state before each operation served the rules; a report that kept it would
+            # keep a copy of the project's model registry per operation alive for the rest of
+            # the run (memory, and the garbage collector's time, quadratic in the history).
+            operations=tuple(dataclasses.replace(op, from_state=None) for op in operations),
         ),
         state,
     )

@@ -23,7 +23,7 @@ from django_safemigrate.conf import SafemigrateSettings
 from django_safemigrate.enums import Risk
 from django_safemigrate.exceptions import DatabaseUnavailable
 from django_safemigrate.execution.run import connect, describe_database
-from django_safemigrate.plan import load_disk_migrations, validate_selection
+from django_safemigrate.plan import load_disk_migrations, sharing_disk_scan, validate_selection
 from django_safemigrate.reporting import DatabaseInfo, Result
 
 
@@ -47,6 +47,12 @@ class CheckRun:
 
 
 def run_check(request: CheckRequest, settings: SafemigrateSettings) -> CheckRun:
+    # The ledger's SM903 check builds a loader of its own; it shares this run's disk scan.
+    with sharing_disk_scan():
+        return _run_check(request, settings)
+
+
+def _run_check(request: CheckRequest, settings: SafemigrateSettings) -> CheckRun:
     notes: list[str] = []
     loader = load_disk_migrations()
     chosen = validate_selection(loader, request.app_label, request.migration_name)
