@@ -6,6 +6,7 @@ The decision is bound to the checksum of the migration file as it is here.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -18,7 +19,12 @@ from django_safemigrate.conf import get_settings
 from django_safemigrate.enums import Decision
 from django_safemigrate.exceptions import SafemigrateError, UsageError
 from django_safemigrate.execution.run import connect
-from django_safemigrate.plan import load_disk_migrations, validate_selection
+from django_safemigrate.plan import (
+    SharedDiskLoader,
+    load_disk_migrations,
+    sharing_disk_scan,
+    validate_selection,
+)
 
 
 class Command(BaseCommand):
@@ -47,7 +53,8 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
-            self.review(**options)
+            with sharing_disk_scan():
+                self.review(**options)
         except SafemigrateError as exc:
             raise CommandError(str(exc), returncode=exc.exit_code) from exc
 
@@ -75,14 +82,14 @@ class Command(BaseCommand):
         user = self.reviewer(options["username"])
 
         # Judge the migration as it is here, so the record shows what was reviewed.
-        from django.db.migrations.loader import MigrationLoader
-
-        live = MigrationLoader(connection)
+        # The same scan of the migration files, now with what this database has applied.
+        live = SharedDiskLoader(connection)
         judged = judge(
             connection,
             live,
             [(live.graph.nodes[key], False)],
-            dataclass_replace_governed(get_settings()),
+            # The gate on whatever the mode says: a review is recorded in every mode.
+            dataclasses.replace(get_settings(), govern=True, govern_fresh_database=True),
             phase=None,
             apply_unblocked=True,
             history_readable=True,
@@ -143,13 +150,3 @@ class Command(BaseCommand):
             return model._default_manager.get_by_natural_key(username)
         except model.DoesNotExist:
             raise UsageError(f"There is no user {username!r}. Nothing was recorded.") from None
-
-
-def dataclass_replace_governed(settings: Any) -> Any:
-    """The settings with the gate on: a review is recorded whatever the mode says."""
-    import dataclasses
-
-    from django_safemigrate.conf import SafemigrateSettings
-
-    assert isinstance(settings, SafemigrateSettings)
-    return dataclasses.replace(settings, govern=True, govern_fresh_database=True)
