@@ -14,15 +14,18 @@ which wraps PostgreSQL's own parser; rules judge parse trees, never text.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections import defaultdict
 from typing import Any
 
+from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.migrations import Migration
 from django.db.migrations.operations.base import Operation
 from django.db.migrations.state import AppConfigStub, ProjectState, StateApps
+from django.db.migrations.utils import field_references
 from django.db.models.fields import NOT_PROVIDED
 from django.utils.functional import cached_property
 
@@ -223,9 +226,13 @@ class IncrementalState(ProjectState):
             model = self.apps.get_model(app_label, model_name)
         except LookupError:
             return reload  # a new model: nothing points at it yet
-        for sub in model.__subclasses__():  # proxies and multi-table children
-            if issubclass(sub, models.Model):
-                reload.add((sub._meta.app_label, str(sub._meta.model_name)))
+        reload |= _subclass_keys(model)  # proxies and multi-table children
+        if not self._referrers_affected(key, model):
+            return reload
+        # The schema editor will ask the class being replaced for the relations pointing at
+        # it (to alter their columns too). A class answers from the registry's relation tree,
+        # which has no entry for a class no longer registered: read it while it still is.
+        _keep_reverse_relations(model)
         pending = [key]
         seen: set[Key] = set()
         while pending:
@@ -241,6 +248,43 @@ class IncrementalState(ProjectState):
                 if _primary_key_is_relation(self.models.get(referrer)):
                     pending.append(referrer)
         return reload
+
+    def _referrers_affected(self, key: Key, model: ModelClass) -> bool:
+        """Whether the change just made to ``key``'s state matters to the models pointing at it.
+
+        ``model`` is the class rendered before the change. A referrer's SQL depends on the
+        referenced model's table, its primary key and the fields its foreign keys name
+        (``to_field``); a change that leaves all of them as they were (a new field, an index,
+        a constraint, a changed column nobody points at) leaves the referrers' classes right
+        as they are, and they keep pointing at ``model``, whose table and keys are the same.
+        Anything this cannot tell (a proxy, a missing field) counts as mattering.
+        """
+        state = self.models.get(key)
+        if state is None:
+            return True
+        opts = model._meta
+        if opts.pk is None or opts.original_attrs.get("db_table") != state.options.get("db_table"):
+            return True
+        keys = [
+            name for name, field in state.fields.items() if getattr(field, "primary_key", False)
+        ]
+        if keys != [opts.pk.name]:
+            return True
+        referenced = {opts.pk.name}
+        for fields in self.relations.get(key, {}).values():
+            for field in fields.values():
+                referenced.update(name for name in getattr(field, "to_fields", ()) or () if name)
+        for name in referenced:
+            new = state.fields.get(name)
+            try:
+                old = opts.get_field(name)
+            except FieldDoesNotExist:
+                return True
+            if not isinstance(old, models.Field) or new is None:
+                return True
+            if old.deconstruct()[1:] != new.deconstruct()[1:]:
+                return True
+        return False
 
     def alter_field(
         self, app_label: str, model_name: str, name: str, field: Any, preserve_default: bool
@@ -265,6 +309,78 @@ class IncrementalState(ProjectState):
         else:
             fields[name] = field
         self.reload_model(*model_key, delay=True)
+
+    def rename_model(self, app_label: str, old_name: str, new_name: str) -> None:
+        # RenameModel's SQL alters every column pointing at the renamed model, which the
+        # schema editor learns from the old class (see _find_reload_model above). Django
+        # re-renders the referrers first, which expires the old class's relation tree while
+        # it is still registered: it gets the tree back once it is gone.
+        old = None
+        if "apps" in self.__dict__:
+            with contextlib.suppress(LookupError):
+                old = self.apps.get_model(app_label, old_name)
+        if old is not None:
+            _keep_reverse_relations(old)
+        tree = old._meta.__dict__.get("_relation_tree") if old is not None else None
+        super().rename_model(app_label, old_name, new_name)
+        if old is not None and tree is not None:
+            old._meta._expire_cache(forward=False)
+            old._meta.__dict__["_relation_tree"] = tree
+
+    def rename_field(self, app_label: str, model_name: str, old_name: str, new_name: str) -> None:
+        # Django's rename_field() finds the fields that name the renamed one (a to_field) by
+        # scanning every field of the project (get_references()); only the models pointing at
+        # this one can name it, and the relation index knows them. The rest of its body, as
+        # in Django 4.2 to 6.0 (the field_names part is 5.2's, for CompositePrimaryKey):
+        model_key = (app_label, model_name)
+        model_state = self.models[model_key]
+        fields = model_state.fields
+        try:
+            found = fields.pop(old_name)
+        except KeyError:
+            raise FieldDoesNotExist(
+                f"{app_label}.{model_name} has no field named '{old_name}'"
+            ) from None
+        fields[new_name] = found
+        for field in fields.values():
+            from_fields = getattr(field, "from_fields", None)
+            if from_fields:
+                field.from_fields = tuple(new_name if n == old_name else n for n in from_fields)
+            field_names = getattr(field, "field_names", None)
+            if field_names and old_name in field_names:
+                field.field_names = tuple(new_name if n == old_name else n for n in field_names)
+        options = model_state.options
+        for option in ("index_together", "unique_together"):
+            if option in options:
+                options[option] = [
+                    [new_name if n == old_name else n for n in together]
+                    for together in options[option]
+                ]
+        delay = True
+        for referrer, named in self.relations.get(model_key, {}).items():
+            referrer_state = self.models.get(referrer)
+            if not named or referrer_state is None:
+                continue
+            for field in referrer_state.fields.values():
+                reference = field_references(referrer, field, model_key, old_name, found)
+                if not reference:
+                    continue
+                delay = False
+                if reference.to:
+                    remote_field, to_fields = reference.to
+                    if getattr(remote_field, "field_name", None) == old_name:
+                        remote_field.field_name = new_name
+                    if to_fields:
+                        field.to_fields = tuple(new_name if n == old_name else n for n in to_fields)
+        if getattr(self, "_relations", None) is not None:
+            old_name_lower = old_name.lower()
+            new_name_lower = new_name.lower()
+            for to_model in self.relations.values():
+                if old_name_lower in to_model[model_key]:
+                    moved = to_model[model_key].pop(old_name_lower)
+                    moved.name = new_name_lower
+                    to_model[model_key][new_name_lower] = moved
+        self.reload_model(*model_key, delay=delay)
 
     @cached_property
     def apps(self) -> StateApps:
@@ -301,10 +417,13 @@ class IncrementalApps(StateApps):
         self._changed: list[ModelClass] = []
         #: Relation-tree label -> the registered models whose cached reverse relations come
         #: from that label's relation tree: the model itself, its proxies and its children
-        #: (``_get_fields()`` adds the reverse relations of every ancestor).
-        self._dependents: defaultdict[str, set[ModelClass]] = defaultdict(set)
+        #: (``_get_fields()`` adds the reverse relations of every ancestor). ``None`` until
+        #: first needed (a clone often never needs it; see :meth:`_dependents_index`).
+        self._dependents: defaultdict[str, set[ModelClass]] | None = defaultdict(set)
         #: Model classes unregistered since :meth:`release_retired` last ran.
         self._retired: list[ModelClass] = []
+        #: ``get_swappable_settings_name()`` answers, shared with this registry's clones.
+        self._swappable_names: dict[str, str | None] = {}
         super().__init__(real_apps, models, ignore_swappable)
 
     def register_model(self, app_label: str, model: ModelClass) -> None:
@@ -322,16 +441,48 @@ class IncrementalApps(StateApps):
         if current is not None:
             self._forget(current)
 
+    def get_swappable_settings_name(self, to_string: str) -> str | None:
+        # Django caches the answer per registry (functools.cache on the method), so every
+        # clone (one per operation) asks again, and each asking goes through every model.
+        # The answer only changes when a swappable or swapped model comes or goes. That cache
+        # also keeps every registry that asked alive; the uncached function is used instead.
+        key = to_string.lower()
+        if key not in self._swappable_names:
+            inherited = StateApps.get_swappable_settings_name
+            uncached = getattr(inherited, "__wrapped__", inherited)
+            self._swappable_names[key] = uncached(self, to_string)
+        return self._swappable_names[key]
+
     def _remember(self, model: ModelClass) -> None:
         self._changed.append(model)
-        for label in _tree_labels(model):
-            self._dependents[label].add(model)
+        self._swappable_changed(model)
+        if self._dependents is not None:
+            for label in _tree_labels(model):
+                self._dependents[label].add(model)
 
     def _forget(self, model: ModelClass) -> None:
         self._changed.append(model)
+        self._swappable_changed(model)
         self._retired.append(model)
-        for label in _tree_labels(model):
-            self._dependents[label].discard(model)
+        if self._dependents is not None:
+            for label in _tree_labels(model):
+                self._dependents[label].discard(model)
+
+    def _swappable_changed(self, model: ModelClass) -> None:
+        opts = model._meta
+        if getattr(opts, "swappable", None) or getattr(opts, "swapped", None):
+            self._swappable_names.clear()
+
+    def _dependents_index(self) -> defaultdict[str, set[ModelClass]]:
+        """``_dependents``, built from the registered models if this registry has none yet."""
+        if self._dependents is None:
+            index: defaultdict[str, set[ModelClass]] = defaultdict(set)
+            for found in self.all_models.values():
+                for model in found.values():
+                    for label in _tree_labels(model):
+                        index[label].add(model)
+            self._dependents = index
+        return self._dependents
 
     def clear_cache(self) -> None:
         # Apps.clear_cache() without get_swappable_settings_name.cache_clear(), expiring the
@@ -368,8 +519,9 @@ class IncrementalApps(StateApps):
                 for target in (remote_field.model, getattr(remote_field, "through", None)):
                     if target is not None and not isinstance(target, str):
                         labels.add(target._meta.concrete_model._meta.label)
+        dependents = self._dependents_index()
         for label in labels:
-            candidates.update(self._dependents.get(label, ()))
+            candidates.update(dependents.get(label, ()))
         outdated = []
         for model in candidates:
             opts = model._meta
@@ -426,10 +578,11 @@ class IncrementalApps(StateApps):
             app_config.import_models()
             clone.app_configs[app_label] = app_config
         clone.real_models = self.real_models
-        clone._dependents = defaultdict(
-            set, {label: set(found) for label, found in self._dependents.items() if found}
-        )
+        # The copy of the state before an operation is mostly only read: copying the index
+        # for each operation would cost a walk a pass over every model per operation.
+        clone._dependents = None
         clone._changed = list(self._changed)
+        clone._swappable_names = self._swappable_names
         return clone
 
 
@@ -441,6 +594,23 @@ def _tree_labels(model: ModelClass) -> set[str]:
         labels.add(parent._meta.label)
         labels.add(parent._meta.concrete_model._meta.label)  # type: ignore[union-attr]
     return labels
+
+
+def _keep_reverse_relations(model: ModelClass) -> None:
+    """Make ``model`` remember the relations pointing at it, as the registry has them now."""
+    model._meta.related_objects  # noqa: B018  # computed and cached on the class
+
+
+def _subclass_keys(model: ModelClass) -> set[Key]:
+    """Keys of the models rendered as subclasses of ``model`` (proxies, children), all levels."""
+    keys: set[Key] = set()
+    pending = list(model.__subclasses__())
+    while pending:
+        sub = pending.pop()
+        if issubclass(sub, models.Model):
+            keys.add((sub._meta.app_label, str(sub._meta.model_name)))
+            pending.extend(sub.__subclasses__())
+    return keys
 
 
 def _primary_key_is_relation(model_state: Any) -> bool:

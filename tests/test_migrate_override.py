@@ -114,3 +114,24 @@ def test_the_test_database_was_created_through_the_override():
 
     runs = list(Run.objects.values_list("command", "outcome", "exit_code"))
     assert ("migrate", "applied", 0) in runs
+
+
+def test_a_database_that_is_not_postgresql_is_migrated_by_djangos_migrate(tmp_path, scenarios):
+    """A second, non-PostgreSQL database of a project: no lock, no ledger, Django's output."""
+    import sqlite3
+
+    database_file = tmp_path / "db.sqlite3"
+    env = command_env(
+        None, apps=["basic"], pythonpath=[scenarios], database_url=f"sqlite:///{database_file}"
+    )
+    result = run_command(["migrate"], env, expect=0)
+    assert "Applying basic.0003_item_sku... OK" in result.out
+    with sqlite3.connect(database_file) as conn:
+        rows = conn.execute("SELECT app, name FROM django_migrations WHERE app = 'basic'")
+        assert sorted(rows) == [
+            ("basic", "0001_initial"),
+            ("basic", "0002_item_price"),
+            ("basic", "0003_item_sku"),
+        ]
+        # The ledger's tables exist (the app's own migrations ran) but no run was recorded.
+        assert conn.execute("SELECT count(*) FROM django_safemigrate_run").fetchone() == (0,)

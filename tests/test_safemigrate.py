@@ -305,3 +305,40 @@ def test_wrong_password_exits_2(scenarios):
             assert conn.execute("SELECT to_regclass('django_migrations')").fetchone() == (None,)
     finally:
         server.destroy()
+
+
+NOT_POSTGRESQL = [
+    ["safemigrate"],
+    ["safemigrate", "--plan"],
+    ["checkmigrations", "--all"],
+    ["checkmigrations", "--all", "--offline"],
+    ["reviewmigration", "basic", "0001", "--approve", "--note", "fine", "--as", "nobody"],
+]
+
+
+@pytest.mark.parametrize("command", NOT_POSTGRESQL, ids=" ".join)
+def test_a_database_that_is_not_postgresql_exits_2_untouched(tmp_path, scenarios, command):
+    database_file = tmp_path / "db.sqlite3"
+    env = command_env(
+        None, apps=["basic"], pythonpath=[scenarios], database_url=f"sqlite:///{database_file}"
+    )
+    result = run_command(command, env, expect=2)
+    assert "Database 'default' is not a PostgreSQL database" in result.err
+    assert "'django.db.backends.sqlite3'" in result.err
+    assert "Traceback" not in result.err
+    # Django's own system checks may open it (safemigrate runs them); nothing was written.
+    assert not database_file.exists() or database_file.stat().st_size == 0
+
+
+@pytest.mark.parametrize("command", NOT_POSTGRESQL[:3], ids=" ".join)
+def test_a_database_without_an_engine_exits_2(scenarios, command):
+    env = command_env(
+        None,
+        apps=["basic"],
+        pythonpath=[scenarios],
+        database_url="postgres://postgres@127.0.0.1:1/unused",
+        extra={"DATABASE_ENGINE": "django.db.backends.dummy"},
+    )
+    result = run_command(command, env, expect=2)
+    assert "it has no ENGINE" in result.err
+    assert "Traceback" not in result.err

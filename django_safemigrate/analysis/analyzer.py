@@ -8,12 +8,14 @@ model is rendered incrementally rather than once per migration.
 from __future__ import annotations
 
 import ast
+import contextlib
 import dataclasses
 import functools
+import gc
 import inspect
 import os
 import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -108,30 +110,51 @@ def analyse_and_walk(
     facts: dict[str, Any] = {}  # what rules learn from earlier migrations of the walk
     reports = []
     remaining = len(wanted & set(order))
-    for key in order:
-        migration = loader.graph.nodes[key]
-        if key not in wanted:
-            state = migration.mutate_state(state, preserve=False)
+    with _heap_frozen():
+        for key in order:
+            migration = loader.graph.nodes[key]
+            if key not in wanted:
+                state = migration.mutate_state(state, preserve=False)
+                _release_retired(state)
+                continue
+            remaining -= 1
+            report, state = analyse_migration(
+                migration,
+                state,
+                connection,
+                options,
+                table_info=lookup,
+                live=live,
+                applied=key in applied,
+                facts=facts,
+            )
+            reports.append(report)
             _release_retired(state)
-            continue
-        remaining -= 1
-        report, state = analyse_migration(
-            migration,
-            state,
-            connection,
-            options,
-            table_info=lookup,
-            live=live,
-            applied=key in applied,
-            facts=facts,
-        )
-        reports.append(report)
-        _release_retired(state)
-        if not remaining:
-            # Past the last selected migration nothing needs the rendered models (SM901
-            # compares model states): the rest of the walk only updates the states.
-            state.__dict__.pop("apps", None)
+            if not remaining:
+                # Past the last selected migration nothing needs the rendered models (SM901
+                # compares model states): the rest of the walk only updates the states.
+                state.__dict__.pop("apps", None)
     return reports, state
+
+
+@contextlib.contextmanager
+def _heap_frozen() -> Iterator[None]:
+    """Leave what exists before the walk out of the garbage collector's passes during it.
+
+    The walk allocates (and drops) model classes, fields and parse trees by the hundred
+    thousand, so the collector runs often, and each full pass would otherwise go through the
+    whole heap again: Django, the loaded migrations and their operations, all of which outlive
+    the walk. ``gc.freeze()`` sets them aside until the walk ends. Not done when the caller
+    froze objects already, whose freeze ``gc.unfreeze()`` would undo.
+    """
+    if gc.get_freeze_count() or not gc.isenabled():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _release_retired(state: ProjectState) -> None:
@@ -206,7 +229,7 @@ def analyse_migration(
         small_table_rows=options.small_table_rows,
         operations=operations,
     )
-    lines = operation_lines(migration)
+    lines = _LazyLines(migration)
     acknowledged = acknowledgements(migration)
     findings: list[Finding] = []
 
@@ -290,7 +313,7 @@ def _finding(
     op: OperationSQL | None,
     sql: str | None,
     *,
-    lines: dict[int, int],
+    lines: _LazyLines,
     acknowledged: dict[str, str],
     options: AnalysisOptions,
     mctx: MigrationContext,
@@ -386,6 +409,19 @@ def migration_path(migration: Migration) -> str | None:
         return os.path.relpath(path)
     except ValueError:
         return path
+
+
+class _LazyLines:
+    """``operation_lines(migration)``, read only if a finding needs a line number."""
+
+    def __init__(self, migration: Migration) -> None:
+        self._migration = migration
+        self._lines: dict[int, int] | None = None
+
+    def get(self, index: int) -> int | None:
+        if self._lines is None:
+            self._lines = operation_lines(self._migration)
+        return self._lines.get(index)
 
 
 def operation_lines(migration: Migration) -> dict[int, int]:

@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from django.db import DatabaseError, connections
+from django.db import DatabaseError
 from django.db.migrations.recorder import MigrationRecorder
 
 from django_safemigrate import lockfile, selection
@@ -22,7 +22,7 @@ from django_safemigrate.analysis.findings import MigrationReport, Problem
 from django_safemigrate.conf import SafemigrateSettings
 from django_safemigrate.enums import Risk
 from django_safemigrate.exceptions import DatabaseUnavailable
-from django_safemigrate.execution.run import connect, describe_database
+from django_safemigrate.execution.run import connect, describe_database, postgres_connection
 from django_safemigrate.plan import load_disk_migrations, sharing_disk_scan, validate_selection
 from django_safemigrate.reporting import DatabaseInfo, Result
 
@@ -56,7 +56,7 @@ def _run_check(request: CheckRequest, settings: SafemigrateSettings) -> CheckRun
     notes: list[str] = []
     loader = load_disk_migrations()
     chosen = validate_selection(loader, request.app_label, request.migration_name)
-    connection = connections[request.database]
+    connection = postgres_connection(request.database)
 
     live = False
     if not request.offline:

@@ -12,8 +12,10 @@ import os
 import socket
 from collections.abc import Callable, Iterator
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.utils.connection import ConnectionDoesNotExist
 
 from django_safemigrate.conf import SafemigrateSettings
 from django_safemigrate.enums import ExitCode, MigrationOutcome, RunOutcome
@@ -21,6 +23,7 @@ from django_safemigrate.exceptions import (
     DatabaseUnavailable,
     LockTimeout,
     SafemigrateError,
+    UsageError,
 )
 from django_safemigrate.execution.ledger import Ledger
 from django_safemigrate.execution.lock import Holder, migration_lock
@@ -42,6 +45,40 @@ def describe_database(connection: BaseDatabaseWrapper) -> str:
     host = s.get("HOST") or "local socket"
     port = f":{s['PORT']}" if s.get("PORT") else ""
     return f"'{connection.alias}' ({s.get('USER') or 'default user'}@{host}{port}/{s.get('NAME')})"
+
+
+def postgres_connection(alias: str) -> BaseDatabaseWrapper:
+    """``connections[alias]``, or :class:`UsageError` unless it is a PostgreSQL database.
+
+    Everything this app does to a database (the advisory lock, the catalogs it reads, the
+    SQL it judges) is PostgreSQL's; a backend that says it is PostgreSQL (Django's, PostGIS,
+    django-pg-zero-downtime-migrations) is accepted.
+    """
+    try:
+        connection = connections[alias]
+    except ConnectionDoesNotExist:
+        known = ", ".join(repr(name) for name in connections) or "none"
+        raise UsageError(
+            f"There is no database {alias!r} in DATABASES (it has {known}). Nothing was read "
+            "or changed."
+        ) from None
+    except ImproperlyConfigured as exc:
+        raise UsageError(
+            f"Database {alias!r} cannot be used: {exc} Nothing was read or changed."
+        ) from None
+    if connection.vendor != "postgresql":
+        engine = connection.settings_dict.get("ENGINE")
+        what = (
+            f"its ENGINE is {engine!r} ({connection.vendor})"
+            if engine and engine != "django.db.backends.dummy"
+            else "it has no ENGINE (DATABASES is empty or incomplete)"
+        )
+        raise UsageError(
+            f"Database {alias!r} is not a PostgreSQL database: {what}. django_safemigrate "
+            "works with PostgreSQL only; point --database (or DATABASES, or DATABASE_URL "
+            "where the settings read it) at one. Nothing was read or changed."
+        )
+    return connection
 
 
 def connect(connection: BaseDatabaseWrapper) -> None:
@@ -69,9 +106,9 @@ def governed_run(
     The outcome written to the ledger follows what the block did: the migrations
     it recorded, or the exception it raised (which is re-raised unchanged).
     """
-    connection = connections[request.database]
+    connection = postgres_connection(request.database)
     lock_alias = request.lock_database or settings.lock_database or request.database
-    lock_via = connections[lock_alias]
+    lock_via = postgres_connection(lock_alias)
     connect(connection)
     if lock_via is not connection:
         connect(lock_via)

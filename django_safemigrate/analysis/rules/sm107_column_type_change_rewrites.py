@@ -343,6 +343,12 @@ def _model_of_table(table: str, ctx: StatementContext) -> type[models.Model] | N
     state = ctx.operation.from_state
     if state is None:
         return None
+    # Almost always the operation's own model; looking at every model is the fallback.
+    own = getattr(ctx.operation.operation, "model_name", None)
+    if isinstance(own, str):
+        model: type[models.Model] | None = ctx.operation.model_state(own)
+        if model is not None and model._meta.db_table == table:
+            return model
     try:
         rendered = state.apps.get_models()
     except Exception:  # a project state that does not render: the old type stays unknown

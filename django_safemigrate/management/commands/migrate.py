@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import CommandError, CommandParser, SystemCheckError
 from django.core.management.commands import migrate as django_migrate
 from django.db import connections
+from django.utils.connection import ConnectionDoesNotExist
 
 from django_safemigrate.checksum import warm_up
 from django_safemigrate.conf import SafemigrateSettings, get_settings
@@ -60,7 +62,10 @@ class Command(django_migrate.Command):
 
     def handle(self, *args: Any, **options: Any) -> None:
         self.verbosity = options["verbosity"]
-        if options["plan"] or options["check_unapplied"]:
+        passthrough = self.command_name == "migrate" and not _postgresql(options["database"])
+        if options["plan"] or options["check_unapplied"] or passthrough:
+            # A database that is not PostgreSQL (a second one in a multi-database project)
+            # is migrated by Django's migrate as it is: no lock, no ledger.
             super().handle(*args, **options)
             return
         warm_up()
@@ -133,3 +138,11 @@ class Command(django_migrate.Command):
         else:
             message = f"Still waiting for the migration lock after {waited:.0f}s: held by {who}."
         self.stderr.write(message)
+
+
+def _postgresql(alias: str) -> bool:
+    """Whether ``alias`` is a PostgreSQL database (an unusable one is left to Django)."""
+    try:
+        return bool(connections[alias].vendor == "postgresql")
+    except (ConnectionDoesNotExist, ImproperlyConfigured):
+        return False

@@ -18,7 +18,7 @@ from django.utils import timezone
 from django_safemigrate.conf import get_settings
 from django_safemigrate.enums import Decision
 from django_safemigrate.exceptions import SafemigrateError, UsageError
-from django_safemigrate.execution.run import connect
+from django_safemigrate.execution.run import connect, postgres_connection
 from django_safemigrate.plan import (
     SharedDiskLoader,
     load_disk_migrations,
@@ -72,7 +72,7 @@ class Command(BaseCommand):
         note = options["note"].strip()
         if not note:
             raise UsageError("--note must say why; nothing was recorded.")
-        connection = connections[options["database"]]
+        connection = postgres_connection(options["database"])
         connect(connection)
         if "django_safemigrate_review" not in connection.introspection.table_names():
             raise UsageError(

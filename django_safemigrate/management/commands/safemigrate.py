@@ -32,7 +32,7 @@ from django_safemigrate.exceptions import Blocked, MigrationFailed, SafemigrateE
 from django_safemigrate.execution.backfill import Progress, set_progress_reporter
 from django_safemigrate.execution.executor import LedgerExecutor, ledgered_executor
 from django_safemigrate.execution.ledger import APP_LABEL, Ledger, PendingRecord
-from django_safemigrate.execution.run import connect
+from django_safemigrate.execution.run import connect, postgres_connection
 from django_safemigrate.execution.runner import StepRunner
 from django_safemigrate.execution.steps import describe_step_locks, plan_steps
 from django_safemigrate.governance.judge import Judged, judge, record
@@ -86,6 +86,7 @@ class Command(migrate.Command):
                 if options.get(option):
                     raise UsageError(f"safemigrate does not take {advice}. Nothing was applied.")
             get_settings()
+            postgres_connection(options["database"])
             with sharing_disk_scan():
                 self.loader = load_disk_migrations()
                 validate_selection(self.loader, options["app_label"], options["migration_name"])
@@ -114,7 +115,7 @@ class Command(migrate.Command):
         from django_safemigrate.execution.runner import RunnerPolicy
         from django_safemigrate.sql import render_migration
 
-        connection = connections[options["database"]]
+        connection = postgres_connection(options["database"])
         connect(connection)
         executor = MigrationExecutor(connection)
         targets = plan_targets(executor.loader, options["app_label"], options["migration_name"])
