@@ -46,6 +46,7 @@ import os
 import platform
 import random
 import re
+import resource
 import secrets
 import shlex
 import statistics
@@ -108,18 +109,35 @@ class Sample:
     seconds: float
     #: True when the run was cut off: ``seconds`` is then a lower bound.
     timed_out: bool = False
+    #: CPU time (user and system) of the child process: the work done, which other load
+    #: on a shared machine does not stretch the way it stretches the wall clock.
+    cpu: float | None = None
 
 
 # --------------------------------------------------------------------------------------------
 # Running one variant
 
 
+@dataclasses.dataclass(frozen=True)
+class Run:
+    seconds: float
+    cpu: float
+    timed_out: bool
+    result: subprocess.CompletedProcess[str] | None
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_variant(
-    project: Path, variant: str, argv: Sequence[str], database_url: str, timeout: float | None
-) -> tuple[float, bool, subprocess.CompletedProcess[str] | None]:
-    """Run ``manage.py argv`` in ``project``; wall-clock seconds, timed out, the process."""
+    project: Path, argv: Sequence[str], database_url: str, timeout: float | None
+) -> Run:
+    """Run ``manage.py argv`` in ``project``: wall-clock and CPU seconds, and the process."""
     env = dict(os.environ, DATABASE_URL=database_url, DJANGO_SETTINGS_MODULE="project.settings")
     env.pop("PYTHONPATH", None)  # the project's own directory comes first, as manage.py has it
+    cpu_before = _children_cpu()  # runs are one at a time: the difference is this child's
     started = time.perf_counter()
     try:
         result = subprocess.run(
@@ -133,8 +151,8 @@ def run_variant(
             timeout=timeout,
         )
     except subprocess.TimeoutExpired:
-        return time.perf_counter() - started, True, None
-    return time.perf_counter() - started, False, result
+        return Run(time.perf_counter() - started, _children_cpu() - cpu_before, True, None)
+    return Run(time.perf_counter() - started, _children_cpu() - cpu_before, False, result)
 
 
 def check_output(
@@ -174,7 +192,7 @@ def prepare(project: Path, size: int, seed: int, database_url: str) -> None:
         ["makemigrations", "--check", "--dry-run"],
         ["checkmigrations", "--update-lockfile"],
     ):
-        _, _, result = run_variant(project, "setup", argv, database_url, None)
+        result = run_variant(project, argv, database_url, None).result
         if result is None or result.returncode != 0:
             raise BenchmarkError(
                 f"N={size}: 'manage.py {' '.join(argv)}' failed on the generated project."
@@ -206,6 +224,10 @@ class Results:
         found = self.values(size, variant)
         return statistics.median(s.seconds for s in found) if found else None
 
+    def cpu_median(self, size: int, variant: str) -> float | None:
+        found = [s.cpu for s in self.values(size, variant) if s.cpu is not None]
+        return statistics.median(found) if found else None
+
     def lower_bound(self, size: int, variant: str) -> bool:
         return any(s.timed_out for s in self.values(size, variant))
 
@@ -234,8 +256,11 @@ def run_benchmark(args: argparse.Namespace, maintenance_url: str) -> Results:
     database_url = with_database(maintenance_url, name)
     try:
         with tempfile.TemporaryDirectory(prefix="sm-speed-") as tmp:
-            for size in args.sizes:
-                measure_size(results, Path(tmp) / f"n{size}", size, database_url, rng)
+            projects = {size: Path(tmp) / f"n{size}" for size in args.sizes}
+            for size, project in projects.items():
+                prepare(project, size, results.seed, database_url)
+            for round_no in range(results.rounds):
+                measure_round(results, projects, round_no, database_url, rng)
             if args.since_size:
                 measure_since(results, Path(tmp) / "since", args.since_size, database_url)
     finally:
@@ -244,26 +269,32 @@ def run_benchmark(args: argparse.Namespace, maintenance_url: str) -> Results:
     return results
 
 
-def measure_size(
-    results: Results, project: Path, size: int, database_url: str, rng: random.Random
+def measure_round(
+    results: Results,
+    projects: dict[int, Path],
+    round_no: int,
+    database_url: str,
+    rng: random.Random,
 ) -> None:
-    prepare(project, size, results.seed, database_url)
-    expected = size  # at least: the contrib apps' and django_safemigrate's come on top
-    for round_no in range(results.rounds):
-        lint = size in results.lint_sizes and round_no < results.lint_rounds
-        order = ["all", "offline"] + (["lint"] if lint else [])
-        rng.shuffle(order)
-        for variant in order:
-            label = f"N={size} round {round_no + 1}/{results.rounds} {variant}"
-            timeout = results.lint_timeout if variant == "lint" else None
-            seconds, timed_out, result = run_variant(
-                project, variant, VARIANTS[variant], database_url, timeout
-            )
-            if result is not None:
-                check_output(variant, result, expected, label)
-            results.samples.append(Sample(size, variant, round_no, seconds, timed_out))
-            note = f" (cut off at {timeout:.0f} s)" if timed_out else ""
-            print(f"{label:<32} {seconds:8.2f} s{note}", file=sys.stderr, flush=True)
+    """Every variant at every size once, in a shuffled order: drift hits all sizes alike."""
+    jobs = [(size, variant) for size in projects for variant in ("all", "offline")]
+    if round_no < results.lint_rounds:
+        jobs += [(size, "lint") for size in projects if size in results.lint_sizes]
+    rng.shuffle(jobs)
+    for size, variant in jobs:
+        label = f"N={size} round {round_no + 1}/{results.rounds} {variant}"
+        timeout = results.lint_timeout if variant == "lint" else None
+        run = run_variant(projects[size], VARIANTS[variant], database_url, timeout)
+        if run.result is not None:
+            # At least size: the contrib apps' and django_safemigrate's come on top.
+            check_output(variant, run.result, size, label)
+        results.samples.append(Sample(size, variant, round_no, run.seconds, run.timed_out, run.cpu))
+        note = f" (cut off at {timeout:.0f} s)" if run.timed_out else ""
+        print(
+            f"{label:<32} {run.seconds:8.2f} s, CPU {run.cpu:6.2f} s{note}",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def measure_since(results: Results, project: Path, size: int, database_url: str) -> None:
@@ -273,14 +304,16 @@ def measure_since(results: Results, project: Path, size: int, database_url: str)
     argv = ["checkmigrations", "--since", "HEAD", "--format", "json", "--fail-on", "never"]
     for round_no in range(results.rounds):
         label = f"N={size}+{len(added)} round {round_no + 1}/{results.rounds} since"
-        seconds, _, result = run_variant(project, "since", argv, database_url, None)
-        assert result is not None
-        check_output("since", result, SINCE_ADDED, label)
-        reported = len(json.loads(result.stdout)["migrations"])
+        run = run_variant(project, argv, database_url, None)
+        assert run.result is not None
+        check_output("since", run.result, SINCE_ADDED, label)
+        reported = len(json.loads(run.result.stdout)["migrations"])
         if reported != SINCE_ADDED:
             raise BenchmarkError(f"{label}: {reported} migrations reported, {SINCE_ADDED} added.")
-        results.samples.append(Sample(size, "since", round_no, seconds))
-        print(f"{label:<32} {seconds:8.2f} s", file=sys.stderr, flush=True)
+        results.samples.append(Sample(size, "since", round_no, run.seconds, cpu=run.cpu))
+        print(
+            f"{label:<32} {run.seconds:8.2f} s, CPU {run.cpu:6.2f} s", file=sys.stderr, flush=True
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -328,6 +361,24 @@ def time_table(results: Results) -> list[str]:
     return lines
 
 
+def cpu_table(results: Results) -> list[str]:
+    """Median CPU time (user and system) of the same runs."""
+    sizes = results.sizes()
+    variants = [v for v in ("all", "offline", "lint") if any(results.values(n, v) for n in sizes)]
+    lines = [
+        "| N | " + " | ".join(f"{LABELS[v]} CPU" for v in variants) + " |",
+        "|--:|" + "--:|" * len(variants),
+    ]
+    for size in sizes:
+        cells = []
+        for variant in variants:
+            cpu = results.cpu_median(size, variant)
+            bound = "at least " if results.lower_bound(size, variant) else ""
+            cells.append(f"{bound}{cpu:.2f} s" if cpu is not None else "-")
+        lines.append(f"| {size} | " + " | ".join(cells) + " |")
+    return lines
+
+
 @dataclasses.dataclass(frozen=True)
 class Verdicts:
     lines: list[str]
@@ -337,8 +388,13 @@ class Verdicts:
 def verdicts(results: Results) -> Verdicts:
     sizes = results.sizes()
     growth: list[str] = []
-    for variant in ("all", "offline"):
-        points = [(float(n), m) for n in sizes if (m := results.median(n, variant)) is not None]
+    for variant, measure, what in (
+        ("all", results.median, "wall clock"),
+        ("offline", results.median, "wall clock"),
+        ("all", results.cpu_median, "CPU time"),
+        ("offline", results.cpu_median, "CPU time"),
+    ):
+        points = [(float(n), m) for n in sizes if (m := measure(n, variant)) is not None]
         if len(points) < 2:
             continue
         a, b = fit_line(points)
@@ -349,17 +405,19 @@ def verdicts(results: Results) -> Verdicts:
             if n1 in times and n2 in times
         ]
         growth.append(
-            f"- {LABELS[variant]}: {', '.join(pairs)}; least squares t = {a:.2f} s + "
+            f"- {LABELS[variant]}, {what}: {', '.join(pairs)}; least squares t = {a:.2f} s + "
             f"{1000 * b:.2f} ms x N; log-log slope {exponent(points):.2f} (1 is linear)."
         )
     lines: list[str] = []
     t1000, t2000 = results.median(1000, "all"), results.median(2000, "all")
+    c1000, c2000 = results.cpu_median(1000, "all"), results.cpu_median(2000, "all")
     if t1000 is not None and t2000 is not None:
         ratio = t2000 / t1000
         met = "met" if ratio <= LINEAR_RATIO else "not met"
+        cpu = f" (CPU time: {c2000 / c1000:.2f})" if c1000 and c2000 else ""
         lines.append(
-            f"- `--all` grows no worse than linearly: t(2000)/t(1000) = {ratio:.2f} "
-            f"(target at most {LINEAR_RATIO:.1f}): {met}."
+            f"- `--all` grows no worse than linearly: t(2000)/t(1000) = {ratio:.2f} on the "
+            f"wall clock{cpu} (target at most {LINEAR_RATIO:.1f}): {met}."
         )
     lint_sizes = [n for n in sizes if results.values(n, "lint")]
     for size in lint_sizes:
@@ -396,6 +454,8 @@ def verdicts(results: Results) -> Verdicts:
 def print_summary(results: Results) -> None:
     print()
     print(*time_table(results), sep="\n")
+    print()
+    print(*cpu_table(results), sep="\n")
     found = verdicts(results)
     print()
     print(*found.growth, sep="\n")
@@ -445,10 +505,13 @@ def section_text(results: Results, pg_version: str, command: str, revision: str)
         "from a realistic mix: `CreateModel` with several fields, nullable and defaulted "
         "`AddField`, foreign keys to models of other apps, `AddIndex`, `AlterField`, "
         "`RemoveField`, `RenameField`, `AddConstraint`, `RunPython`, `RunSQL`; `makemigrations "
-        "--check` finds nothing to do) and its lockfile. Each round runs every variant once, "
-        "in a shuffled order, as a child process against a freshly created empty database; "
-        "times are the wall clock of the whole process (interpreter start-up, Django set-up "
-        "and system checks included), median of the rounds with min-max in brackets.",
+        "--check` finds nothing to do) and its lockfile. Each round runs every variant at every "
+        "size once, all in one shuffled order (so drift on the shared machine hits every size "
+        "alike), as a child process against a freshly created empty database; times are the "
+        "wall clock of the whole process (interpreter start-up, Django set-up and system "
+        "checks included), median of the rounds with min-max in brackets, and the CPU time "
+        "the process used (user and system), which other work on the machine does not "
+        "stretch.",
         "",
         f"- {LABELS['all']}: `python manage.py checkmigrations --all --format json "
         "--fail-on never`.",
@@ -474,6 +537,10 @@ def section_text(results: Results, pg_version: str, command: str, revision: str)
         f"- Rounds: {results.rounds}; generator seed {results.seed}",
         "",
         *time_table(results),
+        "",
+        "CPU time (user and system) of the same processes, median:",
+        "",
+        *cpu_table(results),
         "",
         "Growth:",
         "",
