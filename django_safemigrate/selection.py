@@ -24,8 +24,8 @@ def in_scope(loader: MigrationLoader, app_label: str | None, name: str | None) -
     return keys
 
 
-def changed_since(ref: str, loader: MigrationLoader, cwd: Path | None = None) -> set[Key]:
-    """Migrations whose files were added or modified since ``ref`` (against the work tree).
+def changed_files_since(ref: str, cwd: Path | None = None) -> set[str]:
+    """Real paths of the files added or modified since ``ref`` (against the work tree).
 
     The comparison starts at the merge base of ``ref`` and ``HEAD``, as a pull
     request's diff does, and includes uncommitted and untracked files.
@@ -42,8 +42,7 @@ def changed_since(ref: str, loader: MigrationLoader, cwd: Path | None = None) ->
         ["diff", "--name-only", "--diff-filter=AMR", "--no-renames", base, "--"], cwd, what="diff"
     ).splitlines()
     names += _git(["ls-files", "--others", "--exclude-standard"], cwd, what="list").splitlines()
-    changed = {os.path.realpath(root / name) for name in names if name.endswith(".py")}
-    return {key for key, path in migration_files(loader).items() if path in changed}
+    return {os.path.realpath(root / name) for name in names}
 
 
 def migration_files(loader: MigrationLoader) -> dict[Key, str]:

@@ -316,6 +316,41 @@ def test_since_checks_only_migrations_changed_since_the_ref(scenarios):
     assert data["migrations"][0]["risk"] == "safe"
 
 
+def test_since_compares_the_lockfile_for_changed_migrations_or_all_when_it_changed(scenarios):
+    check(scenarios, "--update-lockfile", expect=0)
+    lock = scenarios / "migrations.lock"
+    released = lock.read_text()
+    # The reference already disagrees with its lockfile about 0002 (a past mistake);
+    # --all reports it, --since leaves it to the change that made it.
+    lock.write_text(
+        released.replace(
+            "risky.0002_item_name_index sha256:", "risky.0002_item_name_index sha256:0"
+        )
+    )
+    git(scenarios, "init", "-q", "-b", "main")
+    git(scenarios, "add", "-A")
+    git(scenarios, "commit", "-q", "-m", "base")
+    env = env_for(scenarios, "risky")
+    since = ["checkmigrations", "--since", "main", "--offline", "--fail-on", "never"]
+    result = run_command(since, env, expect=0, cwd=scenarios)
+    assert "SM904" not in result.out
+    result = check(scenarios, "--all", "--offline", "--fail-on", "never", expect=0)
+    assert "SM904 [problem] risky.0002_item_name_index" in result.out
+
+    # A released migration edited in the change: compared, and reported.
+    path = scenarios / "risky" / "migrations" / "0001_initial.py"
+    path.write_text(path.read_text().replace("max_length=50", "max_length=80"))
+    result = run_command(since, env, expect=0, cwd=scenarios)
+    assert "SM904 [problem] risky.0001_initial was edited after it was released" in result.out
+    assert "risky.0002_item_name_index was edited" not in result.out
+
+    # The lockfile changed in the change too: every migration is compared with it.
+    lock.write_text(lock.read_text() + "\n")
+    result = run_command(since, env, expect=0, cwd=scenarios)
+    assert "SM904 [problem] risky.0001_initial" in result.out
+    assert "SM904 [problem] risky.0002_item_name_index" in result.out
+
+
 def test_since_refuses_bad_refs_and_works_only_in_git(scenarios):
     env = env_for(scenarios, "risky")
     result = run_command(["checkmigrations", "--since", "main"], env, expect=2, cwd=scenarios)

@@ -110,7 +110,7 @@ def analyse_and_walk(
     facts: dict[str, Any] = {}  # what rules learn from earlier migrations of the walk
     reports = []
     remaining = len(wanted & set(order))
-    with _quiet_collector():
+    with quiet_collector():
         for key in order:
             migration = loader.graph.nodes[key]
             if key not in wanted:
@@ -138,7 +138,7 @@ def analyse_and_walk(
 
 
 @contextlib.contextmanager
-def _quiet_collector() -> Iterator[None]:
+def quiet_collector() -> Iterator[None]:
     """Keep the garbage collector's full passes out of the walk.
 
     The walk allocates (and drops) model classes, fields and parse trees by the hundred
@@ -150,7 +150,9 @@ def _quiet_collector() -> Iterator[None]:
     ``gc.freeze()``, and full passes wait until the walk is over; the young passes still
     free the classes the walk drops, and what they promote instead waits for the next full
     pass after the walk (about 17 KB per migration). Not done when the caller froze objects
-    already, whose freeze ``gc.unfreeze()`` would undo, or turned the collector off.
+    already, whose freeze ``gc.unfreeze()`` would undo, or turned the collector off; a
+    command that exits soon after the walk (``checkmigrations``) wraps all its work in it, so
+    that the promoted garbage is simply left for the exit.
     """
     if gc.get_freeze_count() or not gc.isenabled():
         yield

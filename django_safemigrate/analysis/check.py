@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 from typing import Any
 
@@ -81,11 +82,8 @@ def _run_check(request: CheckRequest, settings: SafemigrateSettings) -> CheckRun
         if recorder.has_table():
             applied = set(recorder.applied_migrations())
 
-    keys = selection.in_scope(loader, chosen.app_label, chosen.migration_name)
-    if request.since:
-        keys &= selection.changed_since(request.since, loader)
-    elif not (request.all or chosen.migration_name):
-        keys = selection.unapplied(keys, applied)
+    path = request.lockfile or lockfile.default_path(settings.lockfile)
+    keys, locked_scope = _selection(request, loader, chosen, applied, path)
     keys = {key for key in keys if not settings.ignores(*key)}
 
     if live:
@@ -132,8 +130,7 @@ def _run_check(request: CheckRequest, settings: SafemigrateSettings) -> CheckRun
         problems += project.missing_migrations(loader, ignored_apps, final_state)
     if live:
         problems += _edited_applied(connection, loader, applied)
-    path = request.lockfile or lockfile.default_path(settings.lockfile)
-    problems += project.lockfile_problems(loader, lockfile.read(path), str(path))
+    problems += project.lockfile_problems(loader, lockfile.read(path), str(path), only=locked_scope)
     problems = [p for p in problems if p.code not in off]
 
     return CheckRun(
@@ -146,6 +143,32 @@ def _run_check(request: CheckRequest, settings: SafemigrateSettings) -> CheckRun
         ),
         tuple(notes),
     )
+
+
+def _selection(
+    request: CheckRequest,
+    loader: Any,
+    chosen: Any,
+    applied: set[tuple[str, str]],
+    lockfile_path: Path,
+) -> tuple[set[tuple[str, str]], set[tuple[str, str]] | None]:
+    """The migrations to judge, and those to compare with the lockfile (``None``: all).
+
+    The lockfile is compared for every migration, except with ``--since`` when the lockfile
+    did not change: a migration file that did not change either matches it as it did at
+    the reference, so only the changed files need their checksums.
+    """
+    keys = selection.in_scope(loader, chosen.app_label, chosen.migration_name)
+    if request.since:
+        changed_files = selection.changed_files_since(request.since)
+        changed = {
+            key for key, file in selection.migration_files(loader).items() if file in changed_files
+        }
+        unchanged_lockfile = os.path.realpath(lockfile_path) not in changed_files
+        return keys & changed, changed if unchanged_lockfile else None
+    if not (request.all or chosen.migration_name):
+        keys = selection.unapplied(keys, applied)
+    return keys, None
 
 
 def _server_version(connection: object) -> str:

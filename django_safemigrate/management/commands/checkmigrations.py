@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 
 from django_safemigrate import lockfile
+from django_safemigrate.analysis.analyzer import quiet_collector
 from django_safemigrate.analysis.check import CheckRequest, run_check
 from django_safemigrate.analysis.registry import rules
 from django_safemigrate.checks import LOCKFILE_REPORTED_BY_COMMAND
@@ -89,7 +90,8 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
-            self._handle(**options)
+            with quiet_collector():
+                self._handle(**options)
         except SafemigrateError as exc:
             raise CommandError(str(exc), returncode=exc.exit_code) from exc
 
