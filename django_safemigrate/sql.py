@@ -310,7 +310,26 @@ class IncrementalState(ProjectState):
             fields[name] = field
         self.reload_model(*model_key, delay=True)
 
+    def _get_concrete_models_mapping_and_proxy_models(self) -> tuple[dict[Key, Key], Any]:
+        # Django computes this from every model state each time a relation field is added or
+        # changed; it only changes when a model comes or goes (a model's proxy option is set
+        # when it is created), so it is kept until then.
+        cached = self.__dict__.get("_concretes")
+        if cached is None or cached[0] != len(self.models):
+            found = super()._get_concrete_models_mapping_and_proxy_models()  # type: ignore[misc]
+            cached = self.__dict__["_concretes"] = (len(self.models), found)
+        return cached[1]  # type: ignore[no-any-return]
+
+    def add_model(self, model_state: Any) -> None:
+        self.__dict__.pop("_concretes", None)
+        super().add_model(model_state)
+
+    def remove_model(self, app_label: str, model_name: str) -> None:
+        self.__dict__.pop("_concretes", None)
+        super().remove_model(app_label, model_name)
+
     def rename_model(self, app_label: str, old_name: str, new_name: str) -> None:
+        self.__dict__.pop("_concretes", None)
         # RenameModel's SQL alters every column pointing at the renamed model, which the
         # schema editor learns from the old class (see _find_reload_model above). Django
         # re-renders the referrers first, which expires the old class's relation tree while
