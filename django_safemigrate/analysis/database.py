@@ -39,9 +39,9 @@ def oldest_supported(connection: BaseDatabaseWrapper) -> int:
 def offline_connection(template: BaseDatabaseWrapper, pg_version: int) -> BaseDatabaseWrapper:
     """A wrapper that renders SQL for ``pg_version`` and never connects.
 
-    Operations that need the live schema to render (introspecting constraint
-    names, for example) fail fast on it; the analyser then judges them from the
-    operation alone.
+    Where the schema editor would look up the name of a constraint or sequence it is about
+    to drop or alter, it gets the name Django gives such objects by default. Anything else
+    that needs the live schema fails fast; the analyser then judges the operation alone.
     """
 
     class OfflineOperations(template.ops_class):  # type: ignore[misc, name-defined]
@@ -52,8 +52,42 @@ def offline_connection(template: BaseDatabaseWrapper, pg_version: int) -> BaseDa
 
             return sql % tuple(quote(p) for p in (params or ()))
 
+    class OfflineSchemaEditor(template.SchemaEditorClass):  # type: ignore[misc, name-defined]
+        # Where Django asks the live schema for the name of a constraint or index it knows
+        # exists (to drop it), answer with the name Django itself gives it when creating it,
+        # so the statements render (and are judged) offline too.
+        def _constraint_names(  # noqa: PLR0917  # Django's signature
+            self,
+            model: Any,
+            column_names: Any = None,
+            unique: Any = None,
+            primary_key: Any = None,
+            index: Any = None,
+            foreign_key: Any = None,
+            check: Any = None,
+            type_: Any = None,
+            exclude: Any = None,
+        ) -> list[str]:
+            suffix = (
+                "_pk"
+                if primary_key
+                else "_fk"
+                if foreign_key
+                else "_uniq"
+                if unique
+                else "_check"
+                if check
+                else (f"_{type_}" if type_ else "_idx")
+            )
+            table = model._meta.db_table
+            return [self._create_index_name(table, list(column_names or []), suffix=suffix)]
+
+        def _get_sequence_name(self, table: str, column: str) -> str:
+            return f"{table}_{column}_seq"
+
     class Offline(type(template)):  # type: ignore[misc]
         ops_class = OfflineOperations
+        SchemaEditorClass = OfflineSchemaEditor
 
         def get_new_connection(self, conn_params: Any) -> Any:
             raise DatabaseError("No database connection: rendering offline.")

@@ -18,6 +18,7 @@ from django.db.migrations.state import ProjectState
 from django.db.utils import load_backend
 
 from django_safemigrate.analysis.analyzer import AnalysisOptions, analyse_migration
+from django_safemigrate.analysis.database import offline_connection
 from django_safemigrate.analysis.findings import Finding, MigrationReport, TableInfo
 
 APP = "testapp"
@@ -49,12 +50,14 @@ def judge_report(
     attrs: dict[str, Any] | None = None,
     facts: dict[str, Any] | None = None,
     infer_phase: bool = True,
+    offline: bool = False,
 ) -> MigrationReport:
     """The report on a migration ``0002`` of app ``testapp`` made of ``operations``.
 
     ``tables`` maps table names to estimated row counts, as if a live database
     with those tables (and no others) were consulted. ``facts`` carries what rules
     learnt from earlier migrations, as a walk over several migrations shares it.
+    ``offline`` renders without a connection, as ``checkmigrations --offline`` does.
     """
     state = ProjectState()
     if setup:
@@ -71,6 +74,11 @@ def judge_report(
 
     options = AnalysisOptions(pg_version=pg_version, small_table_rows=1000, infer_phase=infer_phase)
     connection = backend_connection(engine)
+    if offline:
+        # As checkmigrations --offline renders: never connects, fails where SQL needs the
+        # live schema.
+        real = connections["default"] if connection is default_connection else connection
+        connection = offline_connection(real, pg_version)
     try:
         report, _ = analyse_migration(
             migration,

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.db import migrations, models
 
-from tests.rules.judge import flags, judge, leaves_alone
+from tests.rules.judge import flags, judge, judge_report, leaves_alone
 
 ITEM = migrations.CreateModel(
     "Item",
@@ -45,3 +45,67 @@ def test_drop_from_a_table_the_deploy_creates_does_not_block():
     assert not finding.blocking
     on_live_table = flags("SM201", judge([op], setup=[ITEM], tables={"testapp_item": 5}))
     assert on_live_table.blocking
+
+
+ORDER = migrations.CreateModel(
+    "Order",
+    [
+        ("id", models.BigAutoField(primary_key=True)),
+        ("item", models.ForeignKey("testapp.item", on_delete=models.CASCADE, null=True)),
+        ("tags", models.ManyToManyField("testapp.item", related_name="+")),
+    ],
+)
+
+
+def test_offline_a_foreign_key_removal_renders_with_djangos_constraint_name():
+    # Dropping the column first drops its foreign key constraint, whose name Django asks
+    # the live schema for; offline it gets the name Django gave it.
+    op = migrations.RemoveField("order", "item")
+    report = judge_report([op], setup=[ITEM, ORDER], offline=True)
+    finding = flags("SM201", report.findings)
+    assert finding.table == "testapp_order"
+    assert finding.sql == 'ALTER TABLE "testapp_order" DROP COLUMN "item_id" CASCADE'
+    sql = [s.sql for o in report.operations for s in o.statements]
+    assert any("DROP CONSTRAINT" in s and "item_id" in s for s in sql), sql
+    assert report.phase.value == "post_deploy"
+
+
+def test_a_removal_whose_sql_cannot_be_rendered_is_judged_from_the_operation(monkeypatch):
+    from django.db import DatabaseError
+    from django.db.backends.base.schema import BaseDatabaseSchemaEditor
+
+    def refuse(*args, **kwargs):
+        raise DatabaseError("this backend needs the live schema")
+
+    monkeypatch.setattr(BaseDatabaseSchemaEditor, "remove_field", refuse)
+    op = migrations.RemoveField("order", "item")
+    report = judge_report([op], setup=[ITEM, ORDER], offline=True)
+    assert report.operations[0].render_error
+    finding = flags("SM201", report.findings)
+    assert finding.table == "testapp_order"
+    assert "item_id" in finding.message
+    assert finding.sql is None  # judged from the operation
+    assert report.risk.value == "destructive"
+    assert report.phase.value == "post_deploy"
+    wrapped = migrations.SeparateDatabaseAndState(
+        database_operations=[migrations.RemoveField("order", "item")],
+        state_operations=[migrations.RemoveField("order", "item")],
+    )
+    assert flags("SM201", judge([wrapped], setup=[ITEM, ORDER])).table == "testapp_order"
+    # No column, no SM201: a many-to-many field's through table is SM202's, and a
+    # state-only removal runs nothing.
+    leaves_alone("SM201", judge([migrations.RemoveField("order", "tags")], setup=[ITEM, ORDER]))
+    state_only = migrations.SeparateDatabaseAndState(
+        state_operations=[migrations.RemoveField("order", "item")]
+    )
+    leaves_alone("SM201", judge([state_only], setup=[ITEM, ORDER]))
+
+
+def test_offline_a_plain_column_removal_is_judged_once_from_its_sql():
+    found = [
+        f
+        for f in judge([migrations.RemoveField("item", "legacy")], setup=[ITEM], offline=True)
+        if f.code == "SM201"
+    ]
+    assert len(found) == 1
+    assert found[0].sql is not None

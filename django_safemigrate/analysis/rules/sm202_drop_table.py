@@ -41,6 +41,7 @@ from pglast.enums import ObjectType
 
 from django_safemigrate.analysis.context import OperationContext, StatementContext
 from django_safemigrate.analysis.findings import Hit
+from django_safemigrate.analysis.operations import database_side
 from django_safemigrate.analysis.registry import Rule
 from django_safemigrate.enums import LockMode, Risk
 
@@ -69,7 +70,7 @@ def check_unrendered(operation: Any, ctx: OperationContext) -> Iterator[Hit]:
     """When the backend could not render the SQL, judge the operation itself."""
     if ctx.sql.render_error is None or ctx.from_state is None:
         return
-    for op, state in _database_side(operation, ctx.from_state, ctx.app_label):
+    for op, state in database_side(operation, ctx.from_state, ctx.app_label):
         for table in _tables_dropped(op, state, ctx.app_label, ctx.migration.connection.alias):
             yield _hit(table, new=ctx.migration.is_new_table(table))
 
@@ -116,20 +117,3 @@ def _model(state: ProjectState, app_label: str, model_name: str) -> Any:
     if (app_label, model_name.lower()) not in state.models:
         return None
     return state.apps.get_model(app_label, model_name)
-
-
-def _database_side(
-    operation: Any, state: ProjectState, app_label: str
-) -> Iterator[tuple[Any, ProjectState]]:
-    """Each operation that reaches the database, with the project state before it.
-
-    Only the database side of ``SeparateDatabaseAndState`` counts; its operations
-    run one after the other, each seeing the state the previous one left.
-    """
-    if not isinstance(operation, SeparateDatabaseAndState):
-        yield operation, state
-        return
-    for inner in operation.database_operations:
-        yield from _database_side(inner, state, app_label)
-        state = state.clone()
-        inner.state_forwards(app_label, state)

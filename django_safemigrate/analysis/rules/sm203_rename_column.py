@@ -59,6 +59,7 @@ from pglast.enums import ObjectType
 
 from django_safemigrate.analysis.context import OperationContext, StatementContext
 from django_safemigrate.analysis.findings import Hit
+from django_safemigrate.analysis.operations import database_side
 from django_safemigrate.analysis.pgtree import relation_name
 from django_safemigrate.analysis.registry import Rule
 from django_safemigrate.enums import LockMode, Risk
@@ -84,7 +85,7 @@ def check_unrendered(operation: Any, ctx: OperationContext) -> Iterator[Hit]:
     with ``ZERO_DOWNTIME_MIGRATIONS_RAISE_FOR_UNSAFE``), judge the operation itself."""
     if ctx.sql.render_error is None or ctx.from_state is None:
         return
-    for op, before in _database_side(operation, ctx.from_state, ctx.app_label):
+    for op, before in database_side(operation, ctx.from_state, ctx.app_label):
         if not isinstance(op, RenameField | AlterField):
             continue
         after = before.clone()
@@ -130,20 +131,3 @@ def _field(state: ProjectState, app_label: str, model_name: str, name: str) -> A
         return state.apps.get_model(app_label, model_name)._meta.get_field(name)
     except FieldDoesNotExist:
         return None
-
-
-def _database_side(
-    operation: Any, state: ProjectState, app_label: str
-) -> Iterator[tuple[Any, ProjectState]]:
-    """Each operation that reaches the database, with the project state before it.
-
-    Only the database side of ``SeparateDatabaseAndState`` counts; its operations
-    run one after the other, each seeing the state the previous one left.
-    """
-    if not isinstance(operation, SeparateDatabaseAndState):
-        yield operation, state
-        return
-    for inner in operation.database_operations:
-        yield from _database_side(inner, state, app_label)
-        state = state.clone()
-        inner.state_forwards(app_label, state)

@@ -45,6 +45,7 @@ from django.db.models.fields import NOT_PROVIDED, AutoFieldMixin
 
 from django_safemigrate.analysis.context import OperationContext
 from django_safemigrate.analysis.findings import Hit
+from django_safemigrate.analysis.operations import database_side
 from django_safemigrate.analysis.registry import Rule
 from django_safemigrate.enums import Risk
 
@@ -58,7 +59,7 @@ def check(operation: Any, ctx: OperationContext) -> Iterator[Hit]:
     if ctx.from_state is None:
         return
     created: set[str] = set()  # models created earlier on the same database side
-    for op, state in _database_side(operation, ctx.from_state, ctx.app_label):
+    for op, state in database_side(operation, ctx.from_state, ctx.app_label):
         if isinstance(op, CreateModel):
             created.add(op.name_lower)
             continue
@@ -154,20 +155,3 @@ def _model(state: ProjectState, app_label: str, model_name: str) -> Any:
     if (app_label, model_name.lower()) not in state.models:
         return None
     return state.apps.get_model(app_label, model_name)
-
-
-def _database_side(
-    operation: Any, state: ProjectState, app_label: str
-) -> Iterator[tuple[Any, ProjectState]]:
-    """Each operation that reaches the database, with the project state before it.
-
-    Only the database side of ``SeparateDatabaseAndState`` counts; its operations
-    run one after the other, each seeing the state the previous one left.
-    """
-    if not isinstance(operation, SeparateDatabaseAndState):
-        yield operation, state
-        return
-    for inner in operation.database_operations:
-        yield from _database_side(inner, state, app_label)
-        state = state.clone()
-        inner.state_forwards(app_label, state)

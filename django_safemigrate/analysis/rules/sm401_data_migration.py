@@ -46,6 +46,7 @@ from django.db.migrations import RunPython, SeparateDatabaseAndState
 
 from django_safemigrate.analysis.context import OperationContext
 from django_safemigrate.analysis.findings import Hit
+from django_safemigrate.analysis.operations import database_operations
 from django_safemigrate.analysis.registry import Rule
 from django_safemigrate.enums import Risk
 
@@ -54,7 +55,7 @@ rule = Rule(code="SM401", name="data-migration", severity=Risk.RISKY, doc=__doc_
 
 @rule.on_operation(RunPython, SeparateDatabaseAndState)
 def check(operation: Any, ctx: OperationContext) -> Iterator[Hit]:
-    for op in _database_side(operation):
+    for op in database_operations(operation):
         if not isinstance(op, RunPython) or op.code is RunPython.noop:
             continue
         # An atomic migration runs whole in one transaction; in a non-atomic one, an
@@ -79,13 +80,3 @@ def check(operation: Any, ctx: OperationContext) -> Iterator[Hit]:
 
 def _name(code: Any) -> str:
     return str(getattr(code, "__qualname__", None) or getattr(code, "__name__", None) or code)
-
-
-def _database_side(operation: Any) -> Iterator[Any]:
-    """The operation, or the database side of a ``SeparateDatabaseAndState`` (its state side
-    never runs)."""
-    if isinstance(operation, SeparateDatabaseAndState):
-        for inner in operation.database_operations:
-            yield from _database_side(inner)
-    else:
-        yield operation

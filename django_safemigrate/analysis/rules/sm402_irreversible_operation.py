@@ -35,6 +35,7 @@ from django.db.migrations import RunPython, RunSQL, SeparateDatabaseAndState
 
 from django_safemigrate.analysis.context import OperationContext
 from django_safemigrate.analysis.findings import Hit
+from django_safemigrate.analysis.operations import database_operations
 from django_safemigrate.analysis.registry import Rule
 from django_safemigrate.enums import Risk
 
@@ -43,7 +44,7 @@ rule = Rule(code="SM402", name="irreversible-operation", severity=Risk.SAFE, doc
 
 @rule.on_operation(RunPython, RunSQL, SeparateDatabaseAndState)
 def check(operation: Any, ctx: OperationContext) -> Iterator[Hit]:
-    for op in _database_side(operation):
+    for op in database_operations(operation):
         if isinstance(op, RunPython) and op.reverse_code is None:
             yield Hit(
                 message=(
@@ -67,13 +68,3 @@ def check(operation: Any, ctx: OperationContext) -> Iterator[Hit]:
                     "reverse_sql=migrations.RunSQL.noop when undoing needs nothing."
                 ),
             )
-
-
-def _database_side(operation: Any) -> Iterator[Any]:
-    """The operation, or the database side of a ``SeparateDatabaseAndState`` (its state side
-    never runs)."""
-    if isinstance(operation, SeparateDatabaseAndState):
-        for inner in operation.database_operations:
-            yield from _database_side(inner)
-    else:
-        yield operation

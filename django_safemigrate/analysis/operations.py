@@ -1,0 +1,36 @@
+"""What of an operation reaches the database: the database side of ``SeparateDatabaseAndState``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from django.db.migrations import SeparateDatabaseAndState
+from django.db.migrations.state import ProjectState
+
+
+def database_operations(operation: Any) -> Iterator[Any]:
+    """The operation, or the database side of a ``SeparateDatabaseAndState`` (its state side
+    never runs)."""
+    if isinstance(operation, SeparateDatabaseAndState):
+        for inner in operation.database_operations:
+            yield from database_operations(inner)
+    else:
+        yield operation
+
+
+def database_side(
+    operation: Any, state: ProjectState, app_label: str
+) -> Iterator[tuple[Any, ProjectState]]:
+    """Each operation that reaches the database, with the project state before it.
+
+    Only the database side of ``SeparateDatabaseAndState`` counts; its operations
+    run one after the other, each seeing the state the previous one left.
+    """
+    if not isinstance(operation, SeparateDatabaseAndState):
+        yield operation, state
+        return
+    for inner in operation.database_operations:
+        yield from database_side(inner, state, app_label)
+        state = state.clone()
+        inner.state_forwards(app_label, state)
