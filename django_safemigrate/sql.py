@@ -282,7 +282,7 @@ class IncrementalState(ProjectState):
                 return True
             if not isinstance(old, models.Field) or new is None:
                 return True
-            if old.deconstruct()[1:] != new.deconstruct()[1:]:
+            if _column_signature(old) != _column_signature(new):
                 return True
         return False
 
@@ -613,6 +613,21 @@ def _tree_labels(model: ModelClass) -> set[str]:
         labels.add(parent._meta.label)
         labels.add(parent._meta.concrete_model._meta.label)  # type: ignore[union-attr]
     return labels
+
+
+#: Field options no SQL depends on; binding a field to its model sets some of them (the
+#: verbose name from the name, ``serialize=False`` on the primary key).
+_NOT_SQL = frozenset(
+    {"verbose_name", "serialize", "help_text", "editable", "blank", "error_messages",
+     "validators", "choices", "auto_created"}
+)  # fmt: skip
+
+
+def _column_signature(field: Any) -> tuple[Any, ...]:
+    """What of a field a column pointing at it depends on: its deconstruction, but for the
+    options no SQL depends on."""
+    _, path, args, kwargs = field.deconstruct()
+    return (path, args, {k: v for k, v in kwargs.items() if k not in _NOT_SQL})
 
 
 def _keep_reverse_relations(model: ModelClass) -> None:
