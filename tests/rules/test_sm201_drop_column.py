@@ -64,7 +64,8 @@ def test_offline_a_foreign_key_removal_renders_with_djangos_constraint_name():
     report = judge_report([op], setup=[ITEM, ORDER], offline=True)
     finding = flags("SM201", report.findings)
     assert finding.table == "testapp_order"
-    assert finding.sql == 'ALTER TABLE "testapp_order" DROP COLUMN "item_id" CASCADE'
+    # Django 6 no longer adds CASCADE.
+    assert finding.sql.startswith('ALTER TABLE "testapp_order" DROP COLUMN "item_id"')
     sql = [s.sql for o in report.operations for s in o.statements]
     assert any("DROP CONSTRAINT" in s and "item_id" in s for s in sql), sql
     assert report.phase.value == "post_deploy"

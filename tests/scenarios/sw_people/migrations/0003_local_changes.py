@@ -1,3 +1,4 @@
+import django
 from django.db import migrations, models
 
 
@@ -9,8 +10,9 @@ class Migration(migrations.Migration):
         migrations.AddIndex("person", models.Index(fields=["name"], name="sw_person_name_idx")),
         migrations.AddConstraint(
             "person",
+            # Django 5.1 renamed check= to condition= (and 6.0 removed check=).
             models.CheckConstraint(condition=models.Q(age__gte=0), name="sw_person_age_gte_0")
-            if hasattr(models.CheckConstraint, "condition")
+            if django.VERSION >= (5, 1)
             else models.CheckConstraint(check=models.Q(age__gte=0), name="sw_person_age_gte_0"),
         ),
         migrations.AddField("member", "level", models.IntegerField(default=1)),
