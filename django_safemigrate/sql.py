@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections import defaultdict
+from collections.abc import Iterator
 from typing import Any
 
 from django.core.exceptions import FieldDoesNotExist
@@ -628,6 +629,51 @@ def _column_signature(field: Any) -> tuple[Any, ...]:
     options no SQL depends on."""
     _, path, args, kwargs = field.deconstruct()
     return (path, args, {k: v for k, v in kwargs.items() if k not in _NOT_SQL})
+
+
+@contextlib.contextmanager
+def swappable_names_at_once() -> Iterator[None]:
+    """Answer Django's ``apps.get_swappable_settings_name()`` from one pass over the models.
+
+    Cloning a foreign key (every render of a model that has one) asks the project's global
+    registry whether its target is swappable. Django caches each answer, but finds each new
+    one by going through every model: one pass per distinct target, so a walk over a
+    history whose models point at hundreds of others costs hundreds of passes over hundreds
+    of models. The answers only depend on which models are swappable or swapped; during the
+    walk they are read from a table built in one pass, in the same order Django's loop
+    looks, so every answer is the same.
+    """
+    from django.apps import apps
+
+    if "get_swappable_settings_name" in vars(apps):
+        yield  # already in place (a walk within a walk)
+        return
+
+    table: dict[str, str | None] = {}
+
+    def build() -> None:
+        table.clear()
+        for model in apps.get_models(include_swapped=True):
+            opts = model._meta
+            if opts.swapped:
+                table.setdefault(opts.swapped.lower(), opts.swappable)
+            if opts.swappable:
+                table.setdefault(opts.label_lower, opts.swappable)
+
+    def lookup(to_string: str) -> str | None:
+        return table.get(to_string.lower())
+
+    # Apps.clear_cache() empties the method's cache; here, it builds the table again.
+    lookup.cache_clear = build  # type: ignore[attr-defined]
+    build()
+    apps.get_swappable_settings_name = lookup  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        # Another thread's walk may have taken it away already; Django's method answers
+        # the same, only slower.
+        with contextlib.suppress(AttributeError):
+            del apps.get_swappable_settings_name
 
 
 def _keep_reverse_relations(model: ModelClass) -> None:

@@ -123,3 +123,23 @@ def test_generated_history_walks_render_what_django_renders(
     assert len(generated) == size
     for ours, theirs in zip(incremental["migrations"], django["migrations"], strict=True):
         assert ours == theirs, ours["migration"]
+
+
+def test_swappable_names_read_from_one_pass_are_djangos():
+    from django.apps import apps
+    from django.apps.registry import Apps
+
+    from django_safemigrate.sql import swappable_names_at_once
+
+    djangos = Apps.get_swappable_settings_name.__wrapped__  # type: ignore[attr-defined]
+    labels = [m._meta.label for m in apps.get_models(include_swapped=True)]
+    labels += ["auth.user", "AUTH.USER", "auth.group", "nosuch.model"]
+    with swappable_names_at_once():
+        assert "get_swappable_settings_name" in vars(apps)
+        answers = {label: apps.get_swappable_settings_name(label) for label in labels}
+        apps.clear_cache()  # Django's way to expire the answers: still answers the same
+        assert apps.get_swappable_settings_name("auth.User") == "AUTH_USER_MODEL"
+    assert "get_swappable_settings_name" not in vars(apps)
+    assert answers == {label: djangos(apps, label) for label in labels}
+    assert answers["auth.user"] == "AUTH_USER_MODEL"
+    assert answers["auth.group"] is None

@@ -40,7 +40,13 @@ from django_safemigrate.analysis.registry import (
 from django_safemigrate.checksum import migration_checksum
 from django_safemigrate.enums import Risk
 from django_safemigrate.exceptions import UsageError
-from django_safemigrate.sql import IncrementalApps, IncrementalState, OperationSQL, render_migration
+from django_safemigrate.sql import (
+    IncrementalApps,
+    IncrementalState,
+    OperationSQL,
+    render_migration,
+    swappable_names_at_once,
+)
 
 Key = tuple[str, str]
 
@@ -110,7 +116,7 @@ def analyse_and_walk(
     facts: dict[str, Any] = {}  # what rules learn from earlier migrations of the walk
     reports = []
     remaining = len(wanted & set(order))
-    with quiet_collector():
+    with quiet_collector(), swappable_names_at_once():
         for key in order:
             migration = loader.graph.nodes[key]
             if key not in wanted:
