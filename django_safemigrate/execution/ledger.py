@@ -101,8 +101,10 @@ class Ledger:
         if self._writable is None:
             from django_safemigrate.plan import SharedDiskLoader
 
-            disk = SharedDiskLoader(None, ignore_no_migrations=True).disk_migrations
-            self._ours = {key for key in disk if key[0] == APP_LABEL}
+            # The files only (this app's keys): no graph to build.
+            loader = SharedDiskLoader(None, ignore_no_migrations=True, load=False)
+            loader.load_disk()
+            self._ours = {key for key in loader.disk_migrations if key[0] == APP_LABEL}
             recorder = MigrationRecorder(self.connection)
             if recorder.has_table():
                 self._applied_ours = {
