@@ -442,8 +442,6 @@ class IncrementalApps(StateApps):
         self._dependents: defaultdict[str, set[ModelClass]] | None = defaultdict(set)
         #: Model classes unregistered since :meth:`release_retired` last ran.
         self._retired: list[ModelClass] = []
-        #: ``get_swappable_settings_name()`` answers, shared with this registry's clones.
-        self._swappable_names: dict[str, str | None] = {}
         super().__init__(real_apps, models, ignore_swappable)
 
     def register_model(self, app_label: str, model: ModelClass) -> None:
@@ -461,37 +459,18 @@ class IncrementalApps(StateApps):
         if current is not None:
             self._forget(current)
 
-    def get_swappable_settings_name(self, to_string: str) -> str | None:
-        # Django caches the answer per registry (functools.cache on the method), so every
-        # clone (one per operation) asks again, and each asking goes through every model.
-        # The answer only changes when a swappable or swapped model comes or goes. That cache
-        # also keeps every registry that asked alive; the uncached function is used instead.
-        key = to_string.lower()
-        if key not in self._swappable_names:
-            inherited = StateApps.get_swappable_settings_name
-            uncached = getattr(inherited, "__wrapped__", inherited)
-            self._swappable_names[key] = uncached(self, to_string)
-        return self._swappable_names[key]
-
     def _remember(self, model: ModelClass) -> None:
         self._changed.append(model)
-        self._swappable_changed(model)
         if self._dependents is not None:
             for label in _tree_labels(model):
                 self._dependents[label].add(model)
 
     def _forget(self, model: ModelClass) -> None:
         self._changed.append(model)
-        self._swappable_changed(model)
         self._retired.append(model)
         if self._dependents is not None:
             for label in _tree_labels(model):
                 self._dependents[label].discard(model)
-
-    def _swappable_changed(self, model: ModelClass) -> None:
-        opts = model._meta
-        if getattr(opts, "swappable", None) or getattr(opts, "swapped", None):
-            self._swappable_names.clear()
 
     def _dependents_index(self) -> defaultdict[str, set[ModelClass]]:
         """``_dependents``, built from the registered models if this registry has none yet."""
@@ -602,7 +581,6 @@ class IncrementalApps(StateApps):
         # for each operation would cost a walk a pass over every model per operation.
         clone._dependents = None
         clone._changed = list(self._changed)
-        clone._swappable_names = self._swappable_names
         return clone
 
 

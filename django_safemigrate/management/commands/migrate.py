@@ -9,20 +9,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import CommandError, CommandParser, SystemCheckError
 from django.core.management.commands import migrate as django_migrate
 from django.db import connections
-from django.utils.connection import ConnectionDoesNotExist
 
 from django_safemigrate.checksum import warm_up
 from django_safemigrate.conf import SafemigrateSettings, get_settings
 from django_safemigrate.enums import ExitCode
-from django_safemigrate.exceptions import LockTimeout
+from django_safemigrate.exceptions import LockTimeout, UsageError
 from django_safemigrate.execution.executor import ledgered_executor
 from django_safemigrate.execution.ledger import Ledger
 from django_safemigrate.execution.lock import Holder, command_line
-from django_safemigrate.execution.run import RunRequest, governed_run
+from django_safemigrate.execution.run import RunRequest, governed_run, postgres_connection
 from django_safemigrate.plan import sharing_disk_scan
 
 
@@ -143,6 +141,7 @@ class Command(django_migrate.Command):
 def _postgresql(alias: str) -> bool:
     """Whether ``alias`` is a PostgreSQL database (an unusable one is left to Django)."""
     try:
-        return bool(connections[alias].vendor == "postgresql")
-    except (ConnectionDoesNotExist, ImproperlyConfigured):
+        postgres_connection(alias)
+    except UsageError:
         return False
+    return True
