@@ -23,9 +23,16 @@ finish with its summary. Then the pull-request case: on the ``--since-size`` pro
 (default 2000), committed to git with its lockfile, three more migrations are added and
 ``checkmigrations --since HEAD`` is timed (``--rounds`` times).
 
+With ``--instructions``, ``checkmigrations --all`` also runs once per size under valgrind's
+callgrind (after the timed rounds, as many at once as there are cores), which counts the
+machine instructions the process executed: the work done, the same on every run whatever
+else the machine is doing (``PYTHONHASHSEED`` is fixed for these runs), so its growth with
+N is read without the noise of a shared machine.
+
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres python bench/speed.py
     python bench/speed.py --sizes 250 500 --lint-sizes 250 --rounds 1   # a quick look
     python bench/speed.py --write   # also rewrite BENCHMARKS.md's section
+    python bench/speed.py --instructions   # also count instructions (needs valgrind)
 
 ``DATABASE_URL`` names a maintenance database on a server where the user may CREATE
 DATABASE. lintmigrations needs ``pip install django-migration-linter``; without it the
@@ -49,12 +56,14 @@ import re
 import resource
 import secrets
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -216,6 +225,8 @@ class Results:
     since_size: int | None
     load_before: tuple[float, float, float]
     load_after: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    #: Instructions executed by ``checkmigrations --all`` at each size (``--instructions``).
+    instructions: dict[int, int] = dataclasses.field(default_factory=dict)
 
     def values(self, size: int, variant: str) -> list[Sample]:
         return [s for s in self.samples if s.size == size and s.variant == variant]
@@ -263,6 +274,8 @@ def run_benchmark(args: argparse.Namespace, maintenance_url: str) -> Results:
                 measure_round(results, projects, round_no, database_url, rng)
             if args.since_size:
                 measure_since(results, Path(tmp) / "since", args.since_size, database_url)
+            if args.instructions:
+                count_instructions(results, projects, database_url)
     finally:
         drop_database(maintenance_url, name)
     results.load_after = os.getloadavg()
@@ -314,6 +327,47 @@ def measure_since(results: Results, project: Path, size: int, database_url: str)
         print(
             f"{label:<32} {run.seconds:8.2f} s, CPU {run.cpu:6.2f} s", file=sys.stderr, flush=True
         )
+
+
+def count_instructions(results: Results, projects: dict[int, Path], database_url: str) -> None:
+    """``checkmigrations --all`` once per size under callgrind: instructions executed."""
+
+    def count(size: int) -> int:
+        env = dict(
+            os.environ,
+            DATABASE_URL=database_url,
+            DJANGO_SETTINGS_MODULE="project.settings",
+            PYTHONHASHSEED="0",
+        )
+        env.pop("PYTHONPATH", None)
+        with tempfile.TemporaryDirectory(prefix="sm-callgrind-") as out:
+            result = subprocess.run(
+                [
+                    "valgrind",
+                    "--tool=callgrind",
+                    f"--callgrind-out-file={out}/callgrind.out",
+                    sys.executable,
+                    "manage.py",
+                    *VARIANTS["all"],
+                ],
+                cwd=projects[size],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+        label = f"N={size} instructions"
+        check_output("all", result, size, label)
+        match = re.search(r"Collected : (\d+)", result.stderr)
+        if match is None:
+            raise BenchmarkError(f"{label}: callgrind printed no count.\n{_tail(result)}")
+        print(f"{label:<32} {int(match[1]) / 1e9:8.2f} G", file=sys.stderr, flush=True)
+        return int(match[1])
+
+    sizes = sorted(projects)
+    with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
+        results.instructions = dict(zip(sizes, pool.map(count, sizes), strict=True))
 
 
 # --------------------------------------------------------------------------------------------
@@ -379,6 +433,17 @@ def cpu_table(results: Results) -> list[str]:
     return lines
 
 
+def instruction_table(results: Results) -> list[str]:
+    """Instructions of ``checkmigrations --all`` at each size, and per migration."""
+    lines = [
+        f"| N | {LABELS['all']} instructions | per migration |",
+        "|--:|--:|--:|",
+    ]
+    for size, count in sorted(results.instructions.items()):
+        lines.append(f"| {size} | {count / 1e9:.2f} G | {count / size / 1e6:.2f} M |")
+    return lines
+
+
 @dataclasses.dataclass(frozen=True)
 class Verdicts:
     lines: list[str]
@@ -408,6 +473,17 @@ def verdicts(results: Results) -> Verdicts:
             f"- {LABELS[variant]}, {what}: {', '.join(pairs)}; least squares t = {a:.2f} s + "
             f"{1000 * b:.2f} ms x N; log-log slope {exponent(points):.2f} (1 is linear)."
         )
+    counted = sorted(results.instructions.items())
+    if len(counted) >= 2:
+        points = [(float(n), c / 1e9) for n, c in counted]
+        a, b = fit_line(points)
+        pairs = [
+            f"I({n2})/I({n1}) = {c2 / c1:.2f}" for (n1, c1), (n2, c2) in itertools.pairwise(counted)
+        ]
+        growth.append(
+            f"- {LABELS['all']}, instructions: {', '.join(pairs)}; least squares I = {a:.2f} G + "
+            f"{1000 * b:.2f} M x N; log-log slope {exponent(points):.2f} (1 is linear)."
+        )
     lines: list[str] = []
     t1000, t2000 = results.median(1000, "all"), results.median(2000, "all")
     c1000, c2000 = results.cpu_median(1000, "all"), results.cpu_median(2000, "all")
@@ -418,6 +494,14 @@ def verdicts(results: Results) -> Verdicts:
         lines.append(
             f"- `--all` grows no worse than linearly: t(2000)/t(1000) = {ratio:.2f} on the "
             f"wall clock{cpu} (target at most {LINEAR_RATIO:.1f}): {met}."
+        )
+    i1000, i2000 = results.instructions.get(1000), results.instructions.get(2000)
+    if i1000 and i2000:
+        ratio = i2000 / i1000
+        met = "met" if ratio <= LINEAR_RATIO else "not met"
+        lines.append(
+            f"- `--all` grows no worse than linearly, counted in instructions (the same on every "
+            f"run): I(2000)/I(1000) = {ratio:.2f} (target at most {LINEAR_RATIO:.1f}): {met}."
         )
     lint_sizes = [n for n in sizes if results.values(n, "lint")]
     for size in lint_sizes:
@@ -456,6 +540,9 @@ def print_summary(results: Results) -> None:
     print(*time_table(results), sep="\n")
     print()
     print(*cpu_table(results), sep="\n")
+    if results.instructions:
+        print()
+        print(*instruction_table(results), sep="\n")
     found = verdicts(results)
     print()
     print(*found.growth, sep="\n")
@@ -542,6 +629,19 @@ def section_text(results: Results, pg_version: str, command: str, revision: str)
         "",
         *cpu_table(results),
         "",
+        *(
+            [
+                "Instructions executed (valgrind's callgrind, one run per size with "
+                "`PYTHONHASHSEED=0`; the count is the work the process did, which the other "
+                "work on a shared machine does not change, so it shows how the cost grows "
+                "without the wall clock's noise):",
+                "",
+                *instruction_table(results),
+                "",
+            ]
+            if results.instructions
+            else []
+        ),
         "Growth:",
         "",
         *found.growth,
@@ -614,6 +714,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     )
     parser.add_argument("--seed", type=int, default=1, help="generator seed (default 1)")
     parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="also count the instructions of `checkmigrations --all` at each size (valgrind)",
+    )
+    parser.add_argument(
         "--write",
         action="store_true",
         help=f"rewrite the '{SECTION_TITLE}' section of {BENCHMARKS_MD.name}",
@@ -621,6 +726,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.rounds < 1 or any(n < 10 for n in args.sizes):
         parser.error("--rounds must be at least 1 and every size at least 10")
+    if args.instructions and shutil.which("valgrind") is None:
+        parser.error("--instructions needs valgrind (Debian: apt-get install valgrind)")
     return args
 
 
