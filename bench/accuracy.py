@@ -69,10 +69,24 @@ import tomllib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
 
-import psycopg
-from psycopg import sql
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import (
+    cpu_model,
+    create_database,
+    drop_database,
+    git_revision,
+    redacted,
+    reproduce_command,
+    reproduce_lines,
+    server_major,
+    server_url,
+    server_version,
+    tail,
+    update_benchmarks,
+    with_database,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CORPUS = REPO_ROOT / "bench" / "corpus"
@@ -230,57 +244,7 @@ def acknowledged_anywhere() -> list[str]:
 
 
 # --------------------------------------------------------------------------------------------
-# The server and the database
-
-
-def server_url() -> str:
-    url = os.environ.get("DATABASE_URL")
-    if url:
-        return url
-    try:
-        from django_safemigrate.testing.postgres import NoPostgreSQL, test_database_url
-    except ImportError as exc:
-        raise SystemExit(
-            "bench/accuracy.py needs a PostgreSQL server: set DATABASE_URL to a maintenance "
-            "database where the user may CREATE DATABASE, e.g. "
-            f"DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres ({exc})."
-        ) from exc
-    try:
-        return test_database_url()
-    except NoPostgreSQL as exc:
-        raise SystemExit(str(exc)) from exc
-
-
-def with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path="/" + quote(name)))
-
-
-def redacted(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:PASSWORD@{netloc}"))
-
-
-def create_database(maintenance_url: str, name: str) -> None:
-    with psycopg.connect(maintenance_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-
-
-def drop_database(maintenance_url: str, name: str) -> None:
-    with psycopg.connect(maintenance_url, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-
-
-def server_version(maintenance_url: str) -> tuple[str, int]:
-    with psycopg.connect(maintenance_url, autocommit=True) as conn:
-        row = conn.execute("SHOW server_version").fetchone()
-        num = conn.execute("SHOW server_version_num").fetchone()
-    return (str(row[0]) if row else "unknown", int(num[0]) // 10000 if num else 0)
+# Running the corpus project
 
 
 def run_corpus(
@@ -307,10 +271,6 @@ def run_corpus(
         raise BenchmarkError(f"{shlex.join(command[1:3])} took longer than {TIMEOUT}s") from exc
 
 
-def _tail(text: str, lines: int = 20) -> str:
-    return "\n".join(text.rstrip().splitlines()[-lines:])
-
-
 def version_of(distribution: str) -> str:
     try:
         return importlib.metadata.version(distribution)
@@ -328,7 +288,7 @@ def judge_ours(database_url: str, apps: Sequence[str], pg_major: int, *, offline
         args += ["--offline", "--pg-version", str(pg_major)]
     run = ToolRun(
         name="django_safemigrate" + ("" if offline else " (live, empty database)"),
-        version=f"{version_of('django-safemigrate')} ({git_revision()})",
+        version=f"{version_of('django-safemigrate')} ({code_revision()})",
         how="manage.py " + shlex.join(args),
         informational=not offline,
     )
@@ -337,8 +297,8 @@ def judge_ours(database_url: str, apps: Sequence[str], pg_major: int, *, offline
     run.seconds = time.perf_counter() - started
     if result.returncode != 0:
         raise BenchmarkError(
-            f"checkmigrations exited {result.returncode}:\n{_tail(result.stdout)}\n"
-            f"{_tail(result.stderr)}"
+            f"checkmigrations exited {result.returncode}:\n{tail(result.stdout, 20)}\n"
+            f"{tail(result.stderr, 20)}"
         )
     data = json.loads(result.stdout)
     for report in data["migrations"]:
@@ -426,7 +386,7 @@ def judge_safe_migrations(database_url: str, apps: Sequence[str]) -> ToolRun:
     except json.JSONDecodeError as exc:
         raise BenchmarkError(
             f"check_migrations printed no JSON (exit {result.returncode}):\n"
-            f"{_tail(result.stdout)}\n{_tail(result.stderr)}"
+            f"{tail(result.stdout, 20)}\n{tail(result.stderr, 20)}"
         ) from exc
     counted: dict[Key, list[str]] = {}
     info: dict[Key, list[str]] = {}
@@ -445,7 +405,7 @@ def rendered_sql(database_url: str, apps: Sequence[str]) -> dict[Key, dict[str, 
     result = run_corpus(database_url, list(apps), script=SQL_CHILD)
     if result.returncode != 0:
         raise BenchmarkError(
-            f"the sqlmigrate walk exited {result.returncode}:\n{_tail(result.stderr)}"
+            f"the sqlmigrate walk exited {result.returncode}:\n{tail(result.stderr, 20)}"
         )
     rendered = {}
     for line in result.stdout.splitlines():
@@ -496,7 +456,7 @@ def judge_squawk(
             issues = json.loads(result.stdout or "[]")
         except json.JSONDecodeError as exc:
             raise BenchmarkError(
-                f"squawk printed no JSON (exit {result.returncode}):\n{_tail(result.stderr)}"
+                f"squawk printed no JSON (exit {result.returncode}):\n{tail(result.stderr, 20)}"
             ) from exc
         found: dict[Key, set[str]] = {}
         for issue in issues:
@@ -638,28 +598,9 @@ def print_report(runs: Sequence[ToolRun], labels: dict[Key, Label]) -> None:
         print(line)
 
 
-def cpu_model() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or platform.machine() or "unknown"
-    match = re.search(r"^model name\s*:\s*(.+)$", text, re.MULTILINE)
-    return match[1].strip() if match else platform.machine() or "unknown"
-
-
-def git_revision() -> str:
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=REPO_ROOT, capture_output=True, text=True, check=True,
-        ).stdout.strip()  # fmt: skip
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "django_safemigrate"],
-            cwd=REPO_ROOT, capture_output=True, text=True, check=True,
-        ).stdout.strip()  # fmt: skip
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head + (" with uncommitted changes" if dirty else "")
+def code_revision() -> str:
+    """The short hash of HEAD, noting uncommitted changes (new files too) to the package."""
+    return git_revision(untracked=True, changes="uncommitted changes", quoted=False)
 
 
 def rule_codes() -> list[str]:
@@ -682,7 +623,7 @@ def section_text(
     cores = os.cpu_count() or 0
     codes = rule_codes()
     tools = [
-        f"django_safemigrate {version_of('django-safemigrate')} (`{git_revision()}`)",
+        f"django_safemigrate {version_of('django-safemigrate')} (`{code_revision()}`)",
         f"django-migration-linter {version_of('django-migration-linter')}",
         f"django-safe-migrations {version_of('django-safe-migrations')}",
         f"squawk-cli {version_of('squawk-cli')} (`{squawk_version()}`)",
@@ -743,54 +684,9 @@ def section_text(
         "tool said):",
         *listing(runs, labels),
         "",
-        "Reproduce:",
-        "",
-        "```console",
-        f"$ {command}",
-        "```",
+        *reproduce_lines(command),
     ]
     return "\n".join(lines) + "\n"
-
-
-HEADER = """\
-# Benchmarks
-
-Results of the scripts in `bench/`. Each section is rewritten by its script's `--write` flag;
-the command at the end of a section reproduces it.
-"""
-
-
-def update_benchmarks(path: Path, section: str) -> None:
-    """Replace the ``## Accuracy`` section of ``path`` (or append it), keeping the others."""
-    text = path.read_text(encoding="utf-8") if path.exists() else HEADER
-    head, sections = split_sections(text)
-    replaced = False
-    for index, body in enumerate(sections):
-        title = body.splitlines()[0].removeprefix("## ").strip().lower()
-        if title == SECTION_TITLE.lower():
-            sections[index] = section
-            replaced = True
-    if not replaced:
-        sections.append(section)
-    parts = [head.rstrip("\n") + "\n"] + [s.rstrip("\n") + "\n" for s in sections]
-    path.write_text("\n".join(parts), encoding="utf-8")
-
-
-def split_sections(text: str) -> tuple[str, list[str]]:
-    """Split Markdown into what precedes the first ``## `` heading and the ``## `` sections."""
-    head: list[str] = []
-    sections: list[list[str]] = []
-    in_fence = False
-    for line in text.splitlines(keepends=True):
-        if line.lstrip().startswith(("```", "~~~")):
-            in_fence = not in_fence
-        if not in_fence and line.startswith("## "):
-            sections.append([line])
-        elif sections:
-            sections[-1].append(line)
-        else:
-            head.append(line)
-    return "".join(head), ["".join(s) for s in sections]
 
 
 # --------------------------------------------------------------------------------------------
@@ -869,8 +765,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"CORPUS PROBLEM: acknowledgements in {acknowledged}", file=sys.stderr)
         return 2
     given_url = os.environ.get("DATABASE_URL")
-    maintenance_url = server_url()
-    pg_version, pg_major = server_version(maintenance_url)
+    maintenance_url = server_url("bench/accuracy.py")
+    pg_version, pg_major = server_version(maintenance_url), server_major(maintenance_url)
     started = datetime.datetime.now(datetime.UTC)
     clock = time.perf_counter()
     print(f"PostgreSQL {pg_version} at {redacted(maintenance_url)}", file=sys.stderr)
@@ -882,12 +778,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     seconds = time.perf_counter() - clock
     print_report(runs, labels)
     if args.write:
-        prefix = f"DATABASE_URL={shlex.quote(redacted(given_url))} " if given_url else ""
-        command = prefix + shlex.join(["python", "bench/accuracy.py", *argv])
+        command = reproduce_command("bench/accuracy.py", argv, given_url)
         text = section_text(
             runs, labels, pg_version=pg_version, command=command, started=started, seconds=seconds
         )
-        update_benchmarks(BENCHMARKS_MD, text)
+        update_benchmarks(BENCHMARKS_MD, SECTION_TITLE, text)
         print(f"\nWrote the '{SECTION_TITLE}' section of {BENCHMARKS_MD}.")
     return 0
 

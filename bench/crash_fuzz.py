@@ -15,11 +15,14 @@ import argparse
 import datetime
 import os
 import platform
-import re
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import cpu_model, update_benchmarks
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -65,18 +68,9 @@ def main() -> int:
     return 0 if not report.failures else 1
 
 
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def _write(args: argparse.Namespace, report: object, elapsed: float, server: str) -> None:
     r = report  # FuzzReport
+    cpu = cpu_model()
     section = f"""## Crash fuzz
 
 `bench/crash_fuzz.py` applies the fuzz scenario (`tests/scenarios/fuzz`: 22 migrations
@@ -88,7 +82,7 @@ one more run finishes the plan, and the database is compared with a clean run:
 index, backfilled values exactly right.
 
 - Date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC
-- Machine: {_cpu()}, {os.cpu_count()} cores; PostgreSQL {server}; Python {platform.python_version()}
+- Machine: {cpu}, {os.cpu_count()} cores; PostgreSQL {server}; Python {platform.python_version()}
 - Seed {args.seed}, {args.per_round} interruptions per round
 
 | SIGKILLs | terminated backends | rounds | failures | duration |
@@ -102,15 +96,7 @@ $ DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres python bench/crash_fu
     --kills {args.kills} --terminations {args.terminations} --seed {args.seed} --write
 ```
 """
-    path = ROOT / "BENCHMARKS.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(r"^## Crash fuzz\n.*?(?=^## |\Z)", re.S | re.M)
-    text = (
-        pattern.sub(section + "\n", text)
-        if pattern.search(text)
-        else text.rstrip() + "\n\n" + section
-    )
-    path.write_text(text)
+    update_benchmarks(ROOT / "BENCHMARKS.md", "Crash fuzz", section)
 
 
 if __name__ == "__main__":

@@ -44,13 +44,11 @@ import dataclasses
 import datetime
 import importlib.metadata
 import json
-import math
 import os
 import platform
 import random
 import re
 import secrets
-import shlex
 import statistics
 import subprocess
 import sys
@@ -59,10 +57,29 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from urllib.parse import quote, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import (
+    admin,
+    copy_database,
+    cpu_model,
+    create_database,
+    drop_database,
+    git_revision,
+    percentile,
+    redacted,
+    reproduce_command,
+    reproduce_lines,
+    server_url,
+    server_version,
+    tail,
+    update_benchmarks,
+    with_database,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS_MD = REPO_ROOT / "BENCHMARKS.md"
@@ -199,75 +216,19 @@ def finish_child(process: subprocess.Popen[str], label: str) -> tuple[str, str]:
         raise BenchmarkError(f"{label}: no result within {CHILD_TIMEOUT:.0f}s.") from exc
     if process.returncode != 0:
         raise BenchmarkError(
-            f"{label}: exited {process.returncode}.\n--- stdout ---\n{_tail(out)}\n"
-            f"--- stderr ---\n{_tail(err)}"
+            f"{label}: exited {process.returncode}.\n--- stdout ---\n{tail(out)}\n"
+            f"--- stderr ---\n{tail(err)}"
         )
     return out, err
 
 
-def _tail(text: str, lines: int = 25) -> str:
-    return "\n".join(text.rstrip().splitlines()[-lines:])
-
-
 # --------------------------------------------------------------------------------------------
-# The server and the databases
-
-
-def server_url() -> str:
-    """DATABASE_URL, else a server found or started by the test helper."""
-    url = os.environ.get("DATABASE_URL")
-    if url:
-        return url
-    from django_safemigrate.testing.postgres import NoPostgreSQL, test_database_url
-
-    try:
-        return test_database_url()
-    except NoPostgreSQL as exc:
-        raise SystemExit(str(exc)) from exc
-
-
-def with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path="/" + quote(name)))
-
-
-def redacted(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:PASSWORD@{netloc}"))
-
-
-def admin(maintenance_url: str, statement: sql.Composable | str) -> None:
-    with psycopg.connect(maintenance_url, autocommit=True) as conn:
-        conn.execute(statement)
-
-
-def drop_database(maintenance_url: str, name: str) -> None:
-    admin(maintenance_url, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-        sql.Identifier(name)
-    ))  # fmt: skip
-
-
-def copy_database(maintenance_url: str, template: str, name: str) -> None:
-    statement = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-        sql.Identifier(name), sql.Identifier(template)
-    )
-    for attempt in range(20):
-        try:
-            admin(maintenance_url, statement)
-            return
-        except psycopg.errors.ObjectInUse:
-            # An autovacuum worker may be visiting the template for a moment.
-            if attempt == 19:
-                raise
-            time.sleep(0.5)
+# The template database
 
 
 def make_template(maintenance_url: str, name: str, root: Path) -> None:
     """Every app migrated, ltbench up to 0001, ``ROWS`` rows: only the AddField left."""
-    admin(maintenance_url, sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    create_database(maintenance_url, name)
     url = with_database(maintenance_url, name)
     process = start_child(
         [str(REPO_ROOT / "manage.py"), "safemigrate", APP, "0001", "--noinput"],
@@ -284,12 +245,6 @@ def make_template(maintenance_url: str, name: str, root: Path) -> None:
     admin(maintenance_url, sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(
         sql.Identifier(name)
     ))  # fmt: skip
-
-
-def server_version(maintenance_url: str) -> str:
-    with psycopg.connect(maintenance_url, autocommit=True) as conn:
-        row = conn.execute("SHOW server_version").fetchone()
-    return str(row[0]) if row else "unknown"
 
 
 # --------------------------------------------------------------------------------------------
@@ -355,14 +310,6 @@ class Sample:
     max_due: float
     p99_due: float
     slow_due: int  # reads answered more than SLOW after they were due
-
-
-def percentile(values: Sequence[float], fraction: float) -> float:
-    """Nearest-rank percentile."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
 
 
 def run_sample(
@@ -558,30 +505,6 @@ def run_benchmark(
 # BENCHMARKS.md
 
 
-def cpu_model() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or platform.machine() or "unknown"
-    match = re.search(r"^model name\s*:\s*(.+)$", text, re.MULTILINE)
-    return match[1].strip() if match else platform.machine() or "unknown"
-
-
-def git_revision() -> str:
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=REPO_ROOT, capture_output=True, text=True, check=True,
-        ).stdout.strip()  # fmt: skip
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no", "--", "django_safemigrate"],
-            cwd=REPO_ROOT, capture_output=True, text=True, check=True,
-        ).stdout.strip()  # fmt: skip
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return f"`{head}`" + (" with uncommitted changes to the package" if dirty else "")
-
-
 def section_text(results: Results, pg_version: str, command: str, revision: str) -> str:
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     load = "load average {:.2f} / {:.2f} / {:.2f} before, {:.2f} / {:.2f} / {:.2f} after".format(
@@ -635,55 +558,10 @@ def section_text(results: Results, pg_version: str, command: str, revision: str)
         f"{seconds(safe['migration'])} (Django's: {seconds(django['migration'])}), and neither "
         f"can finish before the blocker ends, {results.hold - START_DELAY:g} s after it starts.",
         "",
-        "Reproduce:",
-        "",
-        "```console",
-        f"$ {command}",
-        "```",
+        *reproduce_lines(command),
         "",
     ]
     return "\n".join(lines)
-
-
-HEADER = """\
-# Benchmarks
-
-Results of the scripts in `bench/`. Each section is rewritten by its script's `--write` flag;
-the command at the end of a section reproduces it.
-"""
-
-
-def update_benchmarks(path: Path, title: str, section: str) -> None:
-    """Replace the ``## title`` section of ``path`` (read just now), keeping the others."""
-    text = path.read_text() if path.exists() else HEADER
-    head, sections = split_sections(text)
-    for index, body in enumerate(sections):
-        if body.splitlines()[0].removeprefix("## ").strip().lower() == title.lower():
-            sections[index] = section
-            break
-    else:
-        sections.append(section)
-    parts = [head.rstrip("\n") + "\n"] + [s.rstrip("\n") + "\n" for s in sections]
-    temporary = path.with_name(f".{path.name}.{os.getpid()}")
-    temporary.write_text("\n".join(parts))
-    os.replace(temporary, path)
-
-
-def split_sections(text: str) -> tuple[str, list[str]]:
-    """What precedes the first ``## `` heading, and the ``## `` sections (fences respected)."""
-    head: list[str] = []
-    sections: list[list[str]] = []
-    in_fence = False
-    for line in text.splitlines(keepends=True):
-        if line.lstrip().startswith(("```", "~~~")):
-            in_fence = not in_fence
-        if not in_fence and line.startswith("## "):
-            sections.append([line])
-        elif sections:
-            sections[-1].append(line)
-        else:
-            head.append(line)
-    return "".join(head), ["".join(s) for s in sections]
 
 
 # --------------------------------------------------------------------------------------------
@@ -730,7 +608,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(list(sys.argv[1:] if argv is None else argv))
     given_url = os.environ.get("DATABASE_URL")
-    maintenance_url = server_url()
+    maintenance_url = server_url("bench/lock_timeout.py")
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1_000_000)
     pg_version = server_version(maintenance_url)
     revision = git_revision()
@@ -758,9 +636,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "--rounds", str(args.rounds), "--hold", f"{args.hold:g}",
             "--interval", f"{args.interval:g}", "--seed", str(seed), "--write",
         ]  # fmt: skip
-        command = shlex.join(["python", "bench/lock_timeout.py", *words])
-        if given_url:
-            command = f"DATABASE_URL={shlex.quote(redacted(given_url))} {command}"
+        command = reproduce_command("bench/lock_timeout.py", words, given_url)
         update_benchmarks(
             BENCHMARKS_MD, SECTION_TITLE, section_text(results, pg_version, command, revision)
         )

@@ -42,19 +42,33 @@ import importlib.metadata
 import os
 import platform
 import random
-import re
 import secrets
-import shlex
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from urllib.parse import quote, urlsplit, urlunsplit
 
 import psycopg
-from psycopg import sql
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import (
+    cpu_model,
+    create_database,
+    drop_database,
+    git_revision,
+    output_tails,
+    redacted,
+    reproduce_command,
+    reproduce_lines,
+    server_url,
+    server_version,
+    tail,
+    update_benchmarks,
+    with_database,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS_MD = REPO_ROOT / "BENCHMARKS.md"
@@ -63,6 +77,8 @@ SETTINGS_MODULE = "example_site.settings"
 SECTION_TITLE = "safemigrate overhead"
 TARGET_RATIO = 1.10
 MARKER = "@@safemigrate-bench "
+#: Where a change would change what is measured: not in the benchmark's own files.
+MEASURED_PATHS = (".", ":(exclude)bench", ":(exclude)BENCHMARKS.md")
 
 VARIANTS = ("django", "migrate", "safemigrate")
 
@@ -119,61 +135,7 @@ class Stats:
 
 
 # --------------------------------------------------------------------------------------------
-# The server and the per-sample databases
-
-
-def server_url() -> str:
-    """DATABASE_URL, else a server found or started by the test helper."""
-    url = os.environ.get("DATABASE_URL")
-    if url:
-        return url
-    try:
-        from django_safemigrate.testing.postgres import NoPostgreSQL, test_database_url
-    except ImportError as exc:
-        raise SystemExit(
-            "bench/overhead.py needs a PostgreSQL server. Set DATABASE_URL to a maintenance "
-            "database where the user may CREATE DATABASE, for example "
-            "DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres "
-            f"(django_safemigrate.testing.postgres could not be imported: {exc})."
-        ) from exc
-    try:
-        return test_database_url()
-    except NoPostgreSQL as exc:
-        raise SystemExit(str(exc)) from exc
-
-
-def with_database(url: str, name: str) -> str:
-    """``url`` pointing at database ``name`` instead of the maintenance database."""
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path="/" + quote(name)))
-
-
-def redacted(url: str) -> str:
-    """``url`` with any password replaced, fit for a published document."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:PASSWORD@{netloc}"))
-
-
-def create_database(maintenance_url: str, name: str) -> None:
-    with psycopg.connect(maintenance_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-
-
-def drop_database(maintenance_url: str, name: str) -> None:
-    with psycopg.connect(maintenance_url, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-
-
-def server_version(maintenance_url: str) -> str:
-    with psycopg.connect(maintenance_url, autocommit=True) as conn:
-        row = conn.execute("SHOW server_version").fetchone()
-    return str(row[0]) if row else "unknown"
+# The per-sample databases
 
 
 def expected_shop_migrations() -> set[str]:
@@ -227,15 +189,13 @@ def run_sample(
         wall = time.perf_counter() - started
         if result.returncode != 0:
             raise BenchmarkError(
-                f"{label}: the child exited {result.returncode}.\n"
-                f"--- stdout (last lines) ---\n{_tail(result.stdout)}\n"
-                f"--- stderr (last lines) ---\n{_tail(result.stderr)}"
+                f"{label}: the child exited {result.returncode}.\n{output_tails(result)}"
             )
         markers = [line for line in result.stderr.splitlines() if line.startswith(MARKER)]
         if not markers:
             raise BenchmarkError(
                 f"{label}: the child exited 0 but printed no timing line.\n"
-                f"--- stderr (last lines) ---\n{_tail(result.stderr)}"
+                f"--- stderr (last lines) ---\n{tail(result.stderr)}"
             )
         command, cpu = (float(x) for x in markers[-1].removeprefix(MARKER).split())
         applied = check_applied(database_url, expected_shop, label)
@@ -244,10 +204,6 @@ def run_sample(
     return Sample(
         round=round_no, variant=variant, wall=wall, command=command, cpu=cpu, applied=applied
     )
-
-
-def _tail(text: str, lines: int = 25) -> str:
-    return "\n".join(text.rstrip().splitlines()[-lines:])
 
 
 # --------------------------------------------------------------------------------------------
@@ -393,38 +349,6 @@ def print_summary(results: Results) -> None:
 # BENCHMARKS.md
 
 
-def cpu_model() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or platform.machine() or "unknown"
-    match = re.search(r"^model name\s*:\s*(.+)$", text, re.MULTILINE)
-    return match[1].strip() if match else platform.machine() or "unknown"
-
-
-def git_revision() -> str:
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=REPO_ROOT, capture_output=True, text=True, check=True,
-        ).stdout.strip()  # fmt: skip
-        dirty = subprocess.run(
-            # The benchmark's own files do not change what is measured.
-            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
-             ":(exclude)bench", ":(exclude)BENCHMARKS.md"],
-            cwd=REPO_ROOT, capture_output=True, text=True, check=True,
-        ).stdout.strip()  # fmt: skip
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return f"`{head}`" + (" with uncommitted changes" if dirty else "")
-
-
-def reproduce_command(argv: Sequence[str], database_url: str | None) -> str:
-    words = ["python", "bench/overhead.py", *argv]
-    prefix = f"DATABASE_URL={shlex.quote(redacted(database_url))} " if database_url else ""
-    return prefix + shlex.join(words)
-
-
 def section_text(results: Results, pg_version: str, command: str, revision: str) -> str:
     cores = os.cpu_count() or 0
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores
@@ -497,55 +421,10 @@ def section_text(results: Results, pg_version: str, command: str, revision: str)
         "in-command than its fastest, so the verdict of a single run on this machine is only "
         "as firm as that spread allows.",
         "",
-        "Reproduce:",
-        "",
-        "```console",
-        f"$ {command}",
-        "```",
+        *reproduce_lines(command),
         "",
     ]
     return "\n".join(lines)
-
-
-HEADER = """\
-# Benchmarks
-
-Results of the scripts in `bench/`. Each section is rewritten by its script's `--write` flag;
-the command at the end of a section reproduces it.
-"""
-
-
-def update_benchmarks(path: Path, section: str) -> None:
-    """Replace the ``## safemigrate overhead`` section of ``path``, keeping the others."""
-    text = path.read_text() if path.exists() else HEADER
-    head, sections = split_sections(text)
-    replaced = False
-    for index, body in enumerate(sections):
-        title = body.splitlines()[0].removeprefix("## ").strip().lower()
-        if title.startswith(SECTION_TITLE):
-            sections[index] = section
-            replaced = True
-    if not replaced:
-        sections.append(section)
-    parts = [head.rstrip("\n") + "\n"] + [s.rstrip("\n") + "\n" for s in sections]
-    path.write_text("\n".join(parts))
-
-
-def split_sections(text: str) -> tuple[str, list[str]]:
-    """Split Markdown into what precedes the first ``## `` heading and the ``## `` sections."""
-    head: list[str] = []
-    sections: list[list[str]] = []
-    in_fence = False
-    for line in text.splitlines(keepends=True):
-        if line.lstrip().startswith(("```", "~~~")):
-            in_fence = not in_fence
-        if not in_fence and line.startswith("## "):
-            sections.append([line])
-        elif sections:
-            sections[-1].append(line)
-        else:
-            head.append(line)
-    return "".join(head), ["".join(s) for s in sections]
 
 
 # --------------------------------------------------------------------------------------------
@@ -588,10 +467,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     given_url = os.environ.get("DATABASE_URL")
-    maintenance_url = server_url()
+    maintenance_url = server_url("bench/overhead.py")
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1_000_000)
     pg_version = server_version(maintenance_url)
-    revision = git_revision()  # before the run: others may commit while it runs
+    # Before the run: others may commit while it runs.
+    revision = git_revision(MEASURED_PATHS, changes="uncommitted changes")
     print(
         f"PostgreSQL {pg_version} at {redacted(maintenance_url)}; "
         f"{args.warmup} warm-up + {args.rounds} rounds of {', '.join(VARIANTS)}",
@@ -605,8 +485,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     print_summary(results)
     if args.write:
         shown = [*argv] if args.seed is not None else [*argv, "--seed", str(seed)]
-        command = reproduce_command(shown, given_url)
-        update_benchmarks(BENCHMARKS_MD, section_text(results, pg_version, command, revision))
+        command = reproduce_command("bench/overhead.py", shown, given_url)
+        update_benchmarks(
+            BENCHMARKS_MD,
+            SECTION_TITLE,
+            section_text(results, pg_version, command, revision),
+            prefix=True,
+        )
         print(f"\nWrote the '{SECTION_TITLE}' section of {BENCHMARKS_MD}.")
     return 0
 

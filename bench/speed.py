@@ -55,7 +55,6 @@ import random
 import re
 import resource
 import secrets
-import shlex
 import shutil
 import statistics
 import subprocess
@@ -68,17 +67,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from generate_project import add_migrations, generate_project, git_commit
-from overhead import (
-    HEADER,
+from _common import (
     cpu_model,
     create_database,
     drop_database,
-    redacted,
+    git_revision,
+    output_tails,
+    reproduce_command,
+    reproduce_lines,
     server_version,
-    split_sections,
+    update_benchmarks,
     with_database,
 )
+from generate_project import add_migrations, generate_project, git_commit
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS_MD = REPO_ROOT / "BENCHMARKS.md"
@@ -172,26 +173,20 @@ def check_output(
         # lintmigrations exits 1 when it finds problems; what matters is that it got through.
         match = re.search(r"Valid migrations: \d+/(\d+)", result.stdout)
         if result.returncode not in (0, 1) or match is None:
-            raise BenchmarkError(f"{label}: lintmigrations did not finish.\n{_tail(result)}")
+            raise BenchmarkError(f"{label}: lintmigrations did not finish.\n{output_tails(result)}")
         if int(match[1]) < expected:
             raise BenchmarkError(
                 f"{label}: lintmigrations linted {match[1]} migrations, {expected} expected."
             )
         return
     if result.returncode != 0:
-        raise BenchmarkError(f"{label}: exited {result.returncode}.\n{_tail(result)}")
+        raise BenchmarkError(f"{label}: exited {result.returncode}.\n{output_tails(result)}")
     try:
         reported = len(json.loads(result.stdout)["migrations"])
     except (ValueError, KeyError) as exc:
         raise BenchmarkError(f"{label}: the output is not the JSON report ({exc}).") from exc
     if reported < expected:
         raise BenchmarkError(f"{label}: {reported} migrations reported, {expected} expected.")
-
-
-def _tail(result: subprocess.CompletedProcess[str], lines: int = 25) -> str:
-    out = "\n".join(result.stdout.rstrip().splitlines()[-lines:])
-    err = "\n".join(result.stderr.rstrip().splitlines()[-lines:])
-    return f"--- stdout (last lines) ---\n{out}\n--- stderr (last lines) ---\n{err}"
 
 
 def prepare(project: Path, size: int, seed: int, database_url: str) -> None:
@@ -205,7 +200,7 @@ def prepare(project: Path, size: int, seed: int, database_url: str) -> None:
         if result is None or result.returncode != 0:
             raise BenchmarkError(
                 f"N={size}: 'manage.py {' '.join(argv)}' failed on the generated project."
-                + (f"\n{_tail(result)}" if result else "")
+                + (f"\n{output_tails(result)}" if result else "")
             )
 
 
@@ -361,7 +356,7 @@ def count_instructions(results: Results, projects: dict[int, Path], database_url
         check_output("all", result, size, label)
         match = re.search(r"Collected : (\d+)", result.stderr)
         if match is None:
-            raise BenchmarkError(f"{label}: callgrind printed no count.\n{_tail(result)}")
+            raise BenchmarkError(f"{label}: callgrind printed no count.\n{output_tails(result)}")
         print(f"{label:<32} {int(match[1]) / 1e9:8.2f} G", file=sys.stderr, flush=True)
         return int(match[1])
 
@@ -553,21 +548,6 @@ def print_summary(results: Results) -> None:
 # BENCHMARKS.md
 
 
-def git_revision() -> str:
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=REPO_ROOT, capture_output=True, text=True, check=True,
-        ).stdout.strip()  # fmt: skip
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no", "--", "django_safemigrate"],
-            cwd=REPO_ROOT, capture_output=True, text=True, check=True,
-        ).stdout.strip()  # fmt: skip
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return f"`{head}`" + (" with uncommitted changes to the package" if dirty else "")
-
-
 def _rounds_phrase(rounds: int) -> str:
     return "in the first round only" if rounds == 1 else f"in the first {rounds} rounds only"
 
@@ -650,29 +630,10 @@ def section_text(results: Results, pg_version: str, command: str, revision: str)
         "",
         *found.lines,
         "",
-        "Reproduce:",
-        "",
-        "```console",
-        f"$ {command}",
-        "```",
+        *reproduce_lines(command),
         "",
     ]
     return "\n".join(lines)
-
-
-def update_benchmarks(path: Path, section: str) -> None:
-    """Replace the ``## checkmigrations speed`` section of ``path``, keeping the others."""
-    text = path.read_text() if path.exists() else HEADER
-    head, sections = split_sections(text)
-    for index, body in enumerate(sections):
-        title = body.splitlines()[0].removeprefix("## ").strip().lower()
-        if title.startswith(SECTION_TITLE):
-            sections[index] = section
-            break
-    else:
-        sections.append(section)
-    parts = [head.rstrip("\n") + "\n"] + [s.rstrip("\n") + "\n" for s in sections]
-    path.write_text("\n".join(parts))
 
 
 # --------------------------------------------------------------------------------------------
@@ -750,9 +711,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     print_summary(results)
     if args.write:
-        prefix = f"DATABASE_URL={shlex.quote(redacted(given_url))} "
-        command = prefix + shlex.join(["python", "bench/speed.py", *argv])
-        update_benchmarks(BENCHMARKS_MD, section_text(results, pg_version, command, revision))
+        command = reproduce_command("bench/speed.py", argv, given_url)
+        update_benchmarks(
+            BENCHMARKS_MD,
+            SECTION_TITLE,
+            section_text(results, pg_version, command, revision),
+            prefix=True,
+        )
         print(f"\nWrote the '{SECTION_TITLE}' section of {BENCHMARKS_MD}.")
     return 0
 
