@@ -248,10 +248,10 @@ def timed_batch(self, *args):
         records.append({{"kind": "batch", "rows": rows, "seconds": end - started,
                          "hold": hold(end)}})
 
-def timed_step(self, migration, step, *args):
+def timed_step(self, migration, step, *args, **kwargs):
     started, wall, first_update[0] = time.perf_counter(), time.time(), None
     try:
-        return run_step(self, migration, step, *args)
+        return run_step(self, migration, step, *args, **kwargs)
     finally:
         end = time.perf_counter()
         records.append({{"kind": "step", "migration": f"{{migration.app_label}}.{{migration.name}}",
