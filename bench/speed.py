@@ -90,7 +90,7 @@ SINCE_ADDED = 3
 #: Targets from the issue.
 TARGET_LINT_RATIO = 20.0
 TARGET_SINCE_SECONDS = 3.0
-#: t(2N) / t(N) above this is worse than linear (with some room for a noisy machine).
+#: t(2N) / t(N) above this grows worse than linearly.
 LINEAR_RATIO = 2.0
 
 CHECK_ARGS = ["checkmigrations", "--all", "--format", "json", "--fail-on", "never"]
@@ -141,12 +141,20 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def child_env(database_url: str, **extra: str) -> dict[str, str]:
+    """The environment of a ``manage.py`` child in a generated project."""
+    env = dict(
+        os.environ, DATABASE_URL=database_url, DJANGO_SETTINGS_MODULE="project.settings", **extra
+    )
+    env.pop("PYTHONPATH", None)  # the project's own directory comes first, as manage.py has it
+    return env
+
+
 def run_variant(
     project: Path, argv: Sequence[str], database_url: str, timeout: float | None
 ) -> Run:
     """Run ``manage.py argv`` in ``project``: wall-clock and CPU seconds, and the process."""
-    env = dict(os.environ, DATABASE_URL=database_url, DJANGO_SETTINGS_MODULE="project.settings")
-    env.pop("PYTHONPATH", None)  # the project's own directory comes first, as manage.py has it
+    env = child_env(database_url)
     cpu_before = _children_cpu()  # runs are one at a time: the difference is this child's
     started = time.perf_counter()
     try:
@@ -328,13 +336,7 @@ def count_instructions(results: Results, projects: dict[int, Path], database_url
     """``checkmigrations --all`` once per size under callgrind: instructions executed."""
 
     def count(size: int) -> int:
-        env = dict(
-            os.environ,
-            DATABASE_URL=database_url,
-            DJANGO_SETTINGS_MODULE="project.settings",
-            PYTHONHASHSEED="0",
-        )
-        env.pop("PYTHONPATH", None)
+        env = child_env(database_url, PYTHONHASHSEED="0")
         with tempfile.TemporaryDirectory(prefix="sm-callgrind-") as out:
             result = subprocess.run(
                 [

@@ -1,4 +1,5 @@
-"""What of an operation reaches the database: the database side of ``SeparateDatabaseAndState``."""
+"""What of an operation reaches the database (the database side of
+``SeparateDatabaseAndState``), and the models it works on."""
 
 from __future__ import annotations
 
@@ -34,3 +35,10 @@ def database_side(
         yield from database_side(inner, state, app_label)
         state = state.clone()
         inner.state_forwards(app_label, state)
+
+
+def state_model(state: ProjectState, app_label: str, model_name: str) -> Any:
+    """The rendered model class ``app_label.model_name`` in ``state``, or ``None``."""
+    if (app_label, model_name.lower()) not in state.models:
+        return None
+    return state.apps.get_model(app_label, model_name)

@@ -26,7 +26,7 @@ from pglast.enums import AlterTableType
 
 from django_safemigrate.analysis.context import OperationContext, StatementContext
 from django_safemigrate.analysis.findings import Hit
-from django_safemigrate.analysis.operations import database_side
+from django_safemigrate.analysis.operations import database_side, state_model
 from django_safemigrate.analysis.pgtree import alter_commands, relation_name
 from django_safemigrate.analysis.registry import Rule
 from django_safemigrate.enums import LockMode, Risk
@@ -52,11 +52,11 @@ def check_unrendered(operation: Any, ctx: OperationContext) -> Iterator[Hit]:
         return
     alias = ctx.migration.connection.alias
     for op, before in database_side(operation, ctx.from_state, ctx.app_label):
-        if not isinstance(op, RemoveField) or (ctx.app_label, op.model_name_lower) not in (
-            before.models
-        ):
+        if not isinstance(op, RemoveField):
             continue
-        model = before.apps.get_model(ctx.app_label, op.model_name)
+        model = state_model(before, ctx.app_label, op.model_name)
+        if model is None:
+            continue
         try:
             field = model._meta.get_field(op.name)
         except FieldDoesNotExist:

@@ -41,7 +41,7 @@ from pglast.enums import ObjectType
 
 from django_safemigrate.analysis.context import OperationContext, StatementContext
 from django_safemigrate.analysis.findings import Hit
-from django_safemigrate.analysis.operations import database_side
+from django_safemigrate.analysis.operations import database_side, state_model
 from django_safemigrate.analysis.registry import Rule
 from django_safemigrate.enums import LockMode, Risk
 
@@ -95,13 +95,13 @@ def _tables_dropped(
     """Tables the operation drops; none for unmanaged and proxy models, or when a router
     keeps the model off this database."""
     if isinstance(operation, DeleteModel):
-        model = _model(state, app_label, operation.name)
+        model = state_model(state, app_label, operation.name)
         if model is None or not operation.allow_migrate_model(alias, model):
             return
         yield str(model._meta.db_table)
         fields = list(model._meta.local_many_to_many)
     elif isinstance(operation, RemoveField):
-        model = _model(state, app_label, operation.model_name)
+        model = state_model(state, app_label, operation.model_name)
         if model is None or not operation.allow_migrate_model(alias, model):
             return
         fields = [f for f in model._meta.local_many_to_many if f.name == operation.name]
@@ -111,9 +111,3 @@ def _tables_dropped(
         through = field.remote_field.through
         if through._meta.auto_created:
             yield str(through._meta.db_table)
-
-
-def _model(state: ProjectState, app_label: str, model_name: str) -> Any:
-    if (app_label, model_name.lower()) not in state.models:
-        return None
-    return state.apps.get_model(app_label, model_name)

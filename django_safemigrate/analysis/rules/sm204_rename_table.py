@@ -46,13 +46,12 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.db.migrations import AlterModelTable, RenameModel, SeparateDatabaseAndState
-from django.db.migrations.state import ProjectState
 from pglast import ast
 from pglast.enums import ObjectType
 
 from django_safemigrate.analysis.context import OperationContext, StatementContext
 from django_safemigrate.analysis.findings import Hit
-from django_safemigrate.analysis.operations import database_side
+from django_safemigrate.analysis.operations import database_side, state_model
 from django_safemigrate.analysis.pgtree import relation_name
 from django_safemigrate.analysis.registry import Rule
 from django_safemigrate.enums import LockMode, Risk
@@ -95,8 +94,8 @@ def check_unrendered(operation: Any, ctx: OperationContext) -> Iterator[Hit]:
             continue
         after = before.clone()
         op.state_forwards(ctx.app_label, after)
-        old_model = _model(before, ctx.app_label, old_name)
-        new_model = _model(after, ctx.app_label, new_name)
+        old_model = state_model(before, ctx.app_label, old_name)
+        new_model = state_model(after, ctx.app_label, new_name)
         if old_model is None or new_model is None:
             continue
         if not op.allow_migrate_model(ctx.migration.connection.alias, new_model):
@@ -124,9 +123,3 @@ def _hit(table: str, change: str, *, new: bool) -> Hit:
         rewrites_table=False,
         blocking=not new,
     )
-
-
-def _model(state: ProjectState, app_label: str, model_name: str) -> Any:
-    if (app_label, model_name.lower()) not in state.models:
-        return None
-    return state.apps.get_model(app_label, model_name)

@@ -40,12 +40,11 @@ from typing import Any
 from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 from django.db.migrations import AddField, AlterField, CreateModel, SeparateDatabaseAndState
-from django.db.migrations.state import ProjectState
 from django.db.models.fields import NOT_PROVIDED, AutoFieldMixin
 
 from django_safemigrate.analysis.context import OperationContext
 from django_safemigrate.analysis.findings import Hit
-from django_safemigrate.analysis.operations import database_side
+from django_safemigrate.analysis.operations import database_side, state_model
 from django_safemigrate.analysis.registry import Rule
 from django_safemigrate.enums import Risk
 
@@ -65,7 +64,7 @@ def check(operation: Any, ctx: OperationContext) -> Iterator[Hit]:
             continue
         if not isinstance(op, AddField | AlterField) or op.model_name_lower in created:
             continue
-        model = _model(state, ctx.app_label, op.model_name)
+        model = state_model(state, ctx.app_label, op.model_name)
         if model is None or not op.allow_migrate_model(ctx.migration.connection.alias, model):
             continue  # unmanaged, proxy, or routed to another database: no SQL
         table = str(model._meta.db_table)
@@ -149,9 +148,3 @@ def _field_call(field: Any) -> str:
     cls = type(field)
     prefix = "models." if cls.__module__.startswith("django.db.models") else ""
     return f"{prefix}{cls.__name__}"
-
-
-def _model(state: ProjectState, app_label: str, model_name: str) -> Any:
-    if (app_label, model_name.lower()) not in state.models:
-        return None
-    return state.apps.get_model(app_label, model_name)
