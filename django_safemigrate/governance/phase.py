@@ -2,8 +2,9 @@
 
 Pre-deploy (expand) migrations are safe while the old code still runs; post-deploy
 (contract) migrations break the old code and wait until it is gone: dropping a
-column or a table, renaming one, and making a live column NOT NULL (the old code
-may still write NULL there).
+column or a table, renaming one, dropping a unique constraint (the old code's
+upserts need it), and making a live column NOT NULL (the old code may still write
+NULL there).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ CONTRACT_CODES = {
     "SM202": "drops a table the old code still uses",
     "SM203": "renames a column the old code still uses",
     "SM204": "renames a table the old code still uses",
+    "SM209": "drops a unique constraint the old code relies on",
 }
 
 

@@ -32,7 +32,7 @@ ORDER = migrations.CreateModel(
 CASES = {
     "unique dropped": (
         migrations.AlterField("item", "code", models.CharField(max_length=20)),
-        {"SM102"},
+        {"SM102", "SM209"},
         'ALTER TABLE "testapp_item" DROP CONSTRAINT',
     ),
     "primary key type changed under a foreign key": (
