@@ -6,8 +6,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.utils import truncate_name
 from django.db.migrations import SeparateDatabaseAndState
-from django.db.migrations.state import ProjectState
+from django.db.migrations.state import ModelState, ProjectState
 
 
 def database_operations(operation: Any) -> Iterator[Any]:
@@ -42,3 +44,12 @@ def state_model(state: ProjectState, app_label: str, model_name: str) -> Any:
     if (app_label, model_name.lower()) not in state.models:
         return None
     return state.apps.get_model(app_label, model_name)
+
+
+def state_table(model_state: ModelState, connection: BaseDatabaseWrapper) -> str:
+    """A model state's table, without rendering the model (named as ``Options`` names it)."""
+    explicit = model_state.options.get("db_table")
+    if explicit:
+        return str(explicit)
+    default = f"{model_state.app_label}_{model_state.name_lower}"
+    return str(truncate_name(default, connection.ops.max_name_length()))

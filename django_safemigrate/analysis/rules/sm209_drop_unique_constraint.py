@@ -85,7 +85,6 @@ from typing import Any
 
 from django.core.exceptions import FieldDoesNotExist
 from django.db import models
-from django.db.backends.utils import truncate_name
 from django.db.migrations import (
     AddConstraint,
     AddField,
@@ -103,7 +102,7 @@ from pglast.enums import AlterTableType, ConstrType, ObjectType
 
 from django_safemigrate.analysis.context import MigrationContext
 from django_safemigrate.analysis.findings import Hit
-from django_safemigrate.analysis.operations import database_side, state_model
+from django_safemigrate.analysis.operations import database_side, state_model, state_table
 from django_safemigrate.analysis.pgtree import alter_commands, relation_name
 from django_safemigrate.analysis.registry import Rule
 from django_safemigrate.enums import Risk
@@ -472,7 +471,7 @@ def _known_drop(
 
 def _may_name(model_state: ModelState, ctx: MigrationContext, table: str | None, name: str) -> bool:
     """Whether a constraint of the model may be called ``name``, without rendering it."""
-    own = _table_of(model_state, ctx)
+    own = state_table(model_state, ctx.connection)
     if table is not None:
         return own == table
     if any(c.name == name for c in model_state.options.get("constraints", ())):
@@ -480,15 +479,6 @@ def _may_name(model_state: ModelState, ctx: MigrationContext, table: str | None,
     # Generated names begin with the table's name (Django and PostgreSQL shorten it to no
     # fewer than 23 characters).
     return name.startswith(own[:20])
-
-
-def _table_of(model_state: ModelState, ctx: MigrationContext) -> str:
-    """A model state's table without rendering the model (as ``Options`` names it)."""
-    explicit = model_state.options.get("db_table")
-    if explicit:
-        return str(explicit)
-    default = f"{model_state.app_label}_{model_state.name_lower}"
-    return str(truncate_name(default, ctx.connection.ops.max_name_length()))
 
 
 def _plain_index(tree: ast.IndexStmt) -> Uniqueness | None:
