@@ -23,7 +23,11 @@ class Location(models.Model):
     shelf = models.CharField(max_length=10)
 
     class Meta:
-        unique_together = [("warehouse", "aisle", "shelf")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["warehouse", "aisle", "shelf"], name="location_place_uniq"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.aisle}/{self.shelf}"
@@ -47,11 +51,6 @@ class StockItem(models.Model):
     shuffle_key = models.FloatField(null=True, db_default=Random())
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["warehouse", "sku"], name="stockitem_warehouse_sku_uniq"
-            ),
-        ]
         indexes = [models.Index(fields=["location"], name="stockitem_location_idx")]
 
     def __str__(self) -> str:
