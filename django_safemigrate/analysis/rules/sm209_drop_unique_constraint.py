@@ -239,15 +239,23 @@ def _events(
         # The state side says what exists once the database side ran: a constraint it adds
         # was built by hand-written SQL (often concurrently, in a way not parsed here).
         state = op.from_state
-        for inner in op.operation.state_operations:
-            model = _model_of(inner, state, app_label)
+        pending = list(op.operation.state_operations)
+        while pending:
+            inner = pending.pop(0)
+            model = _model_of(inner, state, app_label) if isinstance(inner, _ADDING) else None
             if model is not None and inner.allow_migrate_model(alias, model):
                 for dropped, source in _django_changes(inner, model, ctx):
                     if not dropped:
                         yield Event((op.index, step), False, source)
                         step += 1
-            state = state.clone()
-            inner.state_forwards(app_label, state)
+            if any(isinstance(later, _ADDING) for later in pending):
+                # Cloning a project state costs what the project holds: only when needed.
+                state = state.clone()
+                inner.state_forwards(app_label, state)
+
+
+#: Operations that may add a unique constraint.
+_ADDING = (AddConstraint, AlterUniqueTogether, AlterField, AddField)
 
 
 def _model_of(operation: Any, state: ProjectState, app_label: str) -> Any:
@@ -300,15 +308,17 @@ def _django_changes(
             old_field = meta.get_field(operation.name)
         except FieldDoesNotExist:
             return
-        new_field = _named(operation.field, operation.name)
         # ``Field.unique`` is also true for a primary key and a OneToOneField.
-        if old_field.unique and not new_field.unique and old_field.column:
+        unique = operation.field.unique
+        if old_field.unique and not unique and old_field.column:
             yield True, _field_source(model, old_field, ctx)
-        elif new_field.unique and not old_field.unique and new_field.column:
-            yield False, _field_source(model, new_field, ctx)
-    elif isinstance(operation, AddField):
+        elif unique and not old_field.unique:
+            new_field = _named(operation.field, operation.name)
+            if new_field.column:
+                yield False, _field_source(model, new_field, ctx)
+    elif isinstance(operation, AddField) and operation.field.unique:
         field = _named(operation.field, operation.name)
-        if field.unique and field.column:
+        if field.column:
             yield False, _field_source(model, field, ctx)
 
 
