@@ -225,7 +225,8 @@ def test_upgrade_keeps_unchanged_history_and_catches_an_earlier_edit(previous_re
 
         checked = run_command(["checkmigrations", "--all", "--format", "json"], env, expect=None)
         assert checked.code in (0, 1), checked.err
-        assert "SM903" not in checked.output and "SM904" not in checked.output
+        assert "SM903" not in checked.output
+        assert "SM904" not in checked.output
 
         upgraded = run_command(["safemigrate"], env, expect=0)
         assert "No migrations to apply." in upgraded.out
@@ -233,7 +234,7 @@ def test_upgrade_keeps_unchanged_history_and_catches_an_earlier_edit(previous_re
         after = ledger_checksums(database)
         for key, rows in after.items():
             assert rows[: len(before[key])] == before[key], "the old rows stay"
-            outcome, checksum = rows[-1]
+            _outcome, checksum = rows[-1]
             assert checksum.startswith("sha256:v2:"), key
         assert after[renamed][-1][0] == "adopted"
         assert len(after[renamed]) == len(before[renamed]) + 1
@@ -256,7 +257,8 @@ def test_upgrade_keeps_unchanged_history_and_catches_an_earlier_edit(previous_re
         assert "ck_helpers.0002_mark_items" in blocked.err
         assert "edited" in blocked.err
         checked = run_command(["checkmigrations", "--all"], env, expect=None)
-        assert "SM903" in checked.output and "SM904" in checked.output
+        assert "SM903" in checked.output
+        assert "SM904" in checked.output
         assert "ck_renamed" not in blocked.err
 
 
