@@ -19,7 +19,7 @@ from django.db.migrations import Migration
 from django.db.migrations.exceptions import BadMigrationError, NodeNotFoundError
 from django.db.migrations.loader import AmbiguityError, MigrationLoader
 
-from django_safemigrate.checksum import migration_checksum
+from django_safemigrate.checksum import Comparison, compare, migration_checksum
 from django_safemigrate.exceptions import BrokenMigration, UsageError
 
 Key = tuple[str, str]
@@ -169,6 +169,47 @@ class ChecksumMismatch:
         return f"{app_label}.{name} (recorded {self.recorded[:19]}…, file now {self.current[:19]}…)"
 
 
+@dataclasses.dataclass(frozen=True)
+class Rebaseline:
+    """An applied migration recorded with an older checksum algorithm, file unchanged."""
+
+    key: Key
+    recorded: str
+    current: str
+    #: The old checksum could not be verified (it held a memory address): the file is
+    #: taken as it is, and the caller says so.
+    verified: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class AppliedCheck:
+    edited: list[ChecksumMismatch]
+    rebaseline: list[Rebaseline]
+
+
+def check_applied(
+    loader: MigrationLoader,
+    recorded: Mapping[Key, str],
+    applied: Iterable[Key],
+    checksum: Callable[[Migration], str] = migration_checksum,
+) -> AppliedCheck:
+    """Applied migrations whose file no longer means what the ledger recorded, and
+    those recorded with an older algorithm whose checksum is to be brought up to date."""
+    edited, rebaseline = [], []
+    for key in sorted(applied):
+        if key not in recorded or key not in loader.disk_migrations:
+            continue
+        migration = loader.disk_migrations[key]
+        current = checksum(migration)
+        found = compare(recorded[key], migration, current)
+        if found is Comparison.EDITED:
+            edited.append(ChecksumMismatch(key, recorded[key], current))
+        elif found is not Comparison.SAME:
+            verified = found is Comparison.UPGRADED
+            rebaseline.append(Rebaseline(key, recorded[key], current, verified))
+    return AppliedCheck(edited, rebaseline)
+
+
 def edited_migrations(
     loader: MigrationLoader,
     recorded: Mapping[Key, str],
@@ -176,14 +217,7 @@ def edited_migrations(
     checksum: Callable[[Migration], str] = migration_checksum,
 ) -> list[ChecksumMismatch]:
     """Applied migrations whose file no longer means what the ledger recorded."""
-    mismatches = []
-    for key in sorted(applied):
-        if key not in recorded or key not in loader.disk_migrations:
-            continue
-        current = checksum(loader.disk_migrations[key])
-        if current != recorded[key]:
-            mismatches.append(ChecksumMismatch(key, recorded[key], current))
-    return mismatches
+    return check_applied(loader, recorded, applied, checksum).edited
 
 
 def plan_targets(

@@ -70,7 +70,7 @@ def test_applies_the_plan_then_has_nothing_to_do(database, scenarios, engine):
         ("basic", "0002_item_price", "applied"),
         ("basic", "0003_item_sku", "applied"),
     ]
-    assert all(c.startswith("sha256:") and len(c) == 71 for *_, c in records)
+    assert all(c.startswith("sha256:v2:") and len(c) == 74 for *_, c in records)
 
 
 @pytest.mark.parametrize("engine", ENGINES)

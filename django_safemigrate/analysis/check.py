@@ -139,7 +139,7 @@ def _run_check(request: CheckRequest, settings: SafemigrateSettings) -> CheckRun
             tuple(problems),
             info,
             request.fail_on,
-            _review_states(connection if live else None, reports, settings),
+            _review_states(connection if live else None, reports, settings, loader),
         ),
         tuple(notes),
     )
@@ -191,21 +191,25 @@ def _edited_applied(
 
 
 def _review_states(
-    connection: Any, reports: list[MigrationReport], settings: SafemigrateSettings
+    connection: Any, reports: list[MigrationReport], settings: SafemigrateSettings, loader: Any
 ) -> dict[tuple[str, str], tuple[bool, str]]:
     """Whether each migration needs a review, and where it stands (from the database)."""
     from django_safemigrate.governance.gate import review_state
 
     past: dict[tuple[str, str], Any] = {}
     keys = [(r.app_label, r.name) for r in reports]
+    checksums = {(r.app_label, r.name): r.checksum for r in reports}
     if (
         connection is not None
         and keys
         and "django_safemigrate_review" in connection.introspection.table_names()
     ):
-        from django_safemigrate.governance.store import past_reviews
+        from django_safemigrate.governance.store import for_current_file, past_reviews
 
-        past = past_reviews(connection.alias, keys)
+        past = {
+            key: for_current_file(reviews, loader.disk_migrations[key], checksums[key])
+            for key, reviews in past_reviews(connection.alias, keys).items()
+        }
     states = {}
     for report in reports:
         key = (report.app_label, report.name)

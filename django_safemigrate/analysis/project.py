@@ -11,6 +11,7 @@ from django.db.migrations.state import ModelState, ProjectState
 
 from django_safemigrate.analysis.analyzer import checksum_of, migration_path
 from django_safemigrate.analysis.findings import Problem
+from django_safemigrate.checksum import Comparison, compare
 from django_safemigrate.plan import edited_migrations
 
 Key = tuple[str, str]
@@ -139,7 +140,9 @@ def lockfile_problems(
         if only is not None and key not in only:
             continue
         current = checksum_of(migration)
-        if current != checksum:
+        # A lockfile written by an earlier version holds version 1 checksums: they match
+        # when version 1 of the file still gives them.
+        if compare(checksum, migration, current) is Comparison.EDITED:
             problems.append(
                 Problem(
                     "SM904",

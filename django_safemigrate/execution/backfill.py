@@ -40,7 +40,7 @@ from django.db.migrations.operations.base import Operation
 from django.db.models import Q
 from django.utils import timezone
 
-from django_safemigrate.checksum import _canonical
+from django_safemigrate.checksum_v1 import _canonical
 
 
 @dataclasses.dataclass(frozen=True)

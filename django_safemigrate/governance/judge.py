@@ -161,7 +161,7 @@ def judge(
                 risk=report.risk,
                 phase=report.phase,
                 dependencies=tuple(parent.key for parent in loader.graph.node_map[key].parents),
-                reviews=reviews.get(key, ()),
+                reviews=store.for_current_file(reviews.get(key, ()), migration, report.checksum),
                 delay=declared.delay if declared else None,
                 detected=detected.get(key),
             )

@@ -13,6 +13,7 @@ from django.db.migrations import Migration
 from django.utils import timezone
 
 from django_safemigrate.analysis.findings import MigrationReport, TableInfo
+from django_safemigrate.checksum import Comparison, compare, version_of
 from django_safemigrate.enums import Decision, GovernedStatus, Phase, ReviewState, Verdict
 from django_safemigrate.governance.gate import GateDecision, PastReview, review_state
 from django_safemigrate.models import GovernedMigration, Review
@@ -39,6 +40,30 @@ def past_reviews(using: str, keys: Iterable[Key]) -> dict[Key, tuple[PastReview,
         if (app_label, name) in wanted:
             found.setdefault((app_label, name), []).append(PastReview(Decision(decision), checksum))
     return {key: tuple(reviews) for key, reviews in found.items()}
+
+
+def for_current_file(
+    reviews: Iterable[PastReview], migration: Migration, current: str
+) -> tuple[PastReview, ...]:
+    """``reviews``, with decisions bound to an older algorithm's checksum of this same
+    file bound to ``current`` (its checksum now) instead.
+
+    Reviews given before checksums carried their algorithm's version hold version 1
+    checksums; such a decision is for the file here exactly when version 1 of the file
+    here gives the same checksum.
+    """
+    verdicts: dict[str, Comparison] = {}
+
+    def bound(review: PastReview) -> PastReview:
+        if review.checksum == current or version_of(review.checksum) != 1:
+            return review
+        if review.checksum not in verdicts:
+            verdicts[review.checksum] = compare(review.checksum, migration, current)
+        if verdicts[review.checksum] is Comparison.UPGRADED:
+            return dataclasses.replace(review, checksum=current)
+        return review
+
+    return tuple(bound(review) for review in reviews)
 
 
 def detections(using: str, keys: Iterable[Key]) -> dict[Key, datetime]:

@@ -38,7 +38,7 @@ from django_safemigrate.execution.steps import describe_step_locks, plan_steps
 from django_safemigrate.governance.judge import Judged, judge, record
 from django_safemigrate.management.commands import migrate
 from django_safemigrate.plan import (
-    edited_migrations,
+    check_applied,
     load_disk_migrations,
     plan_targets,
     sharing_disk_scan,
@@ -361,7 +361,8 @@ class Command(migrate.Command):
         loader = self.loader
         applied = set(MigrationRecorder(connection).applied_migrations())
         recorded = ledger.recorded_checksums()
-        mismatches = edited_migrations(loader, recorded, applied)
+        checked = check_applied(loader, recorded, applied)
+        mismatches = checked.edited
         if mismatches:
             names = "; ".join(m.describe() for m in mismatches)
             message = (
@@ -373,10 +374,35 @@ class Command(migrate.Command):
             if get_settings().checksum_mismatch is ChecksumPolicy.ERROR:
                 raise Blocked(message + " Nothing was applied.")
             self.stderr.write(self.style.WARNING("Warning: " + message))
+        unverified = [r for r in checked.rebaseline if not r.verified]
+        if unverified and self.verbosity >= 1:
+            names = ", ".join(f"{r.key[0]}.{r.key[1]}" for r in unverified)
+            self.stderr.write(
+                self.style.WARNING(
+                    f"Warning: the checksums recorded for {names} by an earlier version of "
+                    "django_safemigrate cannot be verified: that version hashed a value by "
+                    "its memory address, which differs in every process. The files are "
+                    "taken as they are now and their current checksums recorded; check "
+                    "them against what was applied if in doubt."
+                )
+            )
         if ledger.writable():
             from django.utils import timezone
 
             now = timezone.now()
+            for rebaseline in checked.rebaseline:
+                # Recorded with an older checksum algorithm, file unchanged: the current
+                # checksum becomes the baseline (a new row; the old one stays).
+                ledger.record(
+                    PendingRecord(
+                        app_label=rebaseline.key[0],
+                        name=rebaseline.key[1],
+                        checksum=rebaseline.current,
+                        started_at=now,
+                        finished_at=now,
+                        outcome=MigrationOutcome.ADOPTED,
+                    )
+                )
             for key in sorted(applied - set(recorded)):
                 if key in loader.disk_migrations:
                     ledger.record(

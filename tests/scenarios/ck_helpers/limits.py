@@ -1,0 +1,3 @@
+"""Constants the data migration reads (through an import)."""
+
+KEEP = "keep"
