@@ -38,6 +38,6 @@ class Blocked(SafemigrateError):
 
 
 class MigrationFailed(SafemigrateError):
-    """A migration raised while being applied; its transaction was rolled back."""
+    """A migration raised while being applied; the message says what its failed step left."""
 
     exit_code = ExitCode.FAILED

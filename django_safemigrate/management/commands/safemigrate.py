@@ -56,7 +56,7 @@ class Command(migrate.Command):
     help = (
         "Apply migrations for a deploy: one runner at a time under a database-wide lock, "
         "every run recorded, edited applied migrations refused. Exit codes: 0 done or nothing "
-        "to do, 1 a migration failed (rolled back), 2 bad usage or configuration, 3 blocked, "
+        "to do, 1 a migration failed, 2 bad usage or configuration, 3 blocked, "
         "4 lock not taken in time."
     )
     command_name = "safemigrate"
@@ -216,6 +216,11 @@ class Command(migrate.Command):
                 if isinstance(exc, CommandError | SafemigrateError):
                     raise
                 name = ".".join(ledger.failed) if ledger.failed else "a migration"
+                failure = runners[0].failure if runners else None
+                if failure is not None and failure.migration == name:
+                    raise MigrationFailed(
+                        f"Applying {name} failed: {exc}. {failure.consequences()}"
+                    ) from exc
                 raise MigrationFailed(
                     f"Applying {name} failed: {exc}. The failed step was rolled back (or, if "
                     "it could not run in a transaction, will be cleaned up on the next run); "
