@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +33,8 @@ from django.db.migrations import Migration
 from django.db.migrations.state import ProjectState
 from django.utils import timezone
 
-from django_safemigrate.exceptions import SafemigrateError
+from django_safemigrate.conf import SECONDS, SettingsProblem, check_retries, check_seconds
+from django_safemigrate.exceptions import SafemigrateError, UsageError
 from django_safemigrate.execution.committed import CommittedWrites, watch_committed
 from django_safemigrate.execution.ledger import StepEntry
 from django_safemigrate.execution.preflight import (
@@ -90,7 +91,7 @@ class RunnerPolicy:
 
     @classmethod
     def for_migration(cls, settings: Any, migration: Migration) -> RunnerPolicy:
-        override = getattr(migration, OVERRIDE_ATTRIBUTE, None) or {}
+        override = migration_override(migration)
         lock = float(override.get("lock_timeout", settings.lock_timeout))
         statement = float(override.get("statement_timeout", settings.statement_timeout))
         return cls(
@@ -111,6 +112,50 @@ class RunnerPolicy:
     def delay(self, attempt: int) -> float:
         base = min(self.backoff_max, self.backoff * (2 ** (attempt - 1)))
         return float(base * (0.5 + random.random() / 2))  # jitter, not cryptography
+
+
+def migration_override(migration: Migration) -> dict[str, float]:
+    """The migration's ``safemigrate_timeouts``, validated like the settings they override.
+
+    Raises :class:`UsageError` naming the migration: commands check every migration
+    before the lock is taken, so a bad value stops the run before anything is applied.
+    """
+    raw = getattr(migration, OVERRIDE_ATTRIBUTE, None)
+    if raw is None:
+        return {}
+    name = f"{migration.app_label}.{migration.name}"
+    where = f"Fix {OVERRIDE_ATTRIBUTE} in the migration file. Nothing was applied."
+    if not isinstance(raw, Mapping):
+        raise UsageError(
+            f"Migration {name} sets {OVERRIDE_ATTRIBUTE} to {raw!r}, but it must be a dict "
+            f"such as {{'lock_timeout': 10, 'retries': 2}}. {where}"
+        )
+    unknown = sorted(str(key) for key in raw if key not in _OVERRIDE_KEYS)
+    if unknown:
+        raise UsageError(
+            f"Migration {name} sets {OVERRIDE_ATTRIBUTE} with unknown key(s) "
+            f"{', '.join(repr(k) for k in unknown)}; the keys are "
+            f"{', '.join(repr(k) for k in _OVERRIDE_KEYS)}. {where}"
+        )
+    values: dict[str, float] = {}
+    try:
+        for key, value in raw.items():
+            what = f"Migration {name}'s {OVERRIDE_ATTRIBUTE}['{key}']"
+            if key == "retries":
+                values[key] = check_retries(what, value)
+            else:
+                values[key] = check_seconds(what, value, SECONDS[_OVERRIDE_KEYS[key]], 10)
+    except SettingsProblem as exc:
+        raise UsageError(f"{exc.message} {where}") from None
+    return values
+
+
+#: The keys of ``safemigrate_timeouts``, and the settings whose range they share.
+_OVERRIDE_KEYS = {
+    "lock_timeout": "LOCK_TIMEOUT",
+    "statement_timeout": "STATEMENT_TIMEOUT",
+    "retries": "RETRIES",
+}
 
 
 @dataclasses.dataclass(frozen=True)
