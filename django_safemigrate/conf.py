@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -151,22 +152,81 @@ def legacy_settings(mode: str) -> SafemigrateSettings:
     )
 
 
-def _number(key: str, value: Any, *, minimum: float, inclusive: bool) -> float:
+@dataclasses.dataclass(frozen=True)
+class Seconds:
+    """The valid range of a duration setting.
+
+    Upper bounds are there because a value beyond them is a mistake (milliseconds
+    written as seconds, a stray digit), never a policy: a day of waiting for the lock,
+    an hour queued for a strong lock while every query on the table waits behind it.
+    """
+
+    maximum: float
+    #: ``False``: 0 is refused (an interval to sleep between polls).
+    zero: bool = True
+    #: Sent to PostgreSQL in whole milliseconds, where 0 means no limit: a positive
+    #: value under 1 ms would silently become "no limit".
+    milliseconds: bool = False
+
+    def describe(self) -> str:
+        low = "0 or more" if self.zero else "more than 0"
+        if self.milliseconds:
+            low = "0 (no limit) or from 0.001 (1 ms)"
+        return f"{low} up to {self.maximum:g} seconds"
+
+    def accepts(self, value: float) -> bool:
+        if not math.isfinite(value) or value < 0 or value > self.maximum:
+            return False
+        if value == 0:
+            return self.zero
+        return not (self.milliseconds and value < 0.001)
+
+
+#: The range of each duration setting (README, "Settings").
+SECONDS = {
+    "LOCK_WAIT": Seconds(86_400),
+    "LOCK_POLL_INTERVAL": Seconds(60, zero=False),
+    "LOCK_TIMEOUT": Seconds(3_600, milliseconds=True),
+    "STATEMENT_TIMEOUT": Seconds(86_400, milliseconds=True),
+    "RETRY_BACKOFF": Seconds(3_600),
+    "RETRY_BACKOFF_MAX": Seconds(3_600),
+    "PREFLIGHT_MIN_AGE": Seconds(86_400),
+    "PREFLIGHT_WAIT": Seconds(86_400),
+}
+#: The most retries a step may have after lock timeouts or deadlocks.
+MAX_RETRIES = 100
+
+
+def check_seconds(what: str, value: Any, bounds: Seconds, example: float) -> float:
+    """``value`` as seconds within ``bounds``, or :class:`SettingsProblem` naming ``what``."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise SettingsProblem(
             "safemigrate.E002",
-            f"SAFEMIGRATE['{key}'] must be a number of seconds, not {value!r}.",
-            f"Set SAFEMIGRATE['{key}'] to a number such as "
-            f"{getattr(SafemigrateSettings, _FIELDS[key])}.",
+            f"{what} must be a number of seconds, not {value!r}.",
+            f"Set {what} to a number such as {example:g}.",
         )
-    if value < minimum or (value == minimum and not inclusive):
-        bound = f"at least {minimum:g}" if inclusive else f"greater than {minimum:g}"
+    if not bounds.accepts(float(value)):
         raise SettingsProblem(
             "safemigrate.E003",
-            f"SAFEMIGRATE['{key}'] is {value!r}, but it must be {bound}.",
-            f"Set SAFEMIGRATE['{key}'] to a value {bound}.",
+            f"{what} is {value!r}, but it must be a finite number of seconds, {bounds.describe()}.",
+            f"Set {what} to a value {bounds.describe()}, such as {example:g}.",
         )
     return float(value)
+
+
+def check_retries(what: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_RETRIES:
+        raise SettingsProblem(
+            "safemigrate.E013",
+            f"{what} is {value!r}, but it must be a whole number from 0 to {MAX_RETRIES}.",
+            "Set it to how many times a step may be retried after a lock timeout, e.g. 5.",
+        )
+    return value
+
+
+def _number(key: str, value: Any) -> float:
+    default = getattr(SafemigrateSettings, _FIELDS[key])
+    return check_seconds(f"SAFEMIGRATE['{key}']", value, SECONDS[key], default)
 
 
 def parse_settings(raw: object, database_aliases: Mapping[str, Any]) -> SafemigrateSettings:
@@ -222,10 +282,8 @@ def parse_settings(raw: object, database_aliases: Mapping[str, Any]) -> Safemigr
 
 
 def _parse_value(key: str, value: Any, database_aliases: Mapping[str, Any]) -> Any:
-    if key == "LOCK_WAIT":
-        return _number(key, value, minimum=0, inclusive=True)
-    if key == "LOCK_POLL_INTERVAL":
-        return _number(key, value, minimum=0, inclusive=False)
+    if key in SECONDS:
+        return _number(key, value)
     if key == "LOCK_DATABASE":
         if value is not None and value not in database_aliases:
             raise SettingsProblem(
@@ -253,23 +311,8 @@ def _parse_value(key: str, value: Any, database_aliases: Mapping[str, Any]) -> A
                 "Choose what to do about old transactions on a table a step will lock.",
             )
         return value
-    if key in (
-        "LOCK_TIMEOUT",
-        "STATEMENT_TIMEOUT",
-        "RETRY_BACKOFF",
-        "RETRY_BACKOFF_MAX",
-        "PREFLIGHT_MIN_AGE",
-        "PREFLIGHT_WAIT",
-    ):
-        return _number(key, value, minimum=0, inclusive=True)
     if key == "RETRIES":
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise SettingsProblem(
-                "safemigrate.E013",
-                f"SAFEMIGRATE['RETRIES'] is {value!r}, but it must be a whole number, 0 or more.",
-                "Set it to how many times a step may be retried after a lock timeout, e.g. 5.",
-            )
-        return value
+        return check_retries("SAFEMIGRATE['RETRIES']", value)
     if key == "FAIL_ON":
         return parse_fail_on(value, "SAFEMIGRATE['FAIL_ON']", check_id="safemigrate.E007")
     if key == "SMALL_TABLE_ROWS":

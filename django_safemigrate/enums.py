@@ -10,7 +10,7 @@ class ExitCode(enum.IntEnum):
     """Exit codes of ``safemigrate`` and ``checkmigrations`` (see README, "Exit codes")."""
 
     OK = 0
-    #: ``safemigrate``: a migration failed and was rolled back.
+    #: ``safemigrate``: a migration failed (the message says what became of its failed step).
     #: ``checkmigrations``: findings at or above ``--fail-on``.
     FAILED = 1
     #: Bad usage or configuration; nothing was touched.

@@ -25,6 +25,14 @@ class BrokenMigration(UsageError):
     """A migration module cannot be imported or its graph is inconsistent."""
 
 
+class InconsistentHistory(UsageError):
+    """``django_migrations`` records a migration as applied while a dependency of it is not."""
+
+
+class LedgerMissing(UsageError):
+    """The ledger's tables are gone although ``django_migrations`` says they were created."""
+
+
 class LockTimeout(SafemigrateError):
     """The migration lock stayed with another runner for longer than the wait time."""
 
@@ -38,6 +46,6 @@ class Blocked(SafemigrateError):
 
 
 class MigrationFailed(SafemigrateError):
-    """A migration raised while being applied; its transaction was rolled back."""
+    """A migration raised while being applied; the message says what its failed step left."""
 
     exit_code = ExitCode.FAILED

@@ -12,15 +12,21 @@ import dataclasses
 import os
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import ClassVar
+from typing import Any, ClassVar
 
+import django
 from django.apps import apps
 from django.db.migrations import Migration
-from django.db.migrations.exceptions import BadMigrationError, NodeNotFoundError
+from django.db.migrations.exceptions import (
+    BadMigrationError,
+    CircularDependencyError,
+    InconsistentMigrationHistory,
+    NodeNotFoundError,
+)
 from django.db.migrations.loader import AmbiguityError, MigrationLoader
 
 from django_safemigrate.checksum import Comparison, compare, migration_checksum
-from django_safemigrate.exceptions import BrokenMigration, UsageError
+from django_safemigrate.exceptions import BrokenMigration, InconsistentHistory, UsageError
 
 Key = tuple[str, str]
 
@@ -71,8 +77,73 @@ def load_disk_migrations() -> MigrationLoader:
         ) from exc
     except BadMigrationError as exc:
         raise BrokenMigration(f"{exc}. Nothing was applied.") from exc
+    except CircularDependencyError as exc:
+        raise BrokenMigration(describe_cycle(exc)) from exc
     except Exception as exc:
         raise BrokenMigration(_describe_import_failure(exc)) from exc
+
+
+def describe_cycle(exc: CircularDependencyError) -> str:
+    """Name the migrations (and their files) whose dependencies form a circle."""
+    keys = [tuple(item.strip().split(".", 1)) for item in str(exc).split(",") if "." in item]
+    named = []
+    for app_label, name in keys:
+        path = _migration_file(app_label, name)
+        named.append(f"{app_label}.{name}" + (f" ({path})" if path else ""))
+    circle = " -> ".join([*named, ".".join(keys[0])]) if named else str(exc)
+    return (
+        f"The migration dependencies form a circle: {circle}. Each depends, directly or "
+        "through the others, on itself, so no order can apply them. Remove the dependency "
+        "that points forward in one of these files and run the command again. Nothing was "
+        "applied."
+    )
+
+
+def _migration_file(app_label: str, name: str) -> str | None:
+    """The file of an imported migration module, relative to the current directory."""
+    import sys
+
+    module_name, _ = MigrationLoader.migrations_module(app_label)
+    module = sys.modules.get(f"{module_name}.{name}") if module_name else None
+    path = getattr(module, "__file__", None)
+    return _relative(path) if path else None
+
+
+def check_history(loader: MigrationLoader, connection: Any, *, nothing: str) -> None:
+    """Raise :class:`InconsistentHistory` when an applied migration's dependency is not.
+
+    ``nothing`` ends the message: what the command did not do ("Nothing was applied.").
+    """
+    try:
+        loader.check_consistent_history(connection)
+    except InconsistentMigrationHistory as exc:
+        raise InconsistentHistory(describe_inconsistent_history(exc, nothing)) from exc
+
+
+def refuse_conflicts(loader: MigrationLoader) -> None:
+    """Raise :class:`UsageError` for conflicting leaf migrations, as ``migrate`` refuses them."""
+    conflicts = loader.detect_conflicts()
+    if conflicts:
+        names = "; ".join(
+            f"{', '.join(sorted(leaves))} in {app_label}"
+            for app_label, leaves in sorted(conflicts.items())
+        )
+        raise UsageError(
+            "Conflicting migrations detected; multiple leaf nodes in the migration graph: "
+            f"({names}). Merge them with 'python manage.py makemigrations --merge' (or make "
+            "one depend on the other), then run the command again. Nothing was changed."
+        )
+
+
+def describe_inconsistent_history(exc: InconsistentMigrationHistory, nothing: str) -> str:
+    return (
+        f"{str(exc).rstrip('.')}. The database's migration history does not fit the migration "
+        "files: django_migrations records a migration as applied while one it depends on is "
+        "not (a dependency added to an applied migration, or rows removed from "
+        "django_migrations). Check which of the two the schema matches; then apply the "
+        "missing dependency, record it with 'migrate APP NAME --fake' if its changes are "
+        f"already there, or correct the dependency in the file. {nothing}"
+    )
 
 
 def _describe_import_failure(exc: BaseException) -> str:
@@ -94,9 +165,13 @@ def _failing_migration_file(exc: BaseException) -> str | None:
     if isinstance(exc, SyntaxError) and exc.filename:
         return f"{_relative(exc.filename)} (line {exc.lineno})"
     found = None
+    django_dir = os.path.dirname(os.path.abspath(django.__file__)) + os.sep
     for frame, lineno in traceback.walk_tb(exc.__traceback__):
         filename = frame.f_code.co_filename
-        if f"{os.sep}migrations{os.sep}" in filename:
+        # Django's own django/db/migrations/ package is never the migration at fault.
+        if f"{os.sep}migrations{os.sep}" in filename and not os.path.abspath(filename).startswith(
+            django_dir
+        ):
             found = f"{_relative(filename)} (line {lineno})"
     return found
 

@@ -155,3 +155,56 @@ def test_the_older_package_modes(mode, on_blocked, govern):
     assert parsed.infer_phase is False
     assert parsed.on_blocked is on_blocked
     assert parsed.govern is govern
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("LOCK_TIMEOUT", float("nan")),
+        ("LOCK_TIMEOUT", float("inf")),
+        ("LOCK_TIMEOUT", 3_601),
+        # Sent in whole milliseconds: 0.4 ms would become 0, "no limit".
+        ("LOCK_TIMEOUT", 0.0004),
+        ("STATEMENT_TIMEOUT", float("-inf")),
+        ("STATEMENT_TIMEOUT", 86_401),
+        ("LOCK_WAIT", float("nan")),
+        ("LOCK_WAIT", 1e12),
+        ("LOCK_POLL_INTERVAL", float("inf")),
+        ("RETRY_BACKOFF", float("nan")),
+        ("RETRY_BACKOFF_MAX", 1e9),
+        ("PREFLIGHT_MIN_AGE", float("inf")),
+        ("PREFLIGHT_WAIT", float("nan")),
+    ],
+)
+def test_durations_must_be_finite_and_bounded(key, value):
+    with pytest.raises(InvalidSettings) as caught:
+        parse_settings({key: value}, ALIASES)
+    (problem,) = caught.value.problems
+    assert problem.check_id == "safemigrate.E003"
+    assert "must be a finite number of seconds" in problem.message
+    with override_settings(SAFEMIGRATE={key: value}), pytest.raises(SystemCheckError) as info:
+        call_command("check")
+    assert "safemigrate.E003" in str(info.value)
+
+
+@pytest.mark.parametrize("value", [101, 10**9, -1])
+def test_retries_are_bounded(value):
+    with pytest.raises(InvalidSettings) as caught:
+        parse_settings({"RETRIES": value}, ALIASES)
+    assert [p.check_id for p in caught.value.problems] == ["safemigrate.E013"]
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("LOCK_TIMEOUT", 0),
+        ("LOCK_TIMEOUT", 0.001),
+        ("LOCK_TIMEOUT", 3_600),
+        ("STATEMENT_TIMEOUT", 86_400),
+        ("LOCK_WAIT", 0),
+        ("LOCK_WAIT", 86_400),
+        ("RETRY_BACKOFF_MAX", 3_600),
+    ],
+)
+def test_durations_at_their_bounds_are_accepted(key, value):
+    assert parse_settings({key: value}, ALIASES) is not None

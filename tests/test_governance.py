@@ -166,7 +166,8 @@ def test_plan_shows_the_gate_decision_and_changes_nothing(database, scenarios):
     env = env_for(database, scenarios)
     start(database, env)
     before = applied(database)
-    result = run_command(["safemigrate", "--plan", "--phase", "pre"], env, expect=0)
+    # A run would stop (exit 3): so does the plan.
+    result = run_command(["safemigrate", "--plan", "--phase", "pre"], env, expect=3)
     assert applied(database) == before
     out = result.out
     assert "ph_catalog.0003_remove_product_legacy_code: destructive, post_deploy" in out

@@ -172,7 +172,11 @@ def test_unknown_role_exits_2(database, scenarios):
     ("setting", "message"),
     [
         ({"LOCK_WAIT": "soon"}, "SAFEMIGRATE['LOCK_WAIT'] must be a number of seconds"),
-        ({"LOCK_WAIT": -1}, "SAFEMIGRATE['LOCK_WAIT'] is -1, but it must be at least 0"),
+        (
+            {"LOCK_WAIT": -1},
+            "SAFEMIGRATE['LOCK_WAIT'] is -1, but it must be a finite number of seconds, 0 or "
+            "more up to 86400 seconds",
+        ),
         ({"LOCK_WIAT": 5}, "SAFEMIGRATE has an unknown key 'LOCK_WIAT'"),
         ({"LOCK_DATABASE": "replica"}, "is not a database alias"),
         ({"CHECKSUM_MISMATCH": "ignore"}, "must be one of 'error', 'warn'"),

@@ -24,7 +24,12 @@ from django_safemigrate.conf import SafemigrateSettings
 from django_safemigrate.enums import Risk
 from django_safemigrate.exceptions import DatabaseUnavailable
 from django_safemigrate.execution.run import connect, describe_database, postgres_connection
-from django_safemigrate.plan import load_disk_migrations, sharing_disk_scan, validate_selection
+from django_safemigrate.plan import (
+    check_history,
+    load_disk_migrations,
+    sharing_disk_scan,
+    validate_selection,
+)
 from django_safemigrate.reporting import DatabaseInfo, Result
 
 
@@ -81,6 +86,9 @@ def _run_check(request: CheckRequest, settings: SafemigrateSettings) -> CheckRun
         recorder = MigrationRecorder(connection)
         if recorder.has_table():
             applied = set(recorder.applied_migrations())
+        if not (request.all or request.since or chosen.migration_name):
+            # "Not yet applied" means nothing on a history that does not fit the files.
+            check_history(loader, connection, nothing="Nothing was checked.")
 
     path = request.lockfile or lockfile.default_path(settings.lockfile)
     keys, locked_scope = _selection(request, loader, chosen, applied, path)

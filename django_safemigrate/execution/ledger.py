@@ -111,7 +111,42 @@ class Ledger:
                     key for key in recorder.applied_migrations() if key[0] == APP_LABEL
                 }
             self._writable = bool(self._ours) and self._ours <= self._applied_ours
+            if self._writable:
+                self._refuse_missing_tables()
         return self._writable
+
+    def _refuse_missing_tables(self) -> None:
+        """Stop with :class:`LedgerMissing` when tables said to exist were dropped.
+
+        Without this, the first write fails on a missing relation in the middle of
+        taking the lock, which reads like a lost connection.
+        """
+        from django.apps import apps
+
+        from django_safemigrate.exceptions import LedgerMissing
+
+        tables = [model._meta.db_table for model in apps.get_app_config(APP_LABEL).get_models()]
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT name FROM unnest(%s::text[]) AS name WHERE to_regclass(name) IS NULL",
+                [tables],
+            )
+            missing = [row[0] for row in cursor.fetchall()]
+        if not missing:
+            return
+        # Later calls (closing the run) see a ledger that cannot be written.
+        self._writable = False
+        raise LedgerMissing(
+            f"The ledger table(s) {', '.join(missing)} are missing from database "
+            f"'{self.connection.alias}', although django_migrations records the migrations "
+            f"that create them ({APP_LABEL}) as applied: they were dropped by hand or left out "
+            "of a restore, and the run history they held is gone. Restore them from a backup; "
+            'or start a new ledger (README, "Lost ledger tables"): drop what is left of '
+            f"this app's tables and functions ({APP_LABEL}_*), delete its rows from "
+            f"django_migrations (DELETE FROM django_migrations WHERE app = '{APP_LABEL}') and "
+            "run safemigrate again, which creates the tables and takes the applied migrations "
+            "as its new baseline. Nothing was applied."
+        )
 
     def migration_recorded(self, key: tuple[str, str], *, applied: bool) -> None:
         """Keep :meth:`writable` true to the database as this app's migrations change."""

@@ -15,6 +15,8 @@
 * A transactional step that fails on a lock timeout (55P03) or a deadlock
   (40P01) rolled back whole, so it is retried with exponential backoff and
   jitter.
+* A step that fails for good is kept as :attr:`StepRunner.failure`, with what
+  it left committed when it ran outside a transaction, for the failure message.
 """
 
 from __future__ import annotations
@@ -22,16 +24,18 @@ from __future__ import annotations
 import dataclasses
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, Error, transaction
 from django.db.migrations import Migration
 from django.db.migrations.state import ProjectState
 from django.utils import timezone
 
-from django_safemigrate.exceptions import SafemigrateError
+from django_safemigrate.conf import SECONDS, SettingsProblem, check_retries, check_seconds
+from django_safemigrate.exceptions import SafemigrateError, UsageError
+from django_safemigrate.execution.committed import CommittedWrites, watch_committed
 from django_safemigrate.execution.ledger import StepEntry
 from django_safemigrate.execution.preflight import (
     OldTransactionWatch,
@@ -87,7 +91,7 @@ class RunnerPolicy:
 
     @classmethod
     def for_migration(cls, settings: Any, migration: Migration) -> RunnerPolicy:
-        override = getattr(migration, OVERRIDE_ATTRIBUTE, None) or {}
+        override = migration_override(migration)
         lock = float(override.get("lock_timeout", settings.lock_timeout))
         statement = float(override.get("statement_timeout", settings.statement_timeout))
         return cls(
@@ -108,6 +112,101 @@ class RunnerPolicy:
     def delay(self, attempt: int) -> float:
         base = min(self.backoff_max, self.backoff * (2 ** (attempt - 1)))
         return float(base * (0.5 + random.random() / 2))  # jitter, not cryptography
+
+
+def migration_override(migration: Migration) -> dict[str, float]:
+    """The migration's ``safemigrate_timeouts``, validated like the settings they override.
+
+    Raises :class:`UsageError` naming the migration: commands check every migration
+    before the lock is taken, so a bad value stops the run before anything is applied.
+    """
+    raw = getattr(migration, OVERRIDE_ATTRIBUTE, None)
+    if raw is None:
+        return {}
+    name = f"{migration.app_label}.{migration.name}"
+    where = f"Fix {OVERRIDE_ATTRIBUTE} in the migration file. Nothing was applied."
+    if not isinstance(raw, Mapping):
+        raise UsageError(
+            f"Migration {name} sets {OVERRIDE_ATTRIBUTE} to {raw!r}, but it must be a dict "
+            f"such as {{'lock_timeout': 10, 'retries': 2}}. {where}"
+        )
+    unknown = sorted(str(key) for key in raw if key not in _OVERRIDE_KEYS)
+    if unknown:
+        raise UsageError(
+            f"Migration {name} sets {OVERRIDE_ATTRIBUTE} with unknown key(s) "
+            f"{', '.join(repr(k) for k in unknown)}; the keys are "
+            f"{', '.join(repr(k) for k in _OVERRIDE_KEYS)}. {where}"
+        )
+    values: dict[str, float] = {}
+    try:
+        for key, value in raw.items():
+            what = f"Migration {name}'s {OVERRIDE_ATTRIBUTE}['{key}']"
+            if key == "retries":
+                values[key] = check_retries(what, value)
+            else:
+                values[key] = check_seconds(what, value, SECONDS[_OVERRIDE_KEYS[key]], 10)
+    except SettingsProblem as exc:
+        raise UsageError(f"{exc.message} {where}") from None
+    return values
+
+
+#: The keys of ``safemigrate_timeouts``, and the settings whose range they share.
+_OVERRIDE_KEYS = {
+    "lock_timeout": "LOCK_TIMEOUT",
+    "statement_timeout": "STATEMENT_TIMEOUT",
+    "retries": "RETRIES",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class StepFailure:
+    """The step that failed for good, and what it left behind (for the failure message)."""
+
+    migration: str
+    index: int
+    step_count: int
+    kind: StepKind
+    description: str
+    #: What stays committed, in words ("3 rows inserted into shop_item"); "" for nothing.
+    committed: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"step {self.index + 1}/{self.step_count} ({self.description})"
+
+    def consequences(self) -> str:
+        """What became of the failed step, and what to do: sentences for the message."""
+        if self.kind is StepKind.TRANSACTIONAL:
+            return (
+                f"The failed {self.label} ran in a transaction and was rolled back; finished "
+                "steps and the migrations applied before it stay applied and recorded. Fix the "
+                "cause and run safemigrate again to resume at that step."
+            )
+        if self.kind is StepKind.AUTOCOMMIT_PYTHON:
+            wrote = (
+                f"what it wrote before the error stays committed: {self.committed}"
+                if self.committed
+                else "whatever it wrote before the error stays committed (no committed write "
+                "was seen)"
+            )
+            return (
+                f"The failed {self.label} ran outside a transaction, as the migration asks "
+                f"(atomic = False), so nothing undid it: {wrote}. Finished steps and the "
+                "migrations applied before it stay applied and recorded. Fix the cause and "
+                "either undo those writes or make the function skip work already done, then "
+                "run safemigrate again: it resumes by running this step again from its start."
+            )
+        left = (
+            f"PostgreSQL undid the failed statement itself, but {self.committed}"
+            if self.committed
+            else "PostgreSQL undid the failed statement itself; nothing of this step stays"
+        )
+        return (
+            f"The failed {self.label} ran outside a transaction (PostgreSQL refuses it inside "
+            f"one), so no transaction could undo it as a whole: {left}. Finished steps and the "
+            "migrations applied before it stay applied and recorded. Fix the cause and run "
+            "safemigrate again to resume at that step."
+        )
 
 
 def _relaxed(node: Any, pg_version: int) -> bool:
@@ -162,6 +261,10 @@ class StepRunner:
         self._watch = OldTransactionWatch(self.connection, settings.preflight_min_age)
         #: (connection, timeouts) set at session level by one-transaction migrations.
         self._session: tuple[int, Timeouts] | None = None
+        #: The step that failed for good, once one has.
+        self.failure: StepFailure | None = None
+        #: What the running autocommit ``RunPython`` step has committed so far.
+        self._committed = CommittedWrites()
 
     # -- planning ------------------------------------------------------------------------
 
@@ -236,9 +339,12 @@ class StepRunner:
                     # A session SET made inside the failed transaction was rolled back.
                     self._session = None
                     code = sqlstate(exc)
-                    if step.kind is StepKind.AUTOCOMMIT_PYTHON or code not in RETRYABLE:
-                        raise
-                    if attempt > policy.retries:
+                    if (
+                        step.kind is StepKind.AUTOCOMMIT_PYTHON
+                        or code not in RETRYABLE
+                        or attempt > policy.retries
+                    ):
+                        self.failure = self._failure(migration, step, len(steps))
                         raise
                     wait = policy.delay(attempt)
                     self.notify(
@@ -254,11 +360,55 @@ class StepRunner:
                     else:
                         walk.restore(checkpoint)
                     continue
+                except Exception:
+                    self.failure = self._failure(migration, step, len(steps))
+                    raise
                 break
             assert entry.finished_at is not None
             elapsed = (entry.finished_at - entry.started_at).total_seconds()
             self.report(f"    {label} ({elapsed:.2f}s)")
         return walk.state
+
+    def _failure(self, migration: Migration, step: Step, step_count: int) -> StepFailure:
+        committed = ""
+        if step.kind is StepKind.AUTOCOMMIT_PYTHON:
+            committed = self._committed.describe()
+        elif step.kind is StepKind.NON_TRANSACTIONAL:
+            committed = self._left_behind(step)
+        return StepFailure(
+            migration=f"{migration.app_label}.{migration.name}",
+            index=step.index,
+            step_count=step_count,
+            kind=step.kind,
+            description=step.description,
+            committed=committed,
+        )
+
+    def _left_behind(self, step: Step) -> str:
+        """What a failed statement that ran alone leaves: a concurrent build, its index."""
+        from pglast import ast
+
+        for part in step.parts:
+            for statement in (s for sql in part.statements or () for s in parse(sql)):
+                node = statement.tree
+                if isinstance(node, ast.IndexStmt) and node.concurrent and node.idxname:
+                    schema = node.relation.schemaname if node.relation is not None else None
+                    try:
+                        state = self._index_state(node.idxname, schema)
+                    except Error:  # a dead connection: say nothing rather than hide the failure
+                        return ""
+                    if state == "invalid":
+                        return (
+                            f"the failed concurrent build left the INVALID index "
+                            f"{node.idxname} behind (it still slows writes and, if unique, "
+                            "enforces uniqueness); the next run drops it and builds it again"
+                        )
+                if isinstance(node, ast.DoStmt | ast.CallStmt):
+                    return (
+                        "what the block committed itself before the error (a COMMIT inside "
+                        "it) stays committed"
+                    )
+        return ""
 
     def _state_of_applied(self) -> ProjectState:
         """The project state of what the database has applied (after a rolled-back step)."""
@@ -344,7 +494,7 @@ class StepRunner:
                             self._run_part(migration, part, walk, editor)
                 self._finished(migration, entry, last)
             return
-        with self._editor(policy, local=False) as editor:
+        with self._editor(policy, local=False) as editor, self._watch_python(step):
             for part in step.parts:
                 if step.kind is StepKind.NON_TRANSACTIONAL and part.statements:
                     walk.advance(part.operation_index)
@@ -357,6 +507,15 @@ class StepRunner:
                 self._finished(migration, entry, last)
         else:
             self._finished(migration, entry, last)
+
+    @contextmanager
+    def _watch_python(self, step: Step) -> Iterator[None]:
+        """Count what an autocommit ``RunPython`` step commits (see :mod:`.committed`)."""
+        if step.kind is not StepKind.AUTOCOMMIT_PYTHON:
+            yield
+            return
+        with watch_committed(self.connection) as self._committed:
+            yield
 
     def _finished(self, migration: Migration, entry: StepEntry, last: bool) -> None:
         """The step's record; with the last step, the migration's records too (one statement)."""

@@ -2,10 +2,14 @@
 
 PostgreSQL refuses some statements inside a transaction block (``CREATE INDEX
 CONCURRENTLY``, ``VACUUM``, …; see :mod:`django_safemigrate.transactions`).
-Each such statement becomes a step of its own; consecutive operations that can
-run in a transaction are grouped into one transactional step. A ``RunSQL``
-mixing both kinds is split statement by statement. The decision is made from
-the SQL the backend renders (parse trees), not from operation class names.
+Each such statement becomes a step of its own. In an atomic migration,
+consecutive operations that can run in a transaction are grouped into one
+transactional step; in an ``atomic = False`` migration each operation is a step
+of its own, in order, as its author wrote it: ``ADD CONSTRAINT … NOT VALID``
+commits (releasing its strong lock) before a later ``VALIDATE CONSTRAINT``
+starts. A ``RunSQL`` mixing both kinds is split statement by statement. The
+decision is made from the SQL the backend renders (parse trees), not from
+operation class names.
 
 A failure can then leave at most one step undone, never half a step, and a
 rerun resumes at the first unfinished step.
@@ -103,6 +107,9 @@ def plan_steps(
                 Step(len(steps), StepKind.AUTOCOMMIT_PYTHON, (part,), _describe(migration, [part]))
             )
             continue
+        if not migration.atomic:
+            # No transaction spans two operations of a non-atomic migration.
+            close_transactional()
         refusing = [s for s in op.statements if _refuses(s, pg_version)]
         if not refusing:
             pending.append(StepPart(op.index))

@@ -1,7 +1,8 @@
 """Django's ``migrate``, taking the migration lock and keeping the ledger.
 
 Everything else is Django's: options, output at the default verbosity, signals
-and exit codes. Only ``--plan`` and ``--check`` skip the lock, because they
+and exit codes (errors Django would show as a traceback are one paragraph here,
+still exit 1). Only ``--plan`` and ``--check`` skip the lock, because they
 change nothing. The lock is announced only when this run has to wait for it.
 """
 
@@ -12,16 +13,28 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser, SystemCheckError
 from django.core.management.commands import migrate as django_migrate
 from django.db import connections
+from django.db.migrations.exceptions import CircularDependencyError, InconsistentMigrationHistory
 
 from django_safemigrate.checksum import warm_up
-from django_safemigrate.conf import SafemigrateSettings, get_settings
+from django_safemigrate.conf import (
+    SECONDS,
+    SafemigrateSettings,
+    SettingsProblem,
+    check_seconds,
+    get_settings,
+)
 from django_safemigrate.enums import ExitCode
-from django_safemigrate.exceptions import LockTimeout, UsageError
+from django_safemigrate.exceptions import SafemigrateError, UsageError
 from django_safemigrate.execution.executor import ledgered_executor
 from django_safemigrate.execution.ledger import Ledger
 from django_safemigrate.execution.lock import Holder, command_line
-from django_safemigrate.execution.run import RunRequest, governed_run, postgres_connection
-from django_safemigrate.plan import sharing_disk_scan
+from django_safemigrate.execution.run import (
+    RunRequest,
+    connect,
+    governed_run,
+    postgres_connection,
+)
+from django_safemigrate.plan import describe_cycle, describe_inconsistent_history, sharing_disk_scan
 
 
 class Command(django_migrate.Command):
@@ -59,9 +72,26 @@ class Command(django_migrate.Command):
     usage_exit_code: int = 1
 
     def handle(self, *args: Any, **options: Any) -> None:
+        """Django's exit codes (1 for every error, 4 for the lock), one paragraph, no traceback."""
+        try:
+            self.run_governed(*args, **options)
+        except SafemigrateError as exc:
+            code = exc.exit_code if exc.exit_code == ExitCode.LOCK_TIMEOUT else 1
+            raise CommandError(str(exc), returncode=code) from exc
+        except InconsistentMigrationHistory as exc:
+            raise CommandError(
+                describe_inconsistent_history(exc, "Nothing was applied."), returncode=1
+            ) from exc
+        except CircularDependencyError as exc:
+            raise CommandError(describe_cycle(exc), returncode=1) from exc
+
+    def run_governed(self, *args: Any, **options: Any) -> None:
         self.verbosity = options["verbosity"]
         passthrough = self.command_name == "migrate" and not _postgresql(options["database"])
         if options["plan"] or options["check_unapplied"] or passthrough:
+            if not passthrough:
+                # Django would show a traceback for a database it cannot reach.
+                connect(postgres_connection(options["database"]))
             # A database that is not PostgreSQL (a second one in a multi-database project)
             # is migrated by Django's migrate as it is: no lock, no ledger.
             super().handle(*args, **options)
@@ -69,21 +99,21 @@ class Command(django_migrate.Command):
         warm_up()
         settings = get_settings()
         request = self.run_request(options, settings)
-        try:
-            with (
-                sharing_disk_scan(),
-                governed_run(request, settings, self.report_wait, self.stderr.write) as ledger,
-            ):
-                self.handle_locked(ledger, *args, **options)
-        except LockTimeout as exc:
-            raise CommandError(str(exc), returncode=ExitCode.LOCK_TIMEOUT) from exc
+        with (
+            sharing_disk_scan(),
+            governed_run(request, settings, self.report_wait, self.stderr.write) as ledger,
+        ):
+            self.handle_locked(ledger, *args, **options)
 
     def run_request(self, options: dict[str, Any], settings: SafemigrateSettings) -> RunRequest:
         lock_wait = options.get("lock_wait")
-        if lock_wait is not None and lock_wait < 0:
-            raise CommandError(
-                "--lock-wait must be 0 or more seconds.", returncode=self.usage_exit_code
-            )
+        if lock_wait is not None:
+            try:
+                check_seconds("--lock-wait", lock_wait, SECONDS["LOCK_WAIT"], settings.lock_wait)
+            except SettingsProblem as exc:
+                raise CommandError(
+                    f"{exc.message} Nothing was applied.", returncode=self.usage_exit_code
+                ) from None
         return RunRequest(
             database=options["database"],
             command=self.command_name,

@@ -13,7 +13,7 @@ from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 from django.core.management.commands import migrate as django_migrate
-from django.db import DatabaseError, connections
+from django.db import connections
 from django.db.migrations.exceptions import InconsistentMigrationHistory
 from django.db.migrations.executor import MigrationExecutor
 from django.db.migrations.recorder import MigrationRecorder
@@ -33,14 +33,16 @@ from django_safemigrate.execution.backfill import Progress, set_progress_reporte
 from django_safemigrate.execution.executor import LedgerExecutor, ledgered_executor
 from django_safemigrate.execution.ledger import APP_LABEL, Ledger, PendingRecord
 from django_safemigrate.execution.run import connect, postgres_connection
-from django_safemigrate.execution.runner import StepRunner
+from django_safemigrate.execution.runner import StepRunner, migration_override
 from django_safemigrate.execution.steps import describe_step_locks, plan_steps
 from django_safemigrate.governance.judge import Judged, judge, record
 from django_safemigrate.management.commands import migrate
 from django_safemigrate.plan import (
     check_applied,
+    check_history,
     load_disk_migrations,
     plan_targets,
+    refuse_conflicts,
     sharing_disk_scan,
     validate_selection,
 )
@@ -56,7 +58,7 @@ class Command(migrate.Command):
     help = (
         "Apply migrations for a deploy: one runner at a time under a database-wide lock, "
         "every run recorded, edited applied migrations refused. Exit codes: 0 done or nothing "
-        "to do, 1 a migration failed (rolled back), 2 bad usage or configuration, 3 blocked, "
+        "to do, 1 a migration failed, 2 bad usage or configuration, 3 blocked, "
         "4 lock not taken in time."
     )
     command_name = "safemigrate"
@@ -90,10 +92,12 @@ class Command(migrate.Command):
             with sharing_disk_scan():
                 self.loader = load_disk_migrations()
                 validate_selection(self.loader, options["app_label"], options["migration_name"])
+                for migration in self.loader.disk_migrations.values():
+                    migration_override(migration)
                 if options["plan"]:
                     self.show_plan(**options)
                     return
-                super().handle(*args, **options)
+                self.run_governed(*args, **options)
         except SafemigrateError as exc:
             raise CommandError(str(exc), returncode=exc.exit_code) from exc
         except InconsistentMigrationHistory as exc:
@@ -118,6 +122,10 @@ class Command(migrate.Command):
         connection = postgres_connection(options["database"])
         connect(connection)
         executor = MigrationExecutor(connection)
+        # What a run would refuse (exit 2), --plan refuses too.
+        check_history(executor.loader, connection, nothing="Nothing was changed.")
+        refuse_conflicts(executor.loader)
+        Ledger(connection, command=self.command_name, argv="").writable()  # tables dropped?
         targets = plan_targets(executor.loader, options["app_label"], options["migration_name"])
         plan = executor.migration_plan(targets)
         settings = get_settings()
@@ -171,9 +179,15 @@ class Command(migrate.Command):
                 )
         if judged.result.stopped:
             self.stdout.write("The gate would stop this plan: nothing would be applied (exit 3).")
+            raise Blocked(
+                "The gate would stop this plan (see above): a run would apply nothing and exit "
+                f"3. {self.review_advice(judged, connection)}"
+            )
 
     def handle_locked(self, ledger: Ledger, *args: Any, **options: Any) -> None:
         connection = connections[options["database"]]
+        # Before the ledger's own tables are created: a usage error changes nothing.
+        check_history(self.loader, connection, nothing="Nothing was applied.")
         self.step_lines: list[str] = []
         runners: list[StepRunner] = []
 
@@ -199,9 +213,15 @@ class Command(migrate.Command):
         # transaction committed, and a crash in between leaves it applied but unrecorded.
         with ledgered_executor(ledger, runner_factory) as executor_class:
             if options["app_label"] != APP_LABEL:
-                self.bootstrap_ledger(
-                    ledger, executor_class(connection, self.migration_progress_callback)
-                )
+                try:
+                    self.bootstrap_ledger(
+                        ledger, executor_class(connection, self.migration_progress_callback)
+                    )
+                except Exception as exc:
+                    failed = self.migration_failed(exc, ledger, runners)
+                    if failed is None:
+                        raise
+                    raise failed from exc
         self.refuse_edited(ledger, connection)
         allowed = self.gate(ledger, connection, options)
         self.watch_governed(ledger, connection.alias)
@@ -212,18 +232,31 @@ class Command(migrate.Command):
             executor_class.allowed = allowed
             try:
                 django_migrate.Command.handle(self, *args, **options)
-            except (DatabaseError, Exception) as exc:
-                if isinstance(exc, CommandError | SafemigrateError):
+            except Exception as exc:
+                failed = self.migration_failed(exc, ledger, runners)
+                if failed is None:
                     raise
-                name = ".".join(ledger.failed) if ledger.failed else "a migration"
-                raise MigrationFailed(
-                    f"Applying {name} failed: {exc}. The failed step was rolled back (or, if "
-                    "it could not run in a transaction, will be cleaned up on the next run); "
-                    "finished steps and the migrations applied before it stay applied and "
-                    "recorded. Fix the cause and run safemigrate again to resume."
-                ) from exc
+                raise failed from exc
             finally:
                 set_progress_reporter(previous)
+
+    def migration_failed(
+        self, exc: Exception, ledger: Ledger, runners: list[StepRunner]
+    ) -> MigrationFailed | None:
+        """The exit-1 error for a migration that raised; ``None`` for errors that have a
+        code of their own (usage, governance, lock)."""
+        if isinstance(exc, CommandError | SafemigrateError | InconsistentMigrationHistory):
+            return None
+        name = ".".join(ledger.failed) if ledger.failed else "a migration"
+        failure = runners[0].failure if runners else None
+        if failure is not None and failure.migration == name:
+            return MigrationFailed(f"Applying {name} failed: {exc}. {failure.consequences()}")
+        return MigrationFailed(
+            f"Applying {name} failed: {exc}. The failed step was rolled back (or, if "
+            "it could not run in a transaction, will be cleaned up on the next run); "
+            "finished steps and the migrations applied before it stay applied and "
+            "recorded. Fix the cause and run safemigrate again to resume."
+        )
 
     def gate(
         self, ledger: Ledger, connection: Any, options: dict[str, Any]
