@@ -21,6 +21,7 @@ import json
 import re
 from collections.abc import Iterator
 from contextlib import ExitStack
+from typing import Any
 
 import pytest
 
@@ -202,11 +203,11 @@ def test_schema_is_the_one_djangos_migrate_builds(histories):
     assert everything - reference.table_names() == own
 
 
-def findings_by_code(document: dict[str, object]) -> collections.Counter[str]:
+def findings_by_code(document: dict[str, Any]) -> collections.Counter[str]:
     counts: collections.Counter[str] = collections.Counter()
-    for migration in document["migrations"]:  # type: ignore[attr-defined]
+    for migration in document["migrations"]:
         counts.update(finding["code"] for finding in migration["findings"])
-    counts.update(problem["code"] for problem in document["problems"])  # type: ignore[attr-defined]
+    counts.update(problem["code"] for problem in document["problems"])
     return counts
 
 
@@ -215,22 +216,42 @@ def text_findings_by_code(text: str) -> collections.Counter[str]:
     return collections.Counter(re.findall(r"^\S+?:(?:\d+:)? (SM\d{3}) \[\w+\]", text, re.M))
 
 
-def check_all(database: str) -> tuple[Result, Result, dict[str, object]]:
+@dataclasses.dataclass(frozen=True)
+class Checked:
+    text: Result
+    as_json: Result
+    document: dict[str, Any]
+
+
+def check_all(database: str) -> Checked:
     env = command_env(database, module=GOVERNED)
     text = run_command(["checkmigrations", "--all"], env, expect=None, timeout=TIMEOUT)
     as_json = run_command(
         ["checkmigrations", "--all", "--format", "json"], env, expect=None, timeout=TIMEOUT
     )
-    for result in (text, as_json):
+    return Checked(text, as_json, json.loads(as_json.out) if as_json.out.strip() else {})
+
+
+def assert_documented(checked: Checked) -> None:
+    for result in (checked.text, checked.as_json):
         assert_no_traceback(result)
         assert result.code in (0, 1), result.output[-4000:]
-    document = json.loads(as_json.out)
-    return text, as_json, document
+    assert checked.document["schema_version"] == 1, checked.as_json.output[-4000:]
 
 
-def test_checkmigrations_all_on_a_fresh_database(empty_database, expected_plan):
-    text, as_json, document = check_all(empty_database)
-    assert document["schema_version"] == 1
+@pytest.fixture(scope="module")
+def fresh_check(empty_database: str) -> Checked:
+    return check_all(empty_database)
+
+
+@pytest.fixture(scope="module")
+def migrated_check(histories: Histories) -> Checked:
+    return check_all(histories.governed)
+
+
+def test_checkmigrations_all_on_a_fresh_database(fresh_check, empty_database, expected_plan):
+    assert_documented(fresh_check)
+    document = fresh_check.document
     assert document["database"]["vendor"] == "postgresql"
     assert sorted(f"{m['app_label']}.{m['name']}" for m in document["migrations"]) == sorted(
         expected_plan
@@ -242,19 +263,46 @@ def test_checkmigrations_all_on_a_fresh_database(empty_database, expected_plan):
     assert document["problems"] == []
     # Exit 1 exactly when something is at or above the default --fail-on.
     expected_code = 1 if summary["blocking"] else 0
-    assert (text.code, as_json.code) == (expected_code, expected_code)
+    assert (fresh_check.text.code, fresh_check.as_json.code) == (expected_code, expected_code)
     # Both formats report the same findings.
-    assert text_findings_by_code(text.out) == findings_by_code(document)
-    assert f"{len(expected_plan)} migration(s) checked" in text.out
+    assert text_findings_by_code(fresh_check.text.out) == findings_by_code(document)
+    assert f"{len(expected_plan)} migration(s) checked" in fresh_check.text.out
     # Analysis changes nothing.
     assert relation_count(empty_database) == 0
 
 
-def test_checkmigrations_all_on_the_migrated_database_sees_no_edit(histories):
+def test_checkmigrations_all_on_the_migrated_database_sees_no_edit(histories, migrated_check):
     assert histories.first.code == 0, histories.first.output[-4000:]
-    _, _, document = check_all(histories.governed)
+    assert_documented(migrated_check)
+    document = migrated_check.document
     assert [p for p in document["problems"] if p["code"] == "SM903"] == []
     assert all(m["applied"] for m in document["migrations"])
+    assert text_findings_by_code(migrated_check.text.out) == findings_by_code(document)
+
+
+def finding_keys(document: dict[str, Any]) -> collections.Counter[tuple[str, str, str, int]]:
+    return collections.Counter(
+        (m["app_label"], m["name"], f["code"], f["operation_index"])
+        for m in document["migrations"]
+        for f in m["findings"]
+    )
+
+
+def test_checkmigrations_finds_the_same_whatever_the_database_holds(fresh_check, migrated_check):
+    """The same files, judged on an empty database and on one where they are all applied.
+
+    Severities may differ (table sizes are facts of the database), the findings may not:
+    the SQL judged is the SQL the files produce, whatever introspection finds.
+    """
+    assert_documented(fresh_check)
+    assert_documented(migrated_check)
+    on_empty = finding_keys(fresh_check.document)
+    on_migrated = finding_keys(migrated_check.document)
+    only_migrated = sorted((on_migrated - on_empty).elements())
+    only_empty = sorted((on_empty - on_migrated).elements())
+    assert (only_migrated, only_empty) == ([], []), (
+        f"only on the migrated database: {only_migrated}; only on the empty one: {only_empty}"
+    )
 
 
 def test_plan_on_a_fresh_database_changes_nothing(empty_database, expected_plan):
