@@ -314,3 +314,17 @@ def test_plan_on_a_fresh_database_changes_nothing(empty_database, expected_plan)
     listed = re.findall(r"^([a-z_0-9]+\.[0-9]\w*)$", plan.out, re.M)
     assert sorted(listed) == sorted(expected_plan)
     assert relation_count(empty_database) == 0
+
+
+def test_plan_on_the_migrated_database_agrees_with_the_run(histories):
+    """``--plan`` returns the code the run returns: here, nothing to do."""
+    env = command_env(histories.governed, module=GOVERNED)
+    plan = run_command(["safemigrate", "--plan"], env, expect=None, timeout=TIMEOUT)
+    assert_no_traceback(plan)
+    assert plan.code == histories.second.code, (
+        f"--plan exits {plan.code}, the run exited {histories.second.code}\n"
+        f"plan:\n{plan.output[-2000:]}\nrun:\n{histories.second.output[-2000:]}"
+    )
+    assert plan.code == 0, plan.output[-4000:]
+    assert "No planned migration operations." in plan.out
+    assert recorded(histories.governed) == histories.recorded_after_second
