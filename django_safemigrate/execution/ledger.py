@@ -27,6 +27,7 @@ from django.db.migrations.recorder import MigrationRecorder
 from django.utils import timezone
 
 from django_safemigrate.enums import MigrationOutcome, RunOutcome
+from django_safemigrate.execution import continuity
 
 APP_LABEL = "django_safemigrate"
 
@@ -89,6 +90,12 @@ class Ledger:
         self.counts: dict[MigrationOutcome, int] = {}
         #: The migration that raised, if one did.
         self.failed: tuple[str, str] | None = None
+        #: What this run does without governance, and why (:meth:`note_ungoverned`).
+        self.ungoverned: list[str] = []
+        #: ``--accept-ledger-loss``: why a ledger that lost records may be adopted again.
+        self.accept_loss: str | None = None
+        #: Set when the ledger lost records: this run writes nothing to it.
+        self.refused = False
 
     # -- whether the tables are there -------------------------------------------------
 
@@ -129,6 +136,18 @@ class Ledger:
     def lock_acquired(self) -> None:
         self.lock_acquired_at = timezone.now()
 
+    def note_ungoverned(self, reason: str) -> None:
+        """Record on this run's row that it goes without (some) governance, and why."""
+        from django_safemigrate.models import Run
+
+        if reason in self.ungoverned:
+            return
+        self.ungoverned.append(reason)
+        if self.run_id is not None:
+            Run.objects.using(self.connection.alias).filter(pk=self.run_id).update(
+                ungoverned="; ".join(self.ungoverned)
+            )
+
     def record(self, entry: PendingRecord) -> None:
         """Write ``entry`` now if the ledger tables exist, otherwise keep it for later.
 
@@ -163,7 +182,7 @@ class Ledger:
         try:
             if after_error:
                 self.reconnect_if_broken()
-            if not self.writable():
+            if self.refused or not self.writable():
                 return
             self.flush()
             self.open_run()
@@ -173,7 +192,9 @@ class Ledger:
                 outcome=outcome.value,
                 exit_code=exit_code,
                 message=message[:10000],
+                ungoverned="; ".join(self.ungoverned),
             )
+            continuity.advance(self.connection)
         except DatabaseError as exc:
             self.write_errors.append(f"The ledger could not be written: {exc}")
 
@@ -190,6 +211,7 @@ class Ledger:
 
         if self.run_id is not None:
             return
+        self.check_continuity()
         run = Run.objects.using(self.connection.alias).create(
             command=self.command,
             argv=self.argv,
@@ -200,8 +222,35 @@ class Ledger:
             started_at=self.started_at,
             lock_acquired_at=self.lock_acquired_at,
             outcome=RunOutcome.RUNNING.value,
+            ungoverned="; ".join(self.ungoverned),
         )
         self.run_id = run.pk
+
+    def check_continuity(self) -> None:
+        """Before the first write: stop if the ledger lost records (unless accepted)."""
+        from django_safemigrate.exceptions import UsageError
+
+        try:
+            intact = continuity.check(self.connection)
+        except continuity.LedgerLost:
+            if self.accept_loss is None:
+                self.refused = True
+                raise
+            lost = continuity.read(self.connection)
+            continuity.advance(self.connection, lower=True)
+            self.note_ungoverned(
+                f"accepted the loss of ledger records (it held {lost.found.describe()}, its "
+                f"mark {lost.mark.describe()}); applied migrations are adopted again as the "
+                f"baseline: {self.accept_loss}"
+            )
+            return
+        if self.accept_loss is not None:
+            self.refused = True
+            raise UsageError(
+                "--accept-ledger-loss was given, but the ledger has not lost records (it holds "
+                f"{intact.found.describe()}, as its mark says). Run without it. Nothing was "
+                "applied."
+            )
 
     def write_together(self, statements: Sequence[Statement]) -> None:
         """Run ``statements`` (INSERTs) as one statement: one round trip to the server.

@@ -17,6 +17,7 @@ from django_safemigrate.checksum import warm_up
 from django_safemigrate.conf import SafemigrateSettings, get_settings
 from django_safemigrate.enums import ExitCode
 from django_safemigrate.exceptions import LockTimeout, UsageError
+from django_safemigrate.execution.continuity import LedgerLost
 from django_safemigrate.execution.executor import ledgered_executor
 from django_safemigrate.execution.ledger import Ledger
 from django_safemigrate.execution.lock import Holder, command_line
@@ -77,6 +78,8 @@ class Command(django_migrate.Command):
                 self.handle_locked(ledger, *args, **options)
         except LockTimeout as exc:
             raise CommandError(str(exc), returncode=ExitCode.LOCK_TIMEOUT) from exc
+        except LedgerLost as exc:
+            raise CommandError(str(exc), returncode=ExitCode.BLOCKED) from exc
 
     def run_request(self, options: dict[str, Any], settings: SafemigrateSettings) -> RunRequest:
         lock_wait = options.get("lock_wait")
@@ -90,7 +93,23 @@ class Command(django_migrate.Command):
             argv=command_line() if self._called_from_command_line else self.command_name,
             lock_wait=settings.lock_wait if lock_wait is None else lock_wait,
             lock_database=options.get("lock_database"),
+            ungoverned=self.ungoverned_reasons(options),
+            accept_ledger_loss=options.get("accept_ledger_loss"),
         )
+
+    def ungoverned_reasons(self, options: dict[str, Any]) -> tuple[str, ...]:
+        """What this run does without governance, as far as its options say."""
+        reasons = []
+        if self.command_name == "migrate":
+            reasons.append("plain migrate: no review or phase gate (safemigrate has them)")
+        if options.get("fake"):
+            reasons.append("--fake: migrations marked applied without running them")
+        if options.get("fake_initial"):
+            reasons.append(
+                "--fake-initial: initial migrations whose tables exist marked applied "
+                "without running them"
+            )
+        return tuple(reasons)
 
     command_name = "migrate"
     _called_from_command_line = False
