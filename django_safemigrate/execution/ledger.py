@@ -65,7 +65,8 @@ class StepEntry:
     finished_at: datetime.datetime | None = None
 
 
-def _os_user() -> str:
+def os_user() -> str:
+    """The operating-system user running this process, for the ledger and reviews."""
     try:
         return getpass.getuser()
     except (KeyError, OSError):  # no passwd entry for the uid (common in containers)
@@ -218,7 +219,7 @@ class Ledger:
             database=self.connection.alias,
             host=socket.gethostname(),
             pid=os.getpid(),
-            user=_os_user(),
+            user=os_user(),
             started_at=self.started_at,
             lock_acquired_at=self.lock_acquired_at,
             outcome=RunOutcome.RUNNING.value,
