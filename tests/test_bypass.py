@@ -324,3 +324,59 @@ def test_a_comment_of_the_project_on_django_migrations_is_kept(database, scenari
     first, second = comment.split("\n")
     assert first == "owned by the platform team"
     assert second.startswith("django_safemigrate ledger: runs=2 ")
+
+
+# -- decisions from the command line ---------------------------------------------------------
+
+USERS = """
+from django.contrib.auth.models import Permission, User
+decide = Permission.objects.get(codename="decide_migration")
+User.objects.create_user("rita").user_permissions.add(decide)
+User.objects.create_user("ivan", is_active=False).user_permissions.add(decide)
+"""
+
+
+def decisions(database: str) -> list[tuple[str, str, str, str, str]]:
+    return query(
+        database,
+        "SELECT decision, reviewer_name, source, os_user, host FROM django_safemigrate_review "
+        "ORDER BY id",
+    )
+
+
+def test_command_line_decisions_say_where_they_came_from_and_can_be_kept_to_the_admin(
+    database, scenarios
+):
+    env = env_for(database, scenarios)
+    started(database, env)
+    run(["safemigrate", APP, "0002"], env, expect=0)
+    run(["shell", "-c", USERS], env, expect=0)
+
+    def review(decision: str, user: str, env, expect: int):
+        args = ["reviewmigration", APP, "0003", f"--{decision}", "--note", "ok", "--as", user]
+        return run(args, env, expect=expect)
+
+    me, here = getpass.getuser(), socket.gethostname()
+    result = review("reject", "rita", env, expect=0)
+    assert f"as rita (recorded from {me}@{here})" in result.out
+    assert decisions(database) == [("reject", "rita", "command", me, here)]
+    # --as names an active user holding the permission, nothing less.
+    result = review("approve", "ivan", env, expect=2)
+    assert "ivan may not approve or reject migrations" in result.err
+    result = review("approve", "nobody", env, expect=2)
+    assert "There is no user 'nobody'" in result.err
+
+    reject_only = env_for(database, scenarios, {"COMMAND_LINE_REVIEWS": "reject_only"})
+    result = review("approve", "rita", reject_only, expect=2)
+    assert "This project takes no approvals from the command line" in result.err
+    assert "Approve or reject the migration in the Django admin" in result.err
+    review("reject", "rita", reject_only, expect=0)
+
+    off = env_for(database, scenarios, {"COMMAND_LINE_REVIEWS": "off"})
+    result = review("reject", "rita", off, expect=2)
+    assert "This project takes no decisions from the command line" in result.err
+    assert [d[0] for d in decisions(database)] == ["reject", "reject"]
+
+    wrong = env_for(database, scenarios, {"COMMAND_LINE_REVIEWS": "admins"})
+    result = run(["check"], wrong, expect=1)
+    assert "(safemigrate.E019) SAFEMIGRATE['COMMAND_LINE_REVIEWS'] is 'admins'" in result.err
