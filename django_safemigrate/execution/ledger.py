@@ -27,6 +27,7 @@ from django.db.migrations.recorder import MigrationRecorder
 from django.utils import timezone
 
 from django_safemigrate.enums import MigrationOutcome, RunOutcome
+from django_safemigrate.exceptions import SafemigrateError
 from django_safemigrate.execution import continuity
 
 APP_LABEL = "django_safemigrate"
@@ -196,7 +197,10 @@ class Ledger:
                 ungoverned="; ".join(self.ungoverned),
             )
             continuity.advance(self.connection)
-        except DatabaseError as exc:
+        except (DatabaseError, SafemigrateError) as exc:
+            # A run that never held the lock (lock timeout) may find a lost ledger here (or
+            # an intact one it was told to accept as lost); the next run that takes the
+            # lock stops on it.
             self.write_errors.append(f"The ledger could not be written: {exc}")
 
     def reconnect_if_broken(self) -> None:
