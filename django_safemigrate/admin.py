@@ -13,6 +13,7 @@ from typing import Any
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
+from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.http.response import HttpResponseBase, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -20,7 +21,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from django_safemigrate.enums import Decision, GovernedStatus
+from django_safemigrate.enums import Decision, GovernedStatus, MigrationOutcome
 from django_safemigrate.models import GovernedMigration, MigrationRecord, Review, Run
 
 
@@ -50,21 +51,69 @@ class MigrationRecordInline(admin.TabularInline):  # type: ignore[type-arg]
         return False
 
 
+def _governance(ungoverned: str | None) -> SafeString:
+    """A run's governance: "gated", or a warning badge with what it went without."""
+    if not ungoverned:
+        return format_html("{}", "gated")
+    return format_html("<strong>ungoverned:</strong> {}", ungoverned)
+
+
+class GovernanceFilter(admin.SimpleListFilter):
+    title = "governance"
+    parameter_name = "governance"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("gated", "gated"), ("ungoverned", "ungoverned")]
+
+    def queryset(self, request: HttpRequest, queryset: Any) -> Any:
+        field = "ungoverned" if queryset.model is Run else "run__ungoverned"
+        empty = Q(**{f"{field}__isnull": True}) | Q(**{field: ""})
+        if self.value() == "gated":
+            return queryset.filter(empty)
+        if self.value() == "ungoverned":
+            return queryset.exclude(empty)
+        return queryset
+
+
 @admin.register(Run)
 class RunAdmin(ReadOnlyAdmin):
-    list_display = ["started_at", "command", "database", "host", "pid", "outcome", "exit_code"]
-    list_filter = ["outcome", "command", "database"]
-    search_fields = ["host", "argv", "message"]
+    list_display = [
+        "started_at",
+        "command",
+        "database",
+        "user",
+        "host",
+        "pid",
+        "outcome",
+        "exit_code",
+        "governance",
+    ]
+    list_filter = ["outcome", GovernanceFilter, "command", "database"]
+    search_fields = ["host", "user", "argv", "message", "ungoverned"]
     date_hierarchy = "started_at"
     inlines = [MigrationRecordInline]
+
+    @admin.display(description="governance")
+    def governance(self, obj: Run) -> SafeString:
+        return _governance(obj.ungoverned)
 
 
 @admin.register(MigrationRecord)
 class MigrationRecordAdmin(ReadOnlyAdmin):
-    list_display = ["started_at", "app_label", "name", "outcome", "duration", "run"]
-    list_filter = ["outcome", "app_label"]
+    list_display = ["started_at", "app_label", "name", "outcome", "duration", "run", "governance"]
+    list_filter = ["outcome", GovernanceFilter, "app_label"]
     search_fields = ["app_label", "name", "checksum", "error"]
     list_select_related = ["run"]
+    readonly_fields = ["run_by", "governance"]
+
+    @admin.display(description="governance")
+    def governance(self, obj: MigrationRecord) -> SafeString:
+        return _governance(obj.run.ungoverned)
+
+    @admin.display(description="run by")
+    def run_by(self, obj: MigrationRecord) -> str:
+        run = obj.run
+        return f"{run.user}@{run.host} (pid {run.pid}): {run.argv}"
 
 
 def _badge(kind: str, value: str, label: str) -> SafeString:
@@ -188,6 +237,19 @@ class GovernedMigrationAdmin(ReadOnlyAdmin):
             }
             for review in obj.reviews.order_by("-created_at", "-id")
         ]
+        # Every time the ledger saw this migration applied (or faked) by a run that went
+        # without governance: plain migrate, --fake, an older-package mode.
+        bypasses = (
+            MigrationRecord.objects.using(obj._state.db)
+            .filter(
+                app_label=obj.app_label,
+                name=obj.name,
+                outcome__in=[MigrationOutcome.APPLIED.value, MigrationOutcome.FAKED.value],
+            )
+            .exclude(Q(run__ungoverned__isnull=True) | Q(run__ungoverned=""))
+            .select_related("run")
+            .order_by("-started_at", "-id")
+        )
         return {
             "governed": obj,
             "findings": analysis.get("findings") or [],
@@ -195,6 +257,7 @@ class GovernedMigrationAdmin(ReadOnlyAdmin):
             "steps": analysis.get("steps") or [],
             "tables": analysis.get("tables") or [],
             "history": history,
+            "bypasses": list(bypasses),
             "can_decide": self.has_decide_permission(request),
             "decide_url": reverse(
                 f"{self.admin_site.name}:{self.opts.app_label}_{self.opts.model_name}_decide",
@@ -275,9 +338,17 @@ def _pk(object_id: str) -> int:
 class ReviewAdmin(ReadOnlyAdmin):
     """Every decision ever recorded; append-only, so there is nothing to edit."""
 
-    list_display = ["created_at", "migration", "decision", "reviewer_name", "source", "version"]
+    list_display = [
+        "created_at",
+        "migration",
+        "decision",
+        "reviewer_name",
+        "source",
+        "origin",
+        "version",
+    ]
     list_filter = ["decision", "source"]
-    search_fields = ["migration__app_label", "migration__name", "reviewer_name", "note"]
+    search_fields = ["migration__app_label", "migration__name", "reviewer_name", "note", "host"]
     list_select_related = ["migration"]
     fields = readonly_fields = (
         "migration",
@@ -286,9 +357,16 @@ class ReviewAdmin(ReadOnlyAdmin):
         "reviewer_name",
         "reviewer_pk",
         "source",
+        "os_user",
+        "host",
         "created_at",
         "note",
     )
+
+    @admin.display(description="from")
+    def origin(self, obj: Review) -> str:
+        """Where a command-line decision was typed (an admin one is the logged-in user)."""
+        return f"{obj.os_user}@{obj.host}" if obj.source == "command" else "the admin"
 
     @admin.display(description="version", ordering="checksum")
     def version(self, obj: Review) -> str:

@@ -14,10 +14,38 @@ from django_safemigrate.exceptions import SafemigrateError
 def check_settings(**kwargs: Any) -> list[CheckMessage]:
     get_settings.cache_clear()
     try:
-        get_settings()
+        settings = get_settings()
     except InvalidSettings as exc:
         return [Error(p.message, hint=p.hint, id=p.check_id) for p in exc.problems]
+    if settings.legacy_mode is not None:
+        return [legacy_mode_warning(settings.legacy_mode)]
     return []
+
+
+def legacy_mode_warning(mode: str) -> Warning:
+    """The older package's mode is a deliberate choice: say what it turns off."""
+    disabled = [
+        "reviews: destructive migrations are applied by safemigrate without an approval, "
+        "and none is recorded",
+        "phases inferred from the operations: an unmarked migration runs in either phase",
+    ]
+    if mode == "disabled":
+        disabled += [
+            "the phase gate: safemigrate applies every migration, after_deploy ones included, "
+            "as migrate does",
+            "the check of the safe markers: an invalid one is not refused",
+        ]
+    return Warning(
+        f"SAFEMIGRATE = {mode!r} selects the older django-safemigrate package's mode, which "
+        "turns off " + "; ".join(disabled) + ". The lock, the ledger and the check of edited "
+        "applied migrations stay on; every run records in the ledger what it did without "
+        "governance.",
+        hint="To get governance back, replace the string with a dict, for example "
+        "SAFEMIGRATE = {'DEFAULT_PHASE': 'pre'} (the markers still declare the phases, and "
+        "destructive migrations need a review). To keep this mode deliberately, add "
+        "'safemigrate.W003' to SILENCED_SYSTEM_CHECKS.",
+        id="safemigrate.W003",
+    )
 
 
 #: Set while ``checkmigrations`` runs the system checks: it reports lockfile problems

@@ -17,7 +17,13 @@ from typing import Any
 
 from django.conf import settings as django_settings
 
-from django_safemigrate.enums import ChecksumPolicy, OnBlocked, RequestedPhase, Risk
+from django_safemigrate.enums import (
+    ChecksumPolicy,
+    CommandLineReviews,
+    OnBlocked,
+    RequestedPhase,
+    Risk,
+)
 
 #: The older package's string modes, accepted as the whole ``SAFEMIGRATE`` value.
 LEGACY_MODES = ("strict", "nonstrict", "disabled")
@@ -79,6 +85,9 @@ class SafemigrateSettings:
     #: Gate a database with no migration applied yet (reviews and phases); by default a
     #: new database runs everything: it holds no data to lose and no old code uses it.
     govern_fresh_database: bool = False
+    #: What ``reviewmigration`` may record: anyone who can run management commands can
+    #: name any reviewer with ``--as``, so a project can keep approvals to the admin.
+    command_line_reviews: CommandLineReviews = CommandLineReviews.ALLOW
     #: ``False`` switches the gate off (the older package's ``"disabled"``).
     govern: bool = True
     #: The older package's mode when ``SAFEMIGRATE`` is one of its strings.
@@ -131,6 +140,7 @@ _FIELDS = {
     "ON_BLOCKED": "on_blocked",
     "INFER_PHASE": "infer_phase",
     "GOVERN_FRESH_DATABASE": "govern_fresh_database",
+    "COMMAND_LINE_REVIEWS": "command_line_reviews",
 }
 
 
@@ -370,6 +380,17 @@ def _parse_value(key: str, value: Any, database_aliases: Mapping[str, Any]) -> A
                 f"Set SAFEMIGRATE['{key}'] to True or False.",
             )
         return value
+    if key == "COMMAND_LINE_REVIEWS":
+        try:
+            return CommandLineReviews(value)
+        except ValueError:
+            raise SettingsProblem(
+                "safemigrate.E019",
+                f"SAFEMIGRATE['COMMAND_LINE_REVIEWS'] is {value!r}, but it must be 'allow', "
+                "'reject_only' or 'off'.",
+                "Use 'reject_only' or 'off' to keep approvals to the admin, where they are "
+                "bound to a logged-in user.",
+            ) from None
     if key == "LOCKFILE":
         if value is not None and (not isinstance(value, str | os.PathLike) or not str(value)):
             raise SettingsProblem(

@@ -170,3 +170,14 @@ class GovernedStatus(enum.StrEnum):
     REJECTED = "rejected"
     APPLIED = "applied"
     NOT_REQUIRED = "not_required"
+
+
+class CommandLineReviews(enum.StrEnum):
+    """What ``reviewmigration`` may record (``SAFEMIGRATE['COMMAND_LINE_REVIEWS']``)."""
+
+    #: Approvals and rejections, as the named user (``--as``), with the OS user and host.
+    ALLOW = "allow"
+    #: Rejections only (they can only stop a deploy); approvals in the admin only.
+    REJECT_ONLY = "reject_only"
+    #: No decisions from the command line: the admin only.
+    OFF = "off"

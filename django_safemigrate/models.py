@@ -39,6 +39,14 @@ class Run(models.Model):
     )
     exit_code = models.SmallIntegerField(null=True, blank=True)
     message = models.TextField(blank=True)
+    #: Empty for a run the gate governed; otherwise what it did without the gate
+    #: (reviews, phases) and why: plain ``migrate``, ``--fake``, an older-package mode,
+    #: an accepted ledger loss.
+    #: Nullable, like the other columns added to a table that exists: a runner of an
+    #: older release inserts rows without it during a rolling upgrade.
+    ungoverned = models.TextField(  # noqa: DJ001
+        blank=True, null=True, help_text=_("What this run did without governance, and why.")
+    )
 
     class Meta:
         verbose_name = _("run")
@@ -216,6 +224,12 @@ class Review(models.Model):
     note = models.TextField()
     #: ``admin`` or ``command`` (``manage.py reviewmigration``).
     source = models.CharField(max_length=20)
+    #: For a decision from the command line: the operating-system user and host that ran
+    #: it. Whoever can run management commands can name any reviewer with ``--as``, so
+    #: these say where the decision really came from.
+    #: Nullable: added to a table that exists, without breaking older releases' inserts.
+    os_user = models.CharField(max_length=150, blank=True, null=True)  # noqa: DJ001
+    host = models.CharField(max_length=255, blank=True, null=True)  # noqa: DJ001
     created_at = models.DateTimeField()
 
     objects = ReviewQuerySet.as_manager()
@@ -236,3 +250,25 @@ class Review(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise AppendOnlyError("Reviews are append-only and cannot be deleted.")
+
+
+class LedgerMark(models.Model):
+    """How many rows the ledger held when the last run finished: its high-water mark.
+
+    Kept outside the append-only tables (and mirrored in a comment on
+    ``django_migrations``), so a ledger that lost rows (deleted with its triggers
+    disabled, its tables dropped and created again, an old copy restored) is noticed
+    instead of silently adopting the whole history again. One row, created with the table.
+    """
+
+    runs = models.BigIntegerField(default=0)
+    records = models.BigIntegerField(default=0)
+    steps = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = _("ledger mark")
+        verbose_name_plural = _("ledger marks")
+
+    def __str__(self) -> str:
+        return f"{self.runs} runs, {self.records} migration records, {self.steps} steps"

@@ -208,3 +208,38 @@ def test_retries_are_bounded(value):
 )
 def test_durations_at_their_bounds_are_accepted(key, value):
     assert parse_settings({key: value}, ALIASES) is not None
+
+
+@pytest.mark.parametrize("value", ["allow", "reject_only", "off"])
+def test_command_line_reviews_is_parsed(value):
+    parsed = parse_settings({"COMMAND_LINE_REVIEWS": value}, ALIASES)
+    assert parsed.command_line_reviews.value == value
+    assert parse_settings({}, ALIASES).command_line_reviews.value == "allow"
+
+
+@pytest.mark.parametrize("value", ["admin", True, None])
+def test_command_line_reviews_is_validated(value):
+    with pytest.raises(InvalidSettings) as caught:
+        parse_settings({"COMMAND_LINE_REVIEWS": value}, ALIASES)
+    (problem,) = caught.value.problems
+    assert problem.check_id == "safemigrate.E019"
+
+
+@pytest.mark.parametrize("mode", ["strict", "nonstrict", "disabled"])
+def test_the_older_package_modes_are_a_system_check_warning(mode):
+    from django_safemigrate.checks import check_settings
+
+    with override_settings(SAFEMIGRATE=mode):
+        (warning,) = check_settings()
+    assert warning.id == "safemigrate.W003"
+    assert warning.level == 30  # a warning: the project runs, deliberately
+    assert f"SAFEMIGRATE = {mode!r} selects the older django-safemigrate package's mode" in (
+        warning.msg
+    )
+    assert "reviews: destructive migrations are applied by safemigrate without an approval" in (
+        warning.msg
+    )
+    assert ("the phase gate" in warning.msg) is (mode == "disabled")
+    assert "To get governance back, replace the string with a dict" in warning.hint
+    with override_settings(SAFEMIGRATE={"REVIEW": "destructive"}):
+        assert check_settings() == []

@@ -251,9 +251,12 @@ def test_strict_stops_nonstrict_applies_what_it_can_disabled_applies_everything(
     assert ours(database) == BASE | ALL_BLOCKED_GRAPH
 
 
-def test_absent_setting_with_markers_is_strict_and_run_before_counts(database, scenarios):
-    """No SAFEMIGRATE: the older package's default, strict. An after_deploy with
-    ``run_before`` a before_deploy of another app blocks that one like a dependency."""
+def test_absent_setting_with_markers_runs_the_pre_deploy_phase_and_run_before_counts(
+    database, scenarios
+):
+    """No SAFEMIGRATE: ``safemigrate`` runs the pre-deploy phase, as the older package's did
+    (with reviews). An after_deploy with ``run_before`` a before_deploy of another app
+    blocks that one like a dependency."""
     write_migration(
         scenarios, "lg_shop", "0002_after", safe="Safe.after_deploy()",
         run_before=[("lg_pantry", "0002_before")],
@@ -417,14 +420,56 @@ def test_disabled_runs_everything_like_migrate_even_with_an_invalid_safe_value(d
     assert ours(database) == BASE | {("lg_shop", "0002_bad")}
 
 
-def test_absent_setting_runs_an_unmarked_migration_as_always(database, scenarios):
-    """No SAFEMIGRATE, markers elsewhere in the project, a plan of one unmarked migration."""
+def write_drop(scenarios: Path, safe: str | None) -> None:
+    """lg_shop.0002_drop: a destructive migration (DROP TABLE), with ``safe`` as its marker."""
+    marker = f"    safe = {safe}\n" if safe else ""
     (scenarios / "lg_shop" / "migrations" / "0002_drop.py").write_text(
-        "from django.db import migrations\n\n\n"
+        "from django.db import migrations\n\n"
+        "from django_safemigrate import Safe  # noqa: F401\n\n\n"
         "class Migration(migrations.Migration):\n"
         "    dependencies = [('lg_shop', '0001_initial')]\n"
+        f"{marker}"
         "    operations = [migrations.RunSQL('DROP TABLE lg_shop_base', "
         "'CREATE TABLE lg_shop_base (id bigint PRIMARY KEY)')]\n"
     )
-    run_command(["safemigrate"], env_for(database, scenarios, None), expect=0)
+
+
+def test_a_marker_never_turns_reviews_off(database, scenarios):
+    """No SAFEMIGRATE, and the destructive migration itself says ``Safe.before_deploy()``:
+    the marker is its phase, and it still needs a review; a marker elsewhere in the
+    project neither. Only the explicit string setting selects the older package's mode,
+    with its warning, and then it runs as it did."""
+    write_drop(scenarios, "Safe.before_deploy()")
+    write_migration(scenarios, "lg_pantry", "0002_after", safe="Safe.after_deploy()")
+    env = env_for(database, scenarios, None)
+
+    plan = run_command(["safemigrate", "--plan"], env, expect=0)
+    assert "lg_shop.0002_drop: destructive, pre_deploy, review pending, blocked" in plan.out
+    assert "runs the pre-deploy phase by default, with reviews" in plan.out
+    result = run_command(["safemigrate"], env, expect=3)
+    assert "lg_shop.0002_drop needs a review (destructive)" in result.err
+    assert "safemigrate.W003" not in result.err
+    assert ours(database) == BASE
+
+    # Unmarked, with markers elsewhere: inferred post-deploy, and in that phase, the same.
+    write_drop(scenarios, None)
+    result = run_command(["safemigrate", "--phase", "post"], env, expect=3)
+    assert "lg_shop.0002_drop needs a review (destructive)" in result.err
+    assert ours(database) == BASE
+
+    # The older package's users with the explicit setting keep what they had, warned.
+    result = run_command(["safemigrate"], env_for(database, scenarios, "strict"), expect=0)
+    assert "(safemigrate.W003) SAFEMIGRATE = 'strict' selects the older" in result.err
+    assert "reviews: destructive migrations are applied by safemigrate without an approval" in (
+        result.err
+    )
     assert ours(database) == BASE | {("lg_shop", "0002_drop")}
+    (ungoverned,) = query(
+        database,
+        "SELECT ungoverned FROM django_safemigrate_run WHERE command = 'safemigrate' "
+        "ORDER BY id DESC LIMIT 1",
+    )[0]
+    assert ungoverned == (
+        "no reviews: SAFEMIGRATE = 'strict' selects the older package's mode, which needs "
+        "no reviews"
+    )

@@ -228,7 +228,7 @@ def _review_states(
 
 
 def _effective(settings: SafemigrateSettings, loader: Any) -> SafemigrateSettings:
-    """The older package's default mode for a project that still uses its markers."""
+    """The settings the gate uses (a project of older-package markers defaults to ``pre``)."""
     from django_safemigrate.governance.judge import effective_settings
 
     return effective_settings(settings, list(loader.disk_migrations.values()))

@@ -27,6 +27,8 @@ from django.db.migrations.recorder import MigrationRecorder
 from django.utils import timezone
 
 from django_safemigrate.enums import MigrationOutcome, RunOutcome
+from django_safemigrate.exceptions import SafemigrateError
+from django_safemigrate.execution import continuity
 
 APP_LABEL = "django_safemigrate"
 
@@ -64,7 +66,8 @@ class StepEntry:
     finished_at: datetime.datetime | None = None
 
 
-def _os_user() -> str:
+def os_user() -> str:
+    """The operating-system user running this process, for the ledger and reviews."""
     try:
         return getpass.getuser()
     except (KeyError, OSError):  # no passwd entry for the uid (common in containers)
@@ -89,6 +92,12 @@ class Ledger:
         self.counts: dict[MigrationOutcome, int] = {}
         #: The migration that raised, if one did.
         self.failed: tuple[str, str] | None = None
+        #: What this run does without governance, and why (:meth:`note_ungoverned`).
+        self.ungoverned: list[str] = []
+        #: ``--accept-ledger-loss``: why a ledger that lost records may be adopted again.
+        self.accept_loss: str | None = None
+        #: Set when the ledger lost records: this run writes nothing to it.
+        self.refused = False
 
     # -- whether the tables are there -------------------------------------------------
 
@@ -164,6 +173,18 @@ class Ledger:
     def lock_acquired(self) -> None:
         self.lock_acquired_at = timezone.now()
 
+    def note_ungoverned(self, reason: str) -> None:
+        """Record on this run's row that it goes without (some) governance, and why."""
+        from django_safemigrate.models import Run
+
+        if reason in self.ungoverned:
+            return
+        self.ungoverned.append(reason)
+        if self.run_id is not None:
+            Run.objects.using(self.connection.alias).filter(pk=self.run_id).update(
+                ungoverned="; ".join(self.ungoverned)
+            )
+
     def record(self, entry: PendingRecord) -> None:
         """Write ``entry`` now if the ledger tables exist, otherwise keep it for later.
 
@@ -198,7 +219,7 @@ class Ledger:
         try:
             if after_error:
                 self.reconnect_if_broken()
-            if not self.writable():
+            if self.refused or not self.writable():
                 return
             self.flush()
             self.open_run()
@@ -208,8 +229,13 @@ class Ledger:
                 outcome=outcome.value,
                 exit_code=exit_code,
                 message=message[:10000],
+                ungoverned="; ".join(self.ungoverned),
             )
-        except DatabaseError as exc:
+            continuity.advance(self.connection)
+        except (DatabaseError, SafemigrateError) as exc:
+            # A run that never held the lock (lock timeout) may find a lost ledger here (or
+            # an intact one it was told to accept as lost); the next run that takes the
+            # lock stops on it.
             self.write_errors.append(f"The ledger could not be written: {exc}")
 
     def reconnect_if_broken(self) -> None:
@@ -225,18 +251,46 @@ class Ledger:
 
         if self.run_id is not None:
             return
+        self.check_continuity()
         run = Run.objects.using(self.connection.alias).create(
             command=self.command,
             argv=self.argv,
             database=self.connection.alias,
             host=socket.gethostname(),
             pid=os.getpid(),
-            user=_os_user(),
+            user=os_user(),
             started_at=self.started_at,
             lock_acquired_at=self.lock_acquired_at,
             outcome=RunOutcome.RUNNING.value,
+            ungoverned="; ".join(self.ungoverned),
         )
         self.run_id = run.pk
+
+    def check_continuity(self) -> None:
+        """Before the first write: stop if the ledger lost records (unless accepted)."""
+        from django_safemigrate.exceptions import UsageError
+
+        try:
+            intact = continuity.check(self.connection)
+        except continuity.LedgerLost:
+            if self.accept_loss is None:
+                self.refused = True
+                raise
+            lost = continuity.read(self.connection)
+            continuity.advance(self.connection, lower=True)
+            self.note_ungoverned(
+                f"accepted the loss of ledger records (it held {lost.found.describe()}, its "
+                f"mark {lost.mark.describe()}); applied migrations are adopted again as the "
+                f"baseline: {self.accept_loss}"
+            )
+            return
+        if self.accept_loss is not None:
+            self.refused = True
+            raise UsageError(
+                "--accept-ledger-loss was given, but the ledger has not lost records (it holds "
+                f"{intact.found.describe()}, as its mark says). Run without it. Nothing was "
+                "applied."
+            )
 
     def write_together(self, statements: Sequence[Statement]) -> None:
         """Run ``statements`` (INSERTs) as one statement: one round trip to the server.

@@ -38,6 +38,10 @@ class RunRequest:
     argv: str
     lock_wait: float
     lock_database: str | None
+    #: What the run does without governance, and why (recorded on its ledger row).
+    ungoverned: tuple[str, ...] = ()
+    #: ``--accept-ledger-loss``: why a ledger that lost records may be adopted again.
+    accept_ledger_loss: str | None = None
 
 
 def describe_database(connection: BaseDatabaseWrapper) -> str:
@@ -113,6 +117,8 @@ def governed_run(
     if lock_via is not connection:
         connect(lock_via)
     ledger = Ledger(connection, command=request.command, argv=request.argv)
+    ledger.ungoverned = list(request.ungoverned)
+    ledger.accept_loss = request.accept_ledger_loss
     in_body = False
     try:
         with migration_lock(

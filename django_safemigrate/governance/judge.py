@@ -17,7 +17,7 @@ from django.utils import timezone
 from django_safemigrate.analysis.analyzer import AnalysisOptions, analyse
 from django_safemigrate.analysis.database import server_major, table_sizes
 from django_safemigrate.analysis.findings import MigrationReport, TableInfo
-from django_safemigrate.conf import SafemigrateSettings, legacy_settings
+from django_safemigrate.conf import SafemigrateSettings
 from django_safemigrate.enums import OnBlocked, Phase, RequestedPhase, Risk, Verdict
 from django_safemigrate.exceptions import UsageError
 from django_safemigrate.governance import store
@@ -47,12 +47,27 @@ def effective_settings(
     """The settings the gate uses.
 
     A project that has not set ``SAFEMIGRATE`` but marks its migrations with the older
-    package's ``safe = Safe...`` gets that package's default, ``"strict"``: switching
-    packages must not start applying ``after_deploy`` migrations before the deploy.
+    package's ``safe = Safe...`` runs the pre-deploy phase by default, as that package's
+    ``safemigrate`` did: switching packages must not start applying ``after_deploy``
+    migrations before the deploy. Everything else is this app's default: a marker
+    declares a phase and never turns reviews off; only the explicit string setting
+    selects the older package's mode.
     """
     if not settings.configured and any(hasattr(m, LEGACY_ATTRIBUTE) for m in migrations):
-        return legacy_settings("strict")
+        return dataclasses.replace(settings, default_phase=RequestedPhase.PRE)
     return settings
+
+
+def without_reviews(settings: SafemigrateSettings) -> str | None:
+    """Why ``settings`` let ``safemigrate`` apply migrations without any review, if they do."""
+    if settings.legacy_mode is not None:
+        return (
+            f"SAFEMIGRATE = {settings.legacy_mode!r} selects the older package's mode, "
+            "which needs no reviews"
+        )
+    if settings.review is None:
+        return "SAFEMIGRATE['REVIEW'] = 'never' needs no reviews"
+    return None
 
 
 def declared_all(migrations: Sequence[Migration]) -> None:
@@ -111,11 +126,14 @@ def judge(
     )
     ungoverned = None
     if not settings.govern:
-        ungoverned = "SAFEMIGRATE = 'disabled'"
+        ungoverned = "SAFEMIGRATE = 'disabled' (the older package's mode): no review or phase gate"
     elif backwards:
-        ungoverned = "the plan unapplies migrations"
+        ungoverned = "the plan unapplies migrations, which is not gated"
     elif fresh and not settings.govern_fresh_database:
-        ungoverned = "nothing is applied on this database yet"
+        ungoverned = (
+            "nothing is applied on this database yet, and a new database is not gated "
+            "(GOVERN_FRESH_DATABASE)"
+        )
     pg_version = server_major(connection)
     keys = [(m.app_label, m.name) for m in migrations]
     if ungoverned:

@@ -260,10 +260,13 @@ def decide_migration(
     note: str,
     source: str,
     checksum: str | None = None,
+    os_user: str = "",
+    host: str = "",
 ) -> Decided:
     """Record ``user``'s decision on ``governed`` (for ``checksum``, default: its own).
 
     Enforces the permission; raises :class:`PermissionDenied` without writing anything.
+    ``os_user`` and ``host`` say where a decision from the command line came from.
     """
     if user is None or not user.is_active or not user.has_perm(PERMISSION):
         raise PermissionDenied(
@@ -288,6 +291,8 @@ def decide_migration(
             reviewer_pk=str(user.pk),
             note=note,
             source=source,
+            os_user=os_user[:150],
+            host=host[:255],
             created_at=timezone.now(),
         )
         reviews = past_reviews(using, [(governed.app_label, governed.name)]).get(

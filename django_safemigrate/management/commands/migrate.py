@@ -25,6 +25,7 @@ from django_safemigrate.conf import (
 )
 from django_safemigrate.enums import ExitCode
 from django_safemigrate.exceptions import SafemigrateError, UsageError
+from django_safemigrate.execution.continuity import LedgerLost
 from django_safemigrate.execution.executor import ledgered_executor
 from django_safemigrate.execution.ledger import Ledger
 from django_safemigrate.execution.lock import Holder, command_line
@@ -72,11 +73,14 @@ class Command(django_migrate.Command):
     usage_exit_code: int = 1
 
     def handle(self, *args: Any, **options: Any) -> None:
-        """Django's exit codes (1 for every error, 4 for the lock), one paragraph, no traceback."""
+        """Django's exit codes (1 for every error; 4: the lock, 3: a lost ledger), no traceback."""
         try:
             self.run_governed(*args, **options)
         except SafemigrateError as exc:
-            code = exc.exit_code if exc.exit_code == ExitCode.LOCK_TIMEOUT else 1
+            # The lock (4) and a ledger that lost records (3) are not migrate's own errors:
+            # a deploy script must be able to tell them apart.
+            keep = exc.exit_code == ExitCode.LOCK_TIMEOUT or isinstance(exc, LedgerLost)
+            code = exc.exit_code if keep else 1
             raise CommandError(str(exc), returncode=code) from exc
         except InconsistentMigrationHistory as exc:
             raise CommandError(
@@ -120,7 +124,23 @@ class Command(django_migrate.Command):
             argv=command_line() if self._called_from_command_line else self.command_name,
             lock_wait=settings.lock_wait if lock_wait is None else lock_wait,
             lock_database=options.get("lock_database"),
+            ungoverned=self.ungoverned_reasons(options),
+            accept_ledger_loss=options.get("accept_ledger_loss"),
         )
+
+    def ungoverned_reasons(self, options: dict[str, Any]) -> tuple[str, ...]:
+        """What this run does without governance, as far as its options say."""
+        reasons = []
+        if self.command_name == "migrate":
+            reasons.append("plain migrate: no review or phase gate (safemigrate has them)")
+        if options.get("fake"):
+            reasons.append("--fake: migrations marked applied without running them")
+        if options.get("fake_initial"):
+            reasons.append(
+                "--fake-initial: initial migrations whose tables exist marked applied "
+                "without running them"
+            )
+        return tuple(reasons)
 
     command_name = "migrate"
     _called_from_command_line = False

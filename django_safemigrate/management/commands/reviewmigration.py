@@ -7,6 +7,7 @@ The decision is bound to the checksum of the migration file as it is here.
 from __future__ import annotations
 
 import dataclasses
+import socket
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -16,8 +17,9 @@ from django.db import DatabaseError, connections
 from django.utils import timezone
 
 from django_safemigrate.conf import get_settings
-from django_safemigrate.enums import Decision
+from django_safemigrate.enums import CommandLineReviews, Decision
 from django_safemigrate.exceptions import SafemigrateError, UsageError
+from django_safemigrate.execution.ledger import os_user
 from django_safemigrate.execution.run import connect, postgres_connection
 from django_safemigrate.plan import (
     SharedDiskLoader,
@@ -32,7 +34,7 @@ class Command(BaseCommand):
         "Approve or reject a migration (as the admin's review screen does), bound to the "
         "checksum of its file here. Needs the 'Can approve or reject migrations' permission. "
         "Exit codes: 0 recorded, 2 bad usage (unknown migration or user, missing permission, "
-        "empty note; nothing recorded)."
+        "empty note, decisions from the command line turned off; nothing recorded)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -47,7 +49,9 @@ class Command(BaseCommand):
             dest="username",
             required=True,
             metavar="USERNAME",
-            help="The reviewer's user name; the user needs the permission.",
+            help="The reviewer's user name: an active user with the permission. Whoever can "
+            "run this command can name any such user, so the OS user and host running it are "
+            "recorded with the decision (see SAFEMIGRATE['COMMAND_LINE_REVIEWS']).",
         )
         parser.add_argument("--database", default="default", choices=tuple(connections))
 
@@ -72,6 +76,8 @@ class Command(BaseCommand):
         note = options["note"].strip()
         if not note:
             raise UsageError("--note must say why; nothing was recorded.")
+        wanted = Decision.APPROVE if options["approve"] else Decision.REJECT
+        refuse_by_setting(get_settings().command_line_reviews, wanted)
         connection = postgres_connection(options["database"])
         connect(connection)
         if "django_safemigrate_review" not in connection.introspection.table_names():
@@ -123,7 +129,6 @@ class Command(BaseCommand):
                 f"Note: the file differs from the version safemigrate last saw ({previous}); "
                 f"this decision is for the file here ({report.checksum})."
             )
-        wanted = Decision.APPROVE if options["approve"] else Decision.REJECT
         try:
             decided = store.decide_migration(
                 governed,
@@ -132,6 +137,8 @@ class Command(BaseCommand):
                 note=note,
                 source="command",
                 checksum=report.checksum,
+                os_user=os_user(),
+                host=socket.gethostname(),
             )
         except PermissionDenied as exc:
             raise UsageError(f"{exc} Nothing was recorded.") from exc
@@ -140,13 +147,30 @@ class Command(BaseCommand):
         verb = "Approved" if wanted is Decision.APPROVE else "Rejected"
         self.stdout.write(
             f"{verb} {key[0]}.{key[1]} ({report.risk.value}, {report.checksum}) as "
-            f"{user.get_username()}: {note}"
+            f"{user.get_username()} (recorded from {decided.review.os_user}@"
+            f"{decided.review.host}): {note}"
         )
         self.stdout.write(f"Review state: {decided.state.value}.")
 
     def reviewer(self, username: str) -> Any:
+        """The user ``--as`` names; the store checks that it is active and may decide."""
         model = get_user_model()
         try:
             return model._default_manager.get_by_natural_key(username)
         except model.DoesNotExist:
             raise UsageError(f"There is no user {username!r}. Nothing was recorded.") from None
+
+
+def refuse_by_setting(allowed: CommandLineReviews, wanted: Decision) -> None:
+    """Stop (exit 2) when ``SAFEMIGRATE['COMMAND_LINE_REVIEWS']`` keeps ``wanted`` to the admin."""
+    if allowed is CommandLineReviews.ALLOW:
+        return
+    if allowed is CommandLineReviews.REJECT_ONLY and wanted is Decision.REJECT:
+        return
+    what = "decisions" if allowed is CommandLineReviews.OFF else "approvals"
+    raise UsageError(
+        f"This project takes no {what} from the command line "
+        f"(SAFEMIGRATE['COMMAND_LINE_REVIEWS'] = {allowed.value!r}): whoever can run "
+        "management commands could name any reviewer with --as. Approve or reject the "
+        "migration in the Django admin, logged in as yourself. Nothing was recorded."
+    )

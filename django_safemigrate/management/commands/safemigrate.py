@@ -20,12 +20,13 @@ from django.db.migrations.recorder import MigrationRecorder
 
 from django_safemigrate.analysis.database import server_major
 from django_safemigrate.checksum import migration_checksum
-from django_safemigrate.conf import get_settings
+from django_safemigrate.conf import SafemigrateSettings, get_settings
 from django_safemigrate.enums import (
     ChecksumPolicy,
     ExitCode,
     MigrationOutcome,
     RequestedPhase,
+    Risk,
     Verdict,
 )
 from django_safemigrate.exceptions import Blocked, MigrationFailed, SafemigrateError, UsageError
@@ -80,6 +81,14 @@ class Command(migrate.Command):
             help="When migrations are blocked (review missing or rejected, phase), apply those "
             "that neither are blocked nor depend on a blocked one, instead of nothing.",
         )
+        parser.add_argument(
+            "--accept-ledger-loss",
+            metavar="WHY",
+            default=None,
+            help="The ledger lost records (the run stopped, exit 3) and cannot be restored: "
+            "adopt the applied migrations again as the baseline. Recorded with who, where "
+            "and WHY.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         self.verbosity = options["verbosity"]
@@ -88,6 +97,12 @@ class Command(migrate.Command):
                 if options.get(option):
                     raise UsageError(f"safemigrate does not take {advice}. Nothing was applied.")
             get_settings()
+            why = options.get("accept_ledger_loss")
+            if why is not None and (not why.strip() or options["plan"]):
+                raise UsageError(
+                    '--accept-ledger-loss needs a reason ("why"), kept in the ledger, and '
+                    "cannot be combined with --plan. Nothing was applied."
+                )
             postgres_connection(options["database"])
             with sharing_disk_scan():
                 self.loader = load_disk_migrations()
@@ -144,8 +159,8 @@ class Command(migrate.Command):
             self.stdout.write("  No planned migration operations.")
             return
         decisions = {d.key: d for d in judged.result.decisions}
-        if judged.ungoverned:
-            self.stdout.write(f"  Governance: everything may run ({judged.ungoverned}).")
+        for line in self.bypass_lines(judged, settings, options):
+            self.stdout.write(f"  {line}")
         # Django's own starting state for a plan (private in the stubs, public in use).
         state = getattr(executor, "_create_project_state")(with_applied_migrations=True)  # noqa: B009
         for migration, backwards in plan:
@@ -183,6 +198,49 @@ class Command(migrate.Command):
                 "The gate would stop this plan (see above): a run would apply nothing and exit "
                 f"3. {self.review_advice(judged, connection)}"
             )
+
+    def bypass_lines(
+        self, judged: Judged, configured: SafemigrateSettings, options: dict[str, Any]
+    ) -> list[str]:
+        """What ``--plan``'s run would do without governance, and why."""
+        from django_safemigrate.governance.judge import without_reviews
+
+        lines = []
+        runs = [d.key for d in judged.result.decisions if d.verdict is Verdict.RUN]
+        if judged.result.stopped:
+            runs = []
+        names = ", ".join(".".join(key) for key in runs) or "nothing"
+        if judged.ungoverned:
+            lines.append(
+                f"Without governance: this run would apply {names} without review because "
+                f"{judged.ungoverned}."
+            )
+        else:
+            reason = without_reviews(judged.settings)
+            if reason:
+                unsafe = [
+                    f"{'.'.join(key)} ({judged.reports[key].risk.value})"
+                    for key in runs
+                    if judged.reports[key].risk is not Risk.SAFE
+                ]
+                lines.append(
+                    "Without review: this run would apply "
+                    f"{', '.join(unsafe) or 'no risky or destructive migration'} without review "
+                    f"because {reason}."
+                )
+        if options.get("fake") or options.get("fake_initial"):
+            flag = "--fake" if options.get("fake") else "--fake-initial"
+            lines.append(
+                f"{flag}: this run would mark {names} applied without running "
+                f"{'them' if options.get('fake') else 'those whose tables exist'}."
+            )
+        if not configured.configured and judged.settings.default_phase is RequestedPhase.PRE:
+            lines.append(
+                "SAFEMIGRATE is not set and the migration files carry the older package's "
+                "safe markers: safemigrate runs the pre-deploy phase by default, with reviews "
+                "(set SAFEMIGRATE['DEFAULT_PHASE'] to choose)."
+            )
+        return lines
 
     def handle_locked(self, ledger: Ledger, *args: Any, **options: Any) -> None:
         connection = connections[options["database"]]
@@ -278,10 +336,16 @@ class Command(migrate.Command):
         )
         if judged is None:
             return None
+        from django_safemigrate.governance.judge import without_reviews
+
         if judged.ungoverned:
+            ledger.note_ungoverned(judged.ungoverned)
             if self.verbosity >= 2:
-                self.stdout.write(f"  Governance: everything may run ({judged.ungoverned}).")
+                self.stdout.write(f"  Without governance: {judged.ungoverned}.")
             return None
+        reason = without_reviews(judged.settings)
+        if reason:
+            ledger.note_ungoverned(f"no reviews: {reason}")
         if ledger.writable():
             record(connection, judged, fake=bool(options.get("fake")))
         held = [d for d in judged.result.decisions if d.verdict is not Verdict.RUN]
