@@ -91,6 +91,17 @@ def test_hostile_operations_run_nothing_in_checkmigrations_plan_or_the_gate(scen
         gate = run_command(["safemigrate"], env, expect=3)
         assert "hostile.0002_hostile needs a review (destructive)" in gate.err
         assert catalog_state(database) == before
+        # The review screen shows the reviewer what the operations tried to run.
+        [(sql,)] = query(
+            database,
+            "SELECT sql FROM django_safemigrate_governedmigration "
+            "WHERE app_label = 'hostile' AND name = '0002_hostile'",
+        )
+        assert (
+            "-- tried to run while rendered (refused): CREATE TABLE pwned_editor (id integer)"
+            in sql
+        )
+        assert "DROP TABLE hostile_victim;" in sql
 
         # The sessions the commands left: none in a transaction, none read-only.
         assert query(
