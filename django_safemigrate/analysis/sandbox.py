@@ -23,12 +23,9 @@ Each refusal is noted against the operation being rendered, and so is anything t
 happened to the read-only transaction; the analysis reports that operation as opaque
 (SM404) rather than judging the part of its SQL it saw.
 
-What the editor needs from the live schema (the names of the constraints, indexes and
-sequences it drops or alters, whether a collation is deterministic) it gets from the
-catalogs, read through the analysis's own channel, once per table. Those reads can only
-add facts: the real name where the database has the object, Django's default name where it
-does not, which is also what a rendering without a database uses. A database whose tables
-do not exist yet therefore renders the same statements as no database at all.
+What the editor needs from the live schema (constraint and sequence names) it reads from
+the catalogs through the analysis's own channel (:mod:`django_safemigrate.analysis.catalog`),
+which can only add facts: live and offline rendering emit the same statements.
 
 These guards keep the rendering from running what operations send through Django's
 connections. They do not make arbitrary Python harmless: code that opens a connection of
@@ -42,23 +39,17 @@ import contextlib
 import contextvars
 import dataclasses
 from collections.abc import Callable, Iterator
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn
 
 from django.db import DatabaseError, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.backends.utils import truncate_name
 from django.db.migrations import Migration
 from django.db.migrations.state import ProjectState
 from django.utils.connection import ConnectionProxy
 
+from django_safemigrate.analysis.catalog import SAVEPOINT, Catalog, CatalogEditor
 from django_safemigrate.analysis.database import CATALOG_LOCK_TIMEOUT, read_only_transaction
 from django_safemigrate.sql import OperationSQL, render_migration
-
-T = TypeVar("T")
-
-#: The savepoint the catalog reads return to when one of them fails, so that the read-only
-#: transaction stays usable for the next.
-_SAVEPOINT = "safemigrate_rendering"
 
 
 class ExecutionRefused(DatabaseError):
@@ -138,163 +129,6 @@ class _RefusingDriver:
         self._log.refuse(Attempt(self._where, means=f"the driver connection ({name})"))
 
 
-class Catalog:
-    """What the rendering reads from the live schema; without a database it knows nothing.
-
-    Reads run on the live connection's driver connection, inside the rendering's read-only
-    transaction, each answer kept for the rest of the rendering (the database does not
-    change while the analysis runs). A read that fails (a lock timeout, a catalog query a
-    backend got wrong) returns to the savepoint and counts as "nothing found".
-    """
-
-    def __init__(self, driver: Any | None, introspection: Any) -> None:
-        self._driver = driver
-        self._introspection = introspection
-        self._answers: dict[tuple[Any, ...], Any] = {}
-
-    @property
-    def live(self) -> bool:
-        return self._driver is not None
-
-    def read(self, key: tuple[Any, ...], query: Callable[[Any], T], default: T) -> T:
-        if self._driver is None:
-            return default
-        if key in self._answers:
-            return self._answers[key]  # type: ignore[no-any-return]
-        import psycopg
-
-        try:
-            with psycopg.ClientCursor(self._driver) as cursor:
-                answer = query(cursor)
-        except psycopg.Error:
-            with contextlib.suppress(psycopg.Error):  # a lost connection stays lost
-                self._driver.execute(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
-            answer = default
-        self._answers[key] = answer
-        return answer
-
-    def constraints(self, table: str) -> dict[str, Any]:
-        """Django's introspection of ``table``'s constraints and indexes (``{}``: none known)."""
-        return self.read(
-            ("constraints", table),
-            lambda cursor: dict(self._introspection.get_constraints(cursor, table)),
-            {},
-        )
-
-    def sequence(self, table: str, column: str) -> str | None:
-        sequences: list[dict[str, Any]] = self.read(
-            ("sequences", table),
-            lambda cursor: list(self._introspection.get_sequences(cursor, table)),
-            [],
-        )
-        return next((s["name"] for s in sequences if s["column"] == column), None)
-
-    def collation_is_deterministic(self, name: str) -> bool | None:
-        def query(cursor: Any) -> bool | None:
-            cursor.execute(
-                "SELECT collisdeterministic FROM pg_collation WHERE collname = %s", [name]
-            )
-            row = cursor.fetchone()
-            return bool(row[0]) if row else None
-
-        return self.read(("collation", name), query, None)
-
-
-class _CatalogEditor:
-    """Answers the schema editor's questions about the live schema from the :class:`Catalog`.
-
-    Mixed in before the backend's own editor class; ``self.connection`` is the rendering
-    connection, which carries the catalog.
-    """
-
-    connection: Any
-    _create_index_name: Callable[..., str]
-
-    def _constraint_names(  # noqa: PLR0917  # Django's signature
-        self,
-        model: Any,
-        column_names: Any = None,
-        unique: Any = None,
-        primary_key: Any = None,
-        index: Any = None,
-        foreign_key: Any = None,
-        check: Any = None,
-        type_: Any = None,
-        exclude: Any = None,
-    ) -> list[str]:
-        table = model._meta.db_table
-        wanted = None
-        if column_names is not None:
-            converter = self.connection.introspection.identifier_converter
-            max_length = self.connection.ops.max_name_length()
-            truncates = self.connection.features.truncates_names
-            wanted = [
-                converter(truncate_name(name, max_length) if truncates else name)
-                for name in column_names
-            ]
-        found = [
-            name
-            for name, info in self.connection.catalog.constraints(table).items()
-            if (wanted is None or wanted == info["columns"])
-            and (unique is None or info["unique"] == unique)
-            and (primary_key is None or info["primary_key"] == primary_key)
-            and (index is None or info["index"] == index)
-            and (check is None or info["check"] == check)
-            and (foreign_key is None or info["foreign_key"])
-            and (type_ is None or info["type"] == type_)
-            and not (exclude and name in exclude)
-        ]
-        if found:
-            return found
-        # Django only asks for a constraint its model state says exists (to drop or alter
-        # it); where the database does not have it yet (or there is no database), it gets
-        # the name Django gives such a constraint, so the statement is rendered and judged.
-        suffix = (
-            "_pk"
-            if primary_key
-            else "_fk"
-            if foreign_key
-            else "_uniq"
-            if unique
-            else "_check"
-            if check
-            else (f"_{type_}" if type_ else "_idx")
-        )
-        return [self._create_index_name(table, list(column_names or []), suffix=suffix)]
-
-    def _get_sequence_name(self, table: str, column: str) -> str:
-        found = self.connection.catalog.sequence(table, column)
-        return str(found) if found else f"{table}_{column}_seq"
-
-    def _is_collation_deterministic(self, collation_name: str) -> bool:
-        # Collations are deterministic unless created with deterministic = false.
-        found = self.connection.catalog.collation_is_deterministic(collation_name)
-        return True if found is None else found
-
-    # django-pg-zero-downtime-migrations reads the live schema itself (through a cursor of
-    # its own) to drop a column's or a table's constraints explicitly. Its queries go
-    # through the catalog channel; without a database they find nothing, and Django's own
-    # drops (above) still render.
-
-    def _get_constraints(self, cursor: Any, model: Any) -> list[Any]:
-        read = super()._get_constraints  # type: ignore[misc]
-        renames = tuple(sorted(getattr(self, "collected_table_renames", {}).items()))
-        return self.connection.catalog.read(  # type: ignore[no-any-return]
-            ("zero-downtime constraints", model._meta.db_table, renames),
-            lambda real: list(read(real, model)),
-            [],
-        )
-
-    def _get_indexes(self, cursor: Any, model: Any) -> list[Any]:
-        read = super()._get_indexes  # type: ignore[misc]
-        renames = tuple(sorted(getattr(self, "collected_table_renames", {}).items()))
-        return self.connection.catalog.read(  # type: ignore[no-any-return]
-            ("zero-downtime indexes", model._meta.db_table, renames),
-            lambda real: list(read(real, model)),
-            [],
-        )
-
-
 _RENDERING_CLASSES: dict[type[BaseDatabaseWrapper], type[BaseDatabaseWrapper]] = {}
 
 
@@ -316,7 +150,7 @@ def _make_rendering_class(backend: type[BaseDatabaseWrapper]) -> type[BaseDataba
 
             return sql % tuple(quote(p) for p in (params or ()))
 
-    class RenderingSchemaEditor(_CatalogEditor, backend.SchemaEditorClass):  # type: ignore[name-defined, misc]
+    class RenderingSchemaEditor(CatalogEditor, backend.SchemaEditorClass):  # type: ignore[name-defined, misc]
         pass
 
     class Rendering(backend):  # type: ignore[valid-type, misc]
@@ -360,7 +194,7 @@ class _LiveSession:
     driver: Any
 
     def start(self) -> None:
-        self.driver.execute(f"SAVEPOINT {_SAVEPOINT}")
+        self.driver.execute(f"SAVEPOINT {SAVEPOINT}")
 
     def restart(self) -> None:
         """Open a new read-only transaction after something ended the previous one."""
@@ -376,7 +210,7 @@ class _LiveSession:
         if status == TransactionStatus.INTRANS:
             return None
         if status == TransactionStatus.INERROR:
-            self.driver.execute(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
+            self.driver.execute(f"ROLLBACK TO SAVEPOINT {SAVEPOINT}")
             return "a statement on the live connection, which its read-only transaction refused"
         if status == TransactionStatus.IDLE:
             self.restart()
