@@ -18,7 +18,7 @@ import contextlib
 import dataclasses
 from collections import defaultdict
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Protocol
 
 from django.core.exceptions import FieldDoesNotExist
 from django.db import models
@@ -59,6 +59,19 @@ class OperationSQL:
     render_error: str | None = None
     #: The project state just before this operation (``None`` for ``RunPython``).
     from_state: ProjectState | None = dataclasses.field(default=None, compare=False, repr=False)
+    #: What the operation tried to run on the database while it was being rendered, which
+    #: the analysis refused (see :mod:`django_safemigrate.analysis.sandbox`).
+    refused: tuple[str, ...] = ()
+
+
+class RenderGuard(Protocol):
+    """Watches what operations do to the database while their SQL is rendered."""
+
+    def mark(self) -> int:
+        """A position to ask :meth:`refused_since` about."""
+
+    def refused_since(self, mark: int) -> tuple[str, ...]:
+        """What was refused since ``mark``, each as a short description."""
 
 
 def parse(sql: str, *, handwritten: bool = False) -> list[Statement]:
@@ -123,12 +136,16 @@ def render_migration(
     migration: Migration,
     state: ProjectState,
     connection: BaseDatabaseWrapper,
+    guard: RenderGuard | None = None,
 ) -> tuple[list[OperationSQL], ProjectState]:
     """Render ``migration``'s SQL operation by operation, starting from ``state``.
 
     Returns the per-operation SQL and the state after the migration (``state``
     is advanced in place, like Django's executor does, so a caller walking a
     whole plan renders each model once instead of once per migration).
+
+    With a ``guard`` (the analysis's sandbox), what each operation tried to run and
+    was refused is kept on its result.
     """
     from django.db.migrations.operations.special import RunSQL, SeparateDatabaseAndState
 
@@ -136,9 +153,13 @@ def render_migration(
     owners: dict[int, int] = {}  # id(deferred statement) -> index of the operation
     with connection.schema_editor(collect_sql=True, atomic=False) as editor:
         for index, operation in enumerate(migration.operations):
+            mark = guard.mark() if guard is not None else 0
             if not operation.reduces_to_sql:
                 operation.state_forwards(migration.app_label, state)
-                results.append(OperationSQL(index, operation, (), reduces_to_sql=False))
+                refused = guard.refused_since(mark) if guard is not None else ()
+                results.append(
+                    OperationSQL(index, operation, (), reduces_to_sql=False, refused=refused)
+                )
                 continue
             before = len(editor.collected_sql)
             old_state = state_before(operation, migration.app_label, state)
@@ -162,29 +183,48 @@ def render_migration(
             del editor.collected_sql[before:]
             for deferred in editor.deferred_sql:
                 owners.setdefault(id(deferred), index)
+            refused = guard.refused_since(mark) if guard is not None else ()
             results.append(
-                OperationSQL(index, operation, tuple(statements), True, error, old_state)
+                OperationSQL(
+                    index, operation, tuple(statements), True, error, old_state, refused=refused
+                )
             )
-        # Deferred statements run when the schema editor closes; give each back to
-        # the operation that queued it. They go through the editor's own execute(),
-        # as on exit, because a backend may queue objects that only it can render
-        # (django-pg-zero-downtime-migrations queues lock-aware statement objects).
-        deferred_by_owner: dict[int, list[Statement]] = {}
-        for deferred in editor.deferred_sql:
-            owner = owners.get(id(deferred), len(results) - 1)
-            before = len(editor.collected_sql)
-            try:
-                editor.execute(deferred, None)
-            except Exception:  # an unrenderable deferred statement must not stop the analysis
-                continue
-            for text in editor.collected_sql[before:]:
-                deferred_by_owner.setdefault(owner, []).extend(parse(text))
-            del editor.collected_sql[before:]
-        editor.deferred_sql = []
-    for owner, extra in deferred_by_owner.items():
-        current = results[owner]
-        results[owner] = dataclasses.replace(current, statements=current.statements + tuple(extra))
+        _render_deferred(editor, owners, results, guard)
     return results, state
+
+
+def _render_deferred(
+    editor: Any, owners: dict[int, int], results: list[OperationSQL], guard: RenderGuard | None
+) -> None:
+    """Render the statements the editor queued for its exit, each with the operation that
+    queued it (``owners``: id of the statement to index of the operation).
+
+    They go through the editor's own execute(), as on exit, because a backend may queue
+    objects that only it can render (django-pg-zero-downtime-migrations queues lock-aware
+    statement objects). A statement that cannot be rendered leaves its operation's SQL
+    incomplete: the operation is then reported as not rendered, not judged on part of it.
+    """
+    for deferred in editor.deferred_sql:
+        owner = owners.get(id(deferred), len(results) - 1)
+        before = len(editor.collected_sql)
+        mark = guard.mark() if guard is not None else 0
+        error = None
+        try:
+            editor.execute(deferred, None)
+        except Exception as exc:  # one statement must not stop the analysis
+            error = _render_error(exc)
+        statements: list[Statement] = []
+        for text in editor.collected_sql[before:]:
+            statements.extend(parse(text))
+        del editor.collected_sql[before:]
+        current = results[owner]
+        results[owner] = dataclasses.replace(
+            current,
+            statements=current.statements + tuple(statements),
+            render_error=current.render_error or error,
+            refused=current.refused + (guard.refused_since(mark) if guard is not None else ()),
+        )
+    editor.deferred_sql = []
 
 
 # -- Advancing the project state cheaply -------------------------------------------------------
@@ -773,8 +813,5 @@ def _database_side(
 
 
 def _render_error(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return (
-        f"The SQL of this operation could not be rendered ({type(exc).__name__}: {text}); "
-        "it depends on the live schema. Judged from the operation alone."
-    )
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -37,6 +37,7 @@ from django_safemigrate.analysis.registry import (
     iter_statement_checks,
     rules,
 )
+from django_safemigrate.analysis.sandbox import rendering
 from django_safemigrate.checksum import migration_checksum
 from django_safemigrate.enums import Risk
 from django_safemigrate.exceptions import UsageError
@@ -44,7 +45,6 @@ from django_safemigrate.sql import (
     IncrementalApps,
     IncrementalState,
     OperationSQL,
-    render_migration,
     swappable_names_at_once,
 )
 
@@ -116,7 +116,13 @@ def analyse_and_walk(
     facts: dict[str, Any] = {}  # what rules learn from earlier migrations of the walk
     reports = []
     remaining = len(wanted & set(order))
-    with quiet_collector(), swappable_names_at_once():
+    # One rendering for the whole walk: its guards also cover the migrations walked through
+    # without being judged (their operations' state_forwards is Python too).
+    with (
+        quiet_collector(),
+        swappable_names_at_once(),
+        rendering(connection, options.pg_version),
+    ):
         for key in order:
             migration = loader.graph.nodes[key]
             if key not in wanted:
@@ -234,7 +240,8 @@ def analyse_migration(
     applied: bool,
     facts: dict[str, Any] | None = None,
 ) -> tuple[MigrationReport, ProjectState]:
-    operations, state = render_migration(migration, state, connection)
+    with rendering(connection, options.pg_version) as renderer:
+        operations, state = renderer.render(migration, state)
     mctx = MigrationContext(
         facts={} if facts is None else facts,
         migration=migration,

@@ -78,7 +78,7 @@ def _run_check(request: CheckRequest, settings: SafemigrateSettings) -> CheckRun
                 ) from exc
             notes.append(
                 f"Database {describe_database(connection)} is not reachable; judging offline "
-                "(no table sizes; SQL that needs the live schema is judged from the operation)."
+                "(no table sizes; the names of constraints the SQL drops are Django's defaults)."
             )
 
     applied: set[tuple[str, str]] = set()

@@ -1,28 +1,78 @@
-"""What the analysis learns from a live database, and how it renders SQL without one."""
+"""What the analysis learns from a live database, and how it renders SQL without one.
+
+Every read goes through :func:`read_only_transaction`: the analysis never writes, and never
+queues behind a lock. A session holding ACCESS EXCLUSIVE on a table (a migration running
+elsewhere, a long ``ALTER TABLE``) must not make ``checkmigrations`` or the judgement before
+a deploy wait for it, let alone while the deploy holds the migration lock.
+"""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
-from django.db import DatabaseError
+from django.db import DatabaseError, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from django_safemigrate.analysis.findings import TableInfo
 
+#: How long one of the analysis's reads may wait for a lock. Its reads only touch the
+#: system catalogs, which ordinary locks on tables do not block; the timeout is there so
+#: that a read nobody foresaw fails fast instead of waiting for as long as the lock lasts.
+#: https://www.postgresql.org/docs/current/runtime-config-client.html#GUC-LOCK-TIMEOUT
+CATALOG_LOCK_TIMEOUT = "500ms"
+
+
+@contextlib.contextmanager
+def read_only_transaction(connection: BaseDatabaseWrapper) -> Iterator[None]:
+    """Run the block in a read-only transaction with a short ``lock_timeout``, rolled back.
+
+    ``SET TRANSACTION READ ONLY`` makes PostgreSQL refuse any write (``INSERT``, ``CREATE``,
+    ``ALTER``, ``DROP``, …) until the transaction ends; ``set_config(..., true)`` is
+    ``SET LOCAL``: the timeout ends with the transaction, and never stays on a session a
+    pooler hands to someone else. Inside a transaction that is already open (a test's),
+    the block runs in a savepoint, and rolling it back undoes both settings.
+    https://www.postgresql.org/docs/current/sql-set-transaction.html
+    """
+    with transaction.atomic(using=connection.alias):
+        with connection.cursor() as cursor:
+            cursor.execute("SET TRANSACTION READ ONLY")
+            cursor.execute("SELECT set_config('lock_timeout', %s, true)", [CATALOG_LOCK_TIMEOUT])
+        try:
+            yield
+        finally:
+            transaction.set_rollback(True, using=connection.alias)
+
+
+#: Estimated rows and size of each table, from ``pg_class`` alone. ``reltuples`` and
+#: ``relpages`` are the planner's estimates, kept up to date by VACUUM, ANALYZE and CREATE
+#: INDEX; the size counts the table, its TOAST table and its indexes. Functions such as
+#: ``pg_total_relation_size()`` would open every relation, taking an ACCESS SHARE lock on
+#: each, and so wait behind any session holding ACCESS EXCLUSIVE on one of them.
+#: https://www.postgresql.org/docs/current/catalog-pg-class.html
+_TABLE_SIZES = """
+    SELECT c.relname,
+           GREATEST(c.reltuples, 0)::bigint,
+           (c.relpages::bigint
+            + COALESCE(t.relpages, 0)
+            + COALESCE((SELECT sum(i.relpages)
+                        FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+                        WHERE x.indrelid = c.oid), 0)
+           ) * current_setting('block_size')::bigint
+    FROM pg_class c
+    LEFT JOIN pg_class t ON t.oid = c.reltoastrelid
+    WHERE c.relkind IN ('r', 'p', 'm')
+      AND c.relnamespace = ANY (
+          SELECT oid FROM pg_namespace WHERE nspname = ANY (current_schemas(false))
+      )
+"""
+
 
 def table_sizes(connection: BaseDatabaseWrapper) -> dict[str, TableInfo]:
     """Estimated rows and total size of every table in the current schema search path."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            SELECT c.relname, GREATEST(c.reltuples, 0)::bigint, pg_total_relation_size(c.oid)
-            FROM pg_class c
-            WHERE c.relkind IN ('r', 'p', 'm')
-              AND c.relnamespace = ANY (
-                  SELECT oid FROM pg_namespace WHERE nspname = ANY (current_schemas(false))
-              )
-            """
-        )
+    with read_only_transaction(connection), connection.cursor() as cursor:
+        cursor.execute(_TABLE_SIZES)
         return {name: TableInfo(name, int(rows), int(size)) for name, rows, size in cursor}
 
 
@@ -36,62 +86,26 @@ def oldest_supported(connection: BaseDatabaseWrapper) -> int:
     return int(minimum[0])
 
 
-def offline_connection(template: BaseDatabaseWrapper, pg_version: int) -> BaseDatabaseWrapper:
-    """A wrapper that renders SQL for ``pg_version`` and never connects.
+_OFFLINE_CLASSES: dict[type[BaseDatabaseWrapper], type[BaseDatabaseWrapper]] = {}
 
-    Where the schema editor would look up the name of a constraint or sequence it is about
-    to drop or alter, it gets the name Django gives such objects by default. Anything else
-    that needs the live schema fails fast; the analyser then judges the operation alone.
+
+def offline_connection(template: BaseDatabaseWrapper, pg_version: int) -> BaseDatabaseWrapper:
+    """A wrapper like ``template`` that renders SQL for ``pg_version`` and never connects.
+
+    The analysis renders through it without a database: what the schema editor would ask
+    the live schema (the name of a constraint it drops) gets the answer Django gives such
+    objects by default (:mod:`django_safemigrate.analysis.sandbox`).
     """
 
-    class OfflineOperations(template.ops_class):  # type: ignore[misc, name-defined]
-        def compose_sql(self, sql: str, params: Any) -> str:
-            # Django merges parameters into DDL with a client cursor, which needs a
-            # connection; quote them without one (psycopg's quoting, no server).
-            from psycopg.sql import quote
+    backend = type(template)
+    offline = _OFFLINE_CLASSES.get(backend)
+    if offline is None:
 
-            return sql % tuple(quote(p) for p in (params or ()))
+        class Offline(backend):  # type: ignore[valid-type, misc]
+            def get_new_connection(self, conn_params: Any) -> Any:
+                raise DatabaseError("No database connection: rendering offline.")
 
-    class OfflineSchemaEditor(template.SchemaEditorClass):  # type: ignore[misc, name-defined]
-        # Where Django asks the live schema for the name of a constraint or index it knows
-        # exists (to drop it), answer with the name Django itself gives it when creating it,
-        # so the statements render (and are judged) offline too.
-        def _constraint_names(  # noqa: PLR0917  # Django's signature
-            self,
-            model: Any,
-            column_names: Any = None,
-            unique: Any = None,
-            primary_key: Any = None,
-            index: Any = None,
-            foreign_key: Any = None,
-            check: Any = None,
-            type_: Any = None,
-            exclude: Any = None,
-        ) -> list[str]:
-            suffix = (
-                "_pk"
-                if primary_key
-                else "_fk"
-                if foreign_key
-                else "_uniq"
-                if unique
-                else "_check"
-                if check
-                else (f"_{type_}" if type_ else "_idx")
-            )
-            table = model._meta.db_table
-            return [self._create_index_name(table, list(column_names or []), suffix=suffix)]
-
-        def _get_sequence_name(self, table: str, column: str) -> str:
-            return f"{table}_{column}_seq"
-
-    class Offline(type(template)):  # type: ignore[misc]
-        ops_class = OfflineOperations
-        SchemaEditorClass = OfflineSchemaEditor
-
-        def get_new_connection(self, conn_params: Any) -> Any:
-            raise DatabaseError("No database connection: rendering offline.")
-
-    wrapper: BaseDatabaseWrapper = Offline({**template.settings_dict}, template.alias)
+        offline = _OFFLINE_CLASSES[backend] = Offline
+    wrapper: BaseDatabaseWrapper = offline({**template.settings_dict}, template.alias)
     wrapper.__dict__["pg_version"] = pg_version * 10000
     return wrapper

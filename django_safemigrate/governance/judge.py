@@ -24,6 +24,7 @@ from django_safemigrate.governance import store
 from django_safemigrate.governance.gate import GateItem, GatePolicy, GateResult, decide
 from django_safemigrate.governance.markers import LEGACY_ATTRIBUTE
 from django_safemigrate.governance.phase import declared_or_error
+from django_safemigrate.sql import OperationSQL
 
 Key = tuple[str, str]
 
@@ -39,6 +40,9 @@ class Judged:
     policy: GatePolicy
     #: Why the gate let everything through without judging (``None`` when it judged).
     ungoverned: str | None = None
+    #: What each forward migration of the plan runs, operation by operation, as the analysis
+    #: rendered it (``--plan`` shows its steps from this; empty when nothing was rendered).
+    operations: dict[Key, tuple[OperationSQL, ...]] = dataclasses.field(default_factory=dict)
 
 
 def effective_settings(
@@ -99,8 +103,13 @@ def judge(
     phase: RequestedPhase | None,
     apply_unblocked: bool,
     history_readable: bool,
+    render_ungoverned: bool = False,
 ) -> Judged | None:
-    """The gate's decision on a forward ``plan``; ``None`` when the plan is empty."""
+    """The gate's decision on a forward ``plan``; ``None`` when the plan is empty.
+
+    With ``render_ungoverned`` (``--plan``), a plan the gate lets through unjudged is still
+    rendered, for its steps.
+    """
     migrations = [migration for migration, _ in plan]
     if not migrations:
         return None
@@ -136,8 +145,21 @@ def judge(
         )
     pg_version = server_major(connection)
     keys = [(m.app_label, m.name) for m in migrations]
+    options = AnalysisOptions(
+        pg_version=pg_version,
+        small_table_rows=settings.small_table_rows,
+        severity_overrides=dict(settings.rules),
+        infer_phase=settings.infer_phase,
+    )
     if ungoverned:
-        # Nothing to judge: skip the analysis (a new database applies its whole history).
+        # Nothing to judge: skip the analysis (a new database applies its whole history),
+        # unless the caller shows the plan's steps.
+        forward = [(m.app_label, m.name) for m, is_backwards in plan if not is_backwards]
+        rendered = (
+            analyse(loader, forward, connection, options, applied=set(), live=True)
+            if render_ungoverned and forward
+            else []
+        )
         items = [GateItem(key, "", Risk.SAFE, Phase.ALWAYS) for key in keys]
         return Judged(
             decide(items, policy),
@@ -148,15 +170,10 @@ def judge(
             settings,
             policy,
             ungoverned,
+            {(r.app_label, r.name): r.operations for r in rendered},
         )
 
     sizes = table_sizes(connection)
-    options = AnalysisOptions(
-        pg_version=pg_version,
-        small_table_rows=settings.small_table_rows,
-        severity_overrides=dict(settings.rules),
-        infer_phase=settings.infer_phase,
-    )
     off = {code for code, severity in settings.rules.items() if severity is None}
     reports = {}
     for analysed in analyse(
@@ -192,6 +209,7 @@ def judge(
         pg_version,
         settings,
         policy,
+        operations={key: report.operations for key, report in reports.items()},
     )
 
 

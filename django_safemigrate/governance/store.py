@@ -110,6 +110,12 @@ def snapshot_fields(
             statements = [f"-- {type(op.operation).__name__}: runs Python code, no SQL"]
         elif op.render_error:
             statements = [f"-- SQL could not be rendered: {op.render_error}"]
+        if op.refused:
+            # What the operation tried to run itself while it was rendered (SM404): at
+            # deploy it runs for real, so the reviewer sees it first.
+            statements = [f"-- tried to run while rendered (refused): {r}" for r in op.refused] + [
+                s for s in statements if not s.startswith("-- SQL could not be rendered")
+            ]
         sql_lines.append(f"-- {op.index + 1}. {_describe(op.operation)}")
         sql_lines += statements or ["-- (no SQL: changes only Django's model state)"]
         described.append(

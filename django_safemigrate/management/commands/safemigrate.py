@@ -132,7 +132,6 @@ class Command(migrate.Command):
         from django.db.migrations.executor import MigrationExecutor
 
         from django_safemigrate.execution.runner import RunnerPolicy
-        from django_safemigrate.sql import render_migration
 
         connection = postgres_connection(options["database"])
         connect(connection)
@@ -153,6 +152,7 @@ class Command(migrate.Command):
             phase=RequestedPhase(options["phase"]) if options.get("phase") else None,
             apply_unblocked=options.get("apply_unblocked", False),
             history_readable="django_safemigrate_review" in connection.introspection.table_names(),
+            render_ungoverned=True,
         )
         self.stdout.write("Planned operations:", self.style.MIGRATE_LABEL)
         if not plan or judged is None:
@@ -161,8 +161,6 @@ class Command(migrate.Command):
         decisions = {d.key: d for d in judged.result.decisions}
         for line in self.bypass_lines(judged, settings, options):
             self.stdout.write(f"  {line}")
-        # Django's own starting state for a plan (private in the stubs, public in use).
-        state = getattr(executor, "_create_project_state")(with_applied_migrations=True)  # noqa: B009
         for migration, backwards in plan:
             if backwards:
                 self.stdout.write(f"{migration} (unapply)", self.style.MIGRATE_HEADING)
@@ -183,7 +181,9 @@ class Command(migrate.Command):
                 if decision.reasons:
                     line += ": " + "; ".join(decision.reasons)
                 self.stdout.write(line)
-            operations, state = render_migration(migration, state, connection)
+            # The SQL the judgement rendered (one walk for the whole plan, inside the
+            # analysis's guards): what is shown is what was judged.
+            operations = list(judged.operations[key])
             steps = plan_steps(migration, operations, pg_version)
             policy = RunnerPolicy.for_migration(settings, migration)
             for step in steps:
