@@ -33,6 +33,15 @@ on every machine and under every supported Python. A value with no canonical for
 is taken structurally (its class's path and its attributes); one that cannot be,
 stops with :class:`ChecksumUnavailable` naming the migration and the value.
 
+Beside it, the *definition checksum* (:func:`definition_checksum`, same format) hashes
+the same payload with the reach stopped at the migration's own module: code it uses
+from other modules counts by qualified name only. The ledger keeps both for every
+applied migration, so a deploy can tell an edited migration file (refused: the
+database ran something else) from a change in the project code an applied migration
+reaches (a helper edited, a package upgraded: the database already ran the old code,
+so nothing is refused; the change is reported and becomes the new baseline).
+Approvals and resumed steps always use the full checksum.
+
 Checksums written before the algorithm carried a version (``sha256:<hex>``) are
 version 1, kept frozen in :mod:`django_safemigrate.checksum_v1` to compare old
 records: see :func:`compare`.
@@ -120,6 +129,7 @@ class Precomputed:
 
     def __init__(self, migrations: list[migrations.Migration]) -> None:
         self._results: dict[tuple[str, str], str] = {}
+        self._definitions: dict[tuple[str, str], str] = {}
         self._thread = threading.Thread(
             target=self._run, args=(list(migrations),), name="safemigrate-checksums", daemon=True
         )
@@ -131,12 +141,20 @@ class Precomputed:
             if key not in self._results:
                 with contextlib.suppress(Exception):  # get() computes it again and raises there
                     self._results[key] = migration_checksum(migration)
+                    self._definitions[key] = definition_checksum(migration)
 
     def get(self, migration: migrations.Migration) -> str:
         key = (migration.app_label, migration.name)
         found = self._results.get(key)
         if found is None:
             found = self._results[key] = migration_checksum(migration)
+        return found
+
+    def definition(self, migration: migrations.Migration) -> str:
+        key = (migration.app_label, migration.name)
+        found = self._definitions.get(key)
+        if found is None:
+            found = self._definitions[key] = definition_checksum(migration)
         return found
 
 
@@ -148,9 +166,17 @@ def migration_checksum(migration: migrations.Migration) -> str:
     return PREFIX + hashlib.sha256(payload(migration).encode()).hexdigest()
 
 
-def payload(migration: migrations.Migration) -> str:
-    """The canonical JSON text the checksum hashes (useful to see why two differ)."""
-    canon = _Canon(migration)
+def definition_checksum(migration: migrations.Migration) -> str:
+    """``"sha256:v2:<hex>"`` of the migration's own file: what it reaches elsewhere by name."""
+    return PREFIX + hashlib.sha256(payload(migration, reach=False).encode()).hexdigest()
+
+
+def payload(migration: migrations.Migration, *, reach: bool = True) -> str:
+    """The canonical JSON text the checksum hashes (useful to see why two differ).
+
+    ``reach=False`` stops at the migration's own module (the definition checksum).
+    """
+    canon = _Canon(migration, reach=reach)
     data = {
         "version": VERSION,
         "operations": [canon.operation(op) for op in defined_operations(migration)],
@@ -442,8 +468,10 @@ def _qualified(obj: Any) -> str:
 class _Canon:
     """Reduces one migration's values to canonical JSON, collecting the code it reaches."""
 
-    def __init__(self, migration: migrations.Migration) -> None:
+    def __init__(self, migration: migrations.Migration, *, reach: bool = True) -> None:
         self.migration = migration
+        #: False: code outside the migration's own module counts by name only.
+        self.reach = reach
         self.label = f"{migration.app_label}.{migration.name}"
         self.own_module = type(migration).__module__
         self.own_distribution = (
@@ -655,6 +683,8 @@ class _Canon:
     def origin(self, module_name: str) -> Origin:
         if module_name == self.own_module:
             return Origin.PROJECT  # the migration's own file, wherever it is installed
+        if not self.reach:
+            return Origin.FRAMEWORK  # the definition checksum: by qualified name only
         return module_origin(module_name)
 
     def external(self, qualified: str, module_name: str) -> Any:

@@ -26,6 +26,8 @@ class RunOutcome(enum.StrEnum):
 
     RUNNING = "running"
     APPLIED = "applied"
+    #: A backward plan: migrations were unapplied (and none applied).
+    UNAPPLIED = "unapplied"
     NOTHING_TO_DO = "nothing_to_do"
     PLANNED = "planned"
     FAILED = "failed"

@@ -66,6 +66,11 @@ class MigrationRecord(models.Model):
     app_label = models.CharField(max_length=255)
     name = models.CharField(max_length=255)
     checksum = models.CharField(max_length=80)
+    #: The checksum of the migration's own file, without the project code it reaches
+    #: (``checksum.definition_checksum``): tells an edited migration file from an edited
+    #: helper. Nullable: rows written before it existed, and by an older runner during a
+    #: rolling upgrade, have none.
+    definition = models.CharField(max_length=80, null=True, blank=True)  # noqa: DJ001
     started_at = models.DateTimeField()
     finished_at = models.DateTimeField()
     duration = models.DurationField()

@@ -25,7 +25,12 @@ from django.db.migrations.exceptions import (
 )
 from django.db.migrations.loader import AmbiguityError, MigrationLoader
 
-from django_safemigrate.checksum import Comparison, compare, migration_checksum
+from django_safemigrate.checksum import (
+    Comparison,
+    compare,
+    definition_checksum,
+    migration_checksum,
+)
 from django_safemigrate.exceptions import BrokenMigration, InconsistentHistory, UsageError
 
 Key = tuple[str, str]
@@ -257,9 +262,22 @@ class Rebaseline:
 
 
 @dataclasses.dataclass(frozen=True)
+class ReachedCodeChanged:
+    """An applied migration whose own file is unchanged, but not the code it reaches."""
+
+    key: Key
+    recorded: str
+    current: str
+    definition: str
+
+
+@dataclasses.dataclass(frozen=True)
 class AppliedCheck:
     edited: list[ChecksumMismatch]
     rebaseline: list[Rebaseline]
+    #: A helper, constant or package the migration reaches changed since it was applied.
+    #: The database ran the old code, which it keeps; not an edit of the migration.
+    reached: list[ReachedCodeChanged] = dataclasses.field(default_factory=list)
 
 
 def check_applied(
@@ -267,10 +285,18 @@ def check_applied(
     recorded: Mapping[Key, str],
     applied: Iterable[Key],
     checksum: Callable[[Migration], str] = migration_checksum,
+    *,
+    definitions: Mapping[Key, str | None] | None = None,
+    definition: Callable[[Migration], str] = definition_checksum,
 ) -> AppliedCheck:
     """Applied migrations whose file no longer means what the ledger recorded, and
-    those recorded with an older algorithm whose checksum is to be brought up to date."""
-    edited, rebaseline = [], []
+    those recorded with an older algorithm whose checksum is to be brought up to date.
+
+    ``definitions`` holds the recorded definition checksums (the migration's own file):
+    where the full checksum differs but the definition is the one recorded, only the
+    project code the migration reaches changed, which is reported apart (``reached``).
+    """
+    edited, rebaseline, reached = [], [], []
     for key in sorted(applied):
         if key not in recorded or key not in loader.disk_migrations:
             continue
@@ -278,21 +304,16 @@ def check_applied(
         current = checksum(migration)
         found = compare(recorded[key], migration, current)
         if found is Comparison.EDITED:
-            edited.append(ChecksumMismatch(key, recorded[key], current))
+            known = (definitions or {}).get(key)
+            now = definition(migration) if known else None
+            if known and now == known:
+                reached.append(ReachedCodeChanged(key, recorded[key], current, now))
+            else:
+                edited.append(ChecksumMismatch(key, recorded[key], current))
         elif found is not Comparison.SAME:
             verified = found is Comparison.UPGRADED
             rebaseline.append(Rebaseline(key, recorded[key], current, verified))
-    return AppliedCheck(edited, rebaseline)
-
-
-def edited_migrations(
-    loader: MigrationLoader,
-    recorded: Mapping[Key, str],
-    applied: Iterable[Key],
-    checksum: Callable[[Migration], str] = migration_checksum,
-) -> list[ChecksumMismatch]:
-    """Applied migrations whose file no longer means what the ledger recorded."""
-    return check_applied(loader, recorded, applied, checksum).edited
+    return AppliedCheck(edited, rebaseline, reached)
 
 
 def plan_targets(

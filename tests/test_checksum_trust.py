@@ -240,7 +240,9 @@ def test_upgrade_keeps_unchanged_history_and_catches_an_earlier_edit(previous_re
         assert "edited" not in upgraded.err
         after = ledger_checksums(database)
         for key, rows in after.items():
-            assert rows[: len(before[key])] == before[key], "the old rows stay"
+            # (This release's own new ledger migrations are applied by the upgrade.)
+            old_rows = before.get(key, [])
+            assert rows[: len(old_rows)] == old_rows, "the old rows stay"
             _outcome, checksum = rows[-1]
             assert checksum.startswith("sha256:v2:"), key
         assert after[renamed][-1][0] == "adopted"
@@ -298,3 +300,55 @@ def test_an_approval_given_by_the_previous_release_counts_for_the_same_file(
     migration.write_text(original)
     run_command(["safemigrate"], env, expect=0)
     assert MARK in applied(database)
+
+
+# -- an applied migration: its own file against the code it reaches ----------------------
+
+
+def test_an_edited_helper_of_an_applied_migration_is_noted_not_refused(database, tmp_path):
+    """The database ran the helper as it was: changing it later is no edit of history.
+
+    The migration's own file is still compared exactly (SM903, exit 3), and so is the
+    reached code for approvals (the test above).
+    """
+    app = copy_scenario("ck_helpers", tmp_path)
+    env = command_env(database, apps=HELPERS, pythonpath=[tmp_path])
+    run_command(["safemigrate"], env, expect=0)
+    assert MARK in applied(database)
+    definitions = query(
+        database,
+        "SELECT definition FROM django_safemigrate_migrationrecord "
+        "WHERE app_label = %s AND name = %s",
+        MARK,
+    )
+    assert definitions
+    assert all(d and d.startswith("sha256:v2:") for (d,) in definitions)
+
+    edit(app / "cleanup.py", "update(active=True)", "update(active=False)")
+    noted = run_command(["safemigrate"], env, expect=0)
+    assert "No migrations to apply." in noted.out
+    assert "project code that applied migrations reach changed" in noted.err
+    assert "ck_helpers.0002_mark_items" in noted.err
+    outcomes = [outcome for outcome, _ in ledger_checksums(database)[MARK]]
+    assert outcomes == ["applied", "adopted"]
+    check = run_command(["checkmigrations", "--format", "json"], env, expect=None)
+    assert "SM903" not in check.out
+    # The change is the new baseline: said once.
+    again = run_command(["safemigrate"], env, expect=0)
+    assert "reach changed" not in again.err
+    assert len(ledger_checksums(database)[MARK]) == 2
+
+    # An edit of the migration's own file is still an edit.
+    edit(
+        app / "migrations" / "0002_mark_items.py",
+        "migrations.RunPython(cleanup.forwards, migrations.RunPython.noop),",
+        "migrations.RunPython(cleanup.forwards, cleanup.forwards),",
+    )
+    refused = run_command(["safemigrate"], env, expect=3)
+    assert "Applied migrations were edited after they were applied" in refused.err
+    assert "ck_helpers.0002_mark_items" in refused.err
+    # --plan exits with the code the run would.
+    planned = run_command(["safemigrate", "--plan"], env, expect=3)
+    assert "A run would stop here" in planned.err
+    check = run_command(["checkmigrations", "--format", "json"], env, expect=None)
+    assert "SM903" in check.out

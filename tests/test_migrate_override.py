@@ -89,6 +89,9 @@ def test_fake_and_unapply_are_recorded(scenarios):
             ("0002_item_price", "unapplied"),
             ("0002_item_price", "faked"),
         ]
+        # The runs say which way they went: a rollback is no "applied" run.
+        runs = query(database, "SELECT outcome FROM django_safemigrate_run ORDER BY id")
+        assert [outcome for (outcome,) in runs][-3:] == ["applied", "unapplied", "applied"]
 
 
 def test_migrate_waits_for_the_lock_and_says_so(scenarios):

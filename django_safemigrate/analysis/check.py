@@ -192,10 +192,15 @@ def _edited_applied(
 
     ledger = Ledger(connection, command="checkmigrations", argv="")  # type: ignore[arg-type]
     try:
-        recorded = ledger.recorded_checksums()
+        recorded = ledger.recorded()
     except DatabaseError:
         return []
-    return project.edited_applied(loader, recorded, applied)  # type: ignore[arg-type]
+    return project.edited_applied(
+        loader,  # type: ignore[arg-type]
+        {key: checksum for key, (checksum, _) in recorded.items()},
+        applied,
+        {key: definition for key, (_, definition) in recorded.items()},
+    )
 
 
 def _review_states(

@@ -12,7 +12,7 @@ from django.db.migrations.state import ModelState, ProjectState
 from django_safemigrate.analysis.analyzer import checksum_of, migration_path
 from django_safemigrate.analysis.findings import Problem
 from django_safemigrate.checksum import Comparison, compare
-from django_safemigrate.plan import edited_migrations
+from django_safemigrate.plan import check_applied
 
 Key = tuple[str, str]
 
@@ -94,9 +94,17 @@ def conflicts(loader: MigrationLoader) -> list[Problem]:
 
 
 def edited_applied(
-    loader: MigrationLoader, recorded: Mapping[Key, str], applied: set[Key]
+    loader: MigrationLoader,
+    recorded: Mapping[Key, str],
+    applied: set[Key],
+    definitions: Mapping[Key, str | None] | None = None,
 ) -> list[Problem]:
-    """SM903: applied migrations whose file differs from the ledger's checksum."""
+    """SM903: applied migrations whose file differs from the ledger's checksum.
+
+    A migration whose own file is the one recorded (its definition checksum) but whose
+    reached project code changed is not an edit of the migration: not reported here.
+    """
+    checked = check_applied(loader, recorded, applied, checksum_of, definitions=definitions)
     return [
         Problem(
             "SM903",
@@ -107,7 +115,7 @@ def edited_applied(
             app_label=m.key[0],
             name=m.key[1],
         )
-        for m in edited_migrations(loader, recorded, applied, checksum_of)
+        for m in checked.edited
     ]
 
 

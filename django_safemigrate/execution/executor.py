@@ -201,6 +201,7 @@ class LedgerExecutor(MigrationExecutor):
             app_label=migration.app_label,
             name=migration.name,
             checksum=self._checksums.get(migration),
+            definition=self._checksums.definition(migration),
             started_at=started,
             finished_at=finished or timezone.now(),
             outcome=outcome,

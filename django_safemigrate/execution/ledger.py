@@ -45,6 +45,8 @@ class PendingRecord:
     finished_at: datetime.datetime
     outcome: MigrationOutcome
     error: str = ""
+    #: The definition checksum (``checksum.definition_checksum``); ``None`` where unknown.
+    definition: str | None = None
 
 
 @dataclasses.dataclass
@@ -327,13 +329,14 @@ class Ledger:
                 entry.finished_at - entry.started_at,
                 entry.outcome.value,
                 entry.error,
+                entry.definition,
             ]
         # Several rows (kept while the tables did not exist): one INSERT, in their order.
-        rows = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(entries))
+        rows = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(entries))
         return (
             f"INSERT INTO {self.connection.ops.quote_name(meta.db_table)} "
             "(run_id, app_label, name, checksum, started_at, finished_at, duration, "
-            f"outcome, error) VALUES {rows}",
+            f"outcome, error, definition) VALUES {rows}",
             params,
         )
 
@@ -436,6 +439,11 @@ class Ledger:
 
     def recorded_checksums(self) -> dict[tuple[str, str], str]:
         """The last checksum the ledger holds for each migration it saw applied."""
+        return {key: checksum for key, (checksum, _) in self.recorded().items()}
+
+    def recorded(self) -> dict[tuple[str, str], tuple[str, str | None]]:
+        """The last (checksum, definition checksum) the ledger holds for each migration
+        it saw applied; the definition is ``None`` for rows written before it was kept."""
         from django_safemigrate.models import MigrationRecord
 
         if not self.writable():
@@ -450,9 +458,9 @@ class Ledger:
                 ]
             )
             .order_by("app_label", "name", "started_at", "id")
-            .values_list("app_label", "name", "checksum")
+            .values_list("app_label", "name", "checksum", "definition")
         )
-        return {(app, name): checksum for app, name, checksum in rows}
+        return {(app, name): (checksum, definition) for app, name, checksum, definition in rows}
 
     def mark_interrupted_runs(self) -> None:
         """Runs still "running" while we hold the lock died without closing their entry."""

@@ -147,15 +147,7 @@ def governed_run(
                 raise
             finally:
                 release_runner_session(connection)
-            touched = sum(
-                ledger.counts.get(o, 0)
-                for o in (
-                    MigrationOutcome.APPLIED,
-                    MigrationOutcome.FAKED,
-                    MigrationOutcome.UNAPPLIED,
-                )
-            )
-            ledger.finish(RunOutcome.APPLIED if touched else RunOutcome.NOTHING_TO_DO, ExitCode.OK)
+            ledger.finish(_outcome(ledger.counts), ExitCode.OK)
     except LockTimeout as exc:
         ledger.finish(RunOutcome.LOCK_TIMEOUT, exc.exit_code, str(exc))
         raise
@@ -215,6 +207,16 @@ def release_runner_session(connection: BaseDatabaseWrapper) -> None:
                     "SELECT set_config(name, reset_val, false) FROM pg_settings "
                     "WHERE name IN ('application_name', 'lock_timeout', 'statement_timeout')"
                 )
+
+
+def _outcome(counts: dict[MigrationOutcome, int]) -> RunOutcome:
+    """A finished run: ``unapplied`` when it only went backwards (a rollback)."""
+    forwards = counts.get(MigrationOutcome.APPLIED, 0) + counts.get(MigrationOutcome.FAKED, 0)
+    if forwards:
+        return RunOutcome.APPLIED
+    if counts.get(MigrationOutcome.UNAPPLIED, 0):
+        return RunOutcome.UNAPPLIED
+    return RunOutcome.NOTHING_TO_DO
 
 
 def _finish_failed(ledger: Ledger, exc: BaseException) -> None:

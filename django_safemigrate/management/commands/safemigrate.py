@@ -19,7 +19,7 @@ from django.db.migrations.executor import MigrationExecutor
 from django.db.migrations.recorder import MigrationRecorder
 
 from django_safemigrate.analysis.database import server_major
-from django_safemigrate.checksum import migration_checksum
+from django_safemigrate.checksum import definition_checksum, migration_checksum
 from django_safemigrate.conf import SafemigrateSettings, get_settings
 from django_safemigrate.enums import (
     ChecksumPolicy,
@@ -39,6 +39,7 @@ from django_safemigrate.execution.steps import describe_step_locks, plan_steps
 from django_safemigrate.governance.judge import Judged, judge, record
 from django_safemigrate.management.commands import migrate
 from django_safemigrate.plan import (
+    AppliedCheck,
     check_applied,
     check_history,
     load_disk_migrations,
@@ -139,7 +140,9 @@ class Command(migrate.Command):
         # What a run would refuse (exit 2), --plan refuses too.
         check_history(executor.loader, connection, nothing="Nothing was changed.")
         refuse_conflicts(executor.loader)
-        Ledger(connection, command=self.command_name, argv="").writable()  # tables dropped?
+        ledger = Ledger(connection, command=self.command_name, argv="")
+        if ledger.writable():  # (raises when the tables were dropped)
+            self.refuse_edited_plan(ledger, connection, executor.loader)
         targets = plan_targets(executor.loader, options["app_label"], options["migration_name"])
         plan = executor.migration_plan(targets)
         settings = get_settings()
@@ -449,6 +452,22 @@ class Command(migrate.Command):
             executor.migrate(targets, plan=plan)
         ledger.open_run()
 
+    def refuse_edited_plan(self, ledger: Ledger, connection: Any, loader: Any) -> None:
+        """``--plan``: the run would stop (exit 3) on an edited applied migration; so does it."""
+        applied = set(MigrationRecorder(connection).applied_migrations())
+        recorded_pairs = ledger.recorded()
+        checked = check_applied(
+            loader,
+            {key: checksum for key, (checksum, _) in recorded_pairs.items()},
+            applied,
+            definitions={key: definition for key, (_, definition) in recorded_pairs.items()},
+        )
+        if checked.edited and get_settings().checksum_mismatch is ChecksumPolicy.ERROR:
+            raise Blocked(
+                _edited_message(checked)
+                + " A run would stop here, before the plan: nothing would be applied."
+            )
+
     def refuse_edited(self, ledger: Ledger, connection: Any) -> None:
         """Stop (exit 3) when an applied migration's file differs from what was applied.
 
@@ -457,17 +476,12 @@ class Command(migrate.Command):
         """
         loader = self.loader
         applied = set(MigrationRecorder(connection).applied_migrations())
-        recorded = ledger.recorded_checksums()
-        checked = check_applied(loader, recorded, applied)
-        mismatches = checked.edited
-        if mismatches:
-            names = "; ".join(m.describe() for m in mismatches)
-            message = (
-                f"Applied migrations were edited after they were applied: {names}. The database "
-                "ran the old version, so the files no longer describe it. Restore the applied "
-                "version and put the change in a new migration. (SAFEMIGRATE['CHECKSUM_MISMATCH']"
-                " = 'warn' downgrades this to a warning.)"
-            )
+        recorded_pairs = ledger.recorded()
+        recorded = {key: checksum for key, (checksum, _) in recorded_pairs.items()}
+        definitions = {key: definition for key, (_, definition) in recorded_pairs.items()}
+        checked = check_applied(loader, recorded, applied, definitions=definitions)
+        if checked.edited:
+            message = _edited_message(checked)
             if get_settings().checksum_mismatch is ChecksumPolicy.ERROR:
                 raise Blocked(message + " Nothing was applied.")
             self.stderr.write(self.style.WARNING("Warning: " + message))
@@ -483,10 +497,33 @@ class Command(migrate.Command):
                     "them against what was applied if in doubt."
                 )
             )
+        if checked.reached and self.verbosity >= 1:
+            names = ", ".join(f"{r.key[0]}.{r.key[1]}" for r in checked.reached)
+            self.stderr.write(
+                self.style.WARNING(
+                    f"Note: the project code that applied migrations reach changed since they "
+                    f"were applied: {names}. Their own files are unchanged, and this database "
+                    "ran the code as it was then, so nothing is refused; a new database would "
+                    "run the code as it is now. The current checksums are recorded as the new "
+                    "baseline."
+                )
+            )
         if ledger.writable():
             from django.utils import timezone
 
             now = timezone.now()
+            for changed in checked.reached:
+                ledger.record(
+                    PendingRecord(
+                        app_label=changed.key[0],
+                        name=changed.key[1],
+                        checksum=changed.current,
+                        definition=changed.definition,
+                        started_at=now,
+                        finished_at=now,
+                        outcome=MigrationOutcome.ADOPTED,
+                    )
+                )
             for rebaseline in checked.rebaseline:
                 # Recorded with an older checksum algorithm, file unchanged: the current
                 # checksum becomes the baseline (a new row; the old one stays).
@@ -495,6 +532,7 @@ class Command(migrate.Command):
                         app_label=rebaseline.key[0],
                         name=rebaseline.key[1],
                         checksum=rebaseline.current,
+                        definition=definition_checksum(loader.disk_migrations[rebaseline.key]),
                         started_at=now,
                         finished_at=now,
                         outcome=MigrationOutcome.ADOPTED,
@@ -507,6 +545,7 @@ class Command(migrate.Command):
                             app_label=key[0],
                             name=key[1],
                             checksum=migration_checksum(loader.disk_migrations[key]),
+                            definition=definition_checksum(loader.disk_migrations[key]),
                             started_at=now,
                             finished_at=now,
                             outcome=MigrationOutcome.ADOPTED,
@@ -516,3 +555,13 @@ class Command(migrate.Command):
             self.stdout.write(
                 "  The ledger tables do not exist yet; this run is recorded once they do."
             )
+
+
+def _edited_message(checked: AppliedCheck) -> str:
+    names = "; ".join(m.describe() for m in checked.edited)
+    return (
+        f"Applied migrations were edited after they were applied: {names}. The database "
+        "ran the old version, so the files no longer describe it. Restore the applied "
+        "version and put the change in a new migration. (SAFEMIGRATE['CHECKSUM_MISMATCH']"
+        " = 'warn' downgrades this to a warning.)"
+    )
