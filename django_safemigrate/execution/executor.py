@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from django_safemigrate.checksum import Precomputed
 from django_safemigrate.enums import MigrationOutcome
+from django_safemigrate.exceptions import LockLost
 from django_safemigrate.execution.ledger import Ledger, PendingRecord, Statement, StepEntry
 from django_safemigrate.plan import SharedDiskLoader
 
@@ -86,11 +87,15 @@ class LedgerExecutor(MigrationExecutor):
         self._current = migration
         try:
             if self.runner_factory is not None and not fake and not fake_initial:
+                # The step runner checks the lock before each step and each commit.
                 state = self._apply_in_steps(state, migration)
             else:
+                self.ledger.check_lock(f"before applying {migration.app_label}.{migration.name}")
                 state = super().apply_migration(
                     state, migration, fake=fake, fake_initial=fake_initial
                 )
+        except LockLost:
+            raise  # not a failure of the migration: it did not run, or was rolled back
         except BaseException as exc:
             self._failed(migration, exc)
             raise
@@ -148,6 +153,13 @@ class LedgerExecutor(MigrationExecutor):
         passes the migration; 6.0 passes ``(app_label, name, forward)`` and calls
         itself again for each migration a squashed one replaces.
         """
+        if self._current is not None:
+            # Inside the migration's transaction when it is atomic: a migration that
+            # finished after the lock was lost is rolled back rather than recorded.
+            self.ledger.check_lock(
+                f"before recording {self._current.app_label}.{self._current.name} "
+                "(its transaction, if it had one, was rolled back)"
+            )
         super().record_migration(*args, **kwargs)
         current = self._current
         if current is None:
@@ -176,7 +188,10 @@ class LedgerExecutor(MigrationExecutor):
         key = (migration.app_label, migration.name)
         self._started[key] = timezone.now()
         try:
+            self.ledger.check_lock(f"before unapplying {migration.app_label}.{migration.name}")
             state = super().unapply_migration(state, migration, fake=fake)
+        except LockLost:
+            raise
         except BaseException as exc:
             self._failed(migration, exc)
             raise

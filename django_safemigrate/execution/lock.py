@@ -13,6 +13,16 @@ snapshot to go away, so a blocking waiter would deadlock the deploy
 Who holds the lock is visible to everyone: the holder's statements carry a
 comment with its host, pid, command and start time, which waiters read from
 ``pg_stat_activity.query`` of the session that ``pg_locks`` names.
+
+A session lock serialises nothing through a pooler that hands each transaction
+to whichever server session is free (PgBouncer in transaction mode): the lock
+stays on one server session, the next statement runs on another. The lock
+connection is therefore checked for a pooler before anything is set or locked
+on it (:func:`pooled`), and refused when one is there.
+
+The holder checks that it still holds the lock before every migration and step
+and before each step's COMMIT (:meth:`MigrationLock.verify_held`, one round trip);
+losing it (terminated backend, server restart) stops the run (:class:`LockLost`).
 """
 
 from __future__ import annotations
@@ -26,13 +36,14 @@ import os
 import socket
 import sys
 import time
+import typing
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from django.db import transaction
+from django.db import DatabaseError
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from django_safemigrate.exceptions import LockTimeout, UsageError
+from django_safemigrate.exceptions import LockLost, LockTimeout, UsageError
 
 #: How often a waiting runner says again that it is still waiting.
 REPORT_EVERY = 15.0
@@ -80,6 +91,31 @@ def lock_key(database: str, schema: str) -> int:
     """
     digest = hashlib.sha256(f"django_safemigrate:{database}:{schema}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def key_tag(key: int) -> str:
+    """``key`` as 16 hex digits, for ``application_name`` (sessions of one lock key)."""
+    return f"{key & 0xFFFFFFFFFFFFFFFF:016x}"
+
+
+def client_backend_pid(wrapper: BaseDatabaseWrapper) -> int | None:
+    """The backend pid the server announced to this client at connection start.
+
+    PostgreSQL sends it in the BackendKeyData message (used to cancel queries).
+    A pooler such as PgBouncer answers the startup itself, in session and in
+    transaction mode alike, and sends a key of its own, so this differs from
+    ``pg_backend_pid()`` behind it. ``None`` when the driver does not say.
+    """
+    raw = wrapper.connection
+    info = getattr(raw, "info", None)
+    pid = getattr(info, "backend_pid", None)
+    return int(pid) if isinstance(pid, int) and pid else None
+
+
+def pooled(wrapper: BaseDatabaseWrapper, server_pid: int) -> bool:
+    """Whether a pooler stands between ``wrapper`` and the server session that answered."""
+    announced = client_backend_pid(wrapper)
+    return announced is not None and announced != server_pid
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,10 +175,20 @@ class MigrationLock:
     on it ever opens a transaction or keeps a snapshot.
     """
 
-    def __init__(self, wrapper: BaseDatabaseWrapper, key: int, info: HolderInfo) -> None:
+    def __init__(
+        self,
+        wrapper: BaseDatabaseWrapper,
+        key: int,
+        info: HolderInfo,
+        *,
+        database: str = "",
+        schema: str = "",
+    ) -> None:
         self.wrapper = wrapper
         self.key = key
         self.info = info
+        self.database = database
+        self.schema = schema
         self.acquired = False
         self.backend_pid: int | None = None
 
@@ -150,6 +196,51 @@ class MigrationLock:
         with self.wrapper.cursor() as cursor:
             cursor.execute(self.info.comment() + sql, params)
             return list(cursor.fetchall()) if cursor.description else []
+
+    def prepare_session(self) -> None:
+        """Refuse a pooled lock connection; otherwise name the session and keep it alive.
+
+        One round trip. The settings are made only when the session that answers is
+        the one the client was announced (``client_backend_pid``): behind a pooler
+        they would stay on a pooled server session, so nothing is set there.
+        """
+        announced = client_backend_pid(self.wrapper)
+        rows = self._execute(
+            """
+            SELECT pg_backend_pid(),
+              CASE WHEN pg_backend_pid() = %s THEN set_config('application_name', %s, false) END,
+              -- A server that ends idle sessions (idle_session_timeout, PostgreSQL 14+)
+              -- would end this one, and release the lock, during a long step. Server-side
+              -- keepalives notice a vanished runner in about a minute, not two hours.
+              ARRAY(SELECT set_config(name, CASE name WHEN 'idle_session_timeout' THEN '0'
+                                                       WHEN 'tcp_keepalives_idle' THEN '30'
+                                                       WHEN 'tcp_keepalives_interval' THEN '10'
+                                                       ELSE '3' END, false)
+                    FROM pg_settings
+                    WHERE pg_backend_pid() = %s
+                      AND name IN ('idle_session_timeout', 'tcp_keepalives_idle',
+                                   'tcp_keepalives_interval', 'tcp_keepalives_count'))
+            """,
+            (
+                announced or 0,
+                f"django_safemigrate lock {key_tag(self.key)} {self.info.host}:{self.info.pid}"[
+                    :63
+                ],
+                announced or 0,
+            ),
+        )
+        server_pid = int(rows[0][0])
+        if pooled(self.wrapper, server_pid):
+            raise UsageError(
+                f"The migration lock for database '{self.database}' would go through a "
+                "connection pooler (the server session that answered, backend pid "
+                f"{server_pid}, is not the one the connection was given, {announced}): a "
+                "session lock there can stay on one pooled server session while the next "
+                "statement runs on another (PgBouncer in transaction mode), so it cannot "
+                "serialise migrations. Add a database alias that connects to PostgreSQL "
+                "directly and name it with --lock-database or SAFEMIGRATE['LOCK_DATABASE']; "
+                "migrations may still go through the pooler. Nothing was locked or applied."
+            )
 
     def try_acquire(self) -> bool:
         rows = self._execute("SELECT pg_try_advisory_lock(%s), pg_backend_pid()", (self.key,))
@@ -177,37 +268,57 @@ class MigrationLock:
         pid, query, client_addr = rows[0]
         return _parse_holder(int(pid), query, client_addr)
 
-    def verify_held(self) -> None:
-        """Refuse to go on when the lock is not held by this session.
+    def describe(self) -> str:
+        schema = f", schema '{self.schema}'" if self.schema else ""
+        return f"the migration lock for database '{self.database}'{schema}"
 
-        Through a pooler in transaction mode (PgBouncer), consecutive statements
-        can reach different server sessions: the lock stays on one of them and
-        this check, run on the next statement, sees another.
+    def verify_held(self, where: str) -> None:
+        """Raise :class:`LockLost` unless this session still holds the lock.
+
+        One round trip on the lock's own connection, never a reconnection: a new
+        session would not hold the lock. The statement carries the holder comment,
+        so waiters keep reading who holds the lock from ``pg_stat_activity``.
         """
-        rows = self._execute(
-            """
-            SELECT pg_backend_pid(), EXISTS (
-                SELECT 1 FROM pg_locks
-                WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted
-                  AND classid::bigint = %s AND objid::bigint = %s AND objsubid = 1)
-            """,
-            ((self.key >> 32) & 0xFFFFFFFF, self.key & 0xFFFFFFFF),
-        )
-        pid, held = rows[0]
-        if not held or pid != self.backend_pid:
-            raise UsageError(
-                "The migration lock was taken, but the next statement on the same connection "
-                f"ran in another database session (backend pid {self.backend_pid} took it, "
-                f"pid {pid} answered). This happens behind a connection pooler in transaction "
-                "mode such as PgBouncer, where a session lock cannot serialise migrations. "
-                "Point SAFEMIGRATE['LOCK_DATABASE'] (or --lock-database) at a database alias "
-                "that connects to PostgreSQL directly."
+        if not self.acquired:
+            return
+        if self.wrapper.connection is None:
+            self._lost(where, "its connection was closed")
+        try:
+            rows = self._execute(
+                """
+                SELECT pg_backend_pid(), EXISTS (
+                    SELECT 1 FROM pg_locks
+                    WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted
+                      AND classid::bigint = %s AND objid::bigint = %s AND objsubid = 1)
+                """,
+                ((self.key >> 32) & 0xFFFFFFFF, self.key & 0xFFFFFFFF),
             )
+        except DatabaseError as exc:
+            self._lost(where, f"its connection failed ({_first_line(exc)})")
+        pid, held = rows[0]
+        if pid != self.backend_pid:
+            self._lost(where, f"the connection now reaches another session (backend pid {pid})")
+        if not held:
+            self._lost(where, "its session no longer holds it")
+
+    def _lost(self, where: str, what: str) -> typing.NoReturn:
+        self.acquired = False
+        raise LockLost(
+            f"Lost {self.describe()} {where}: its session (backend pid {self.backend_pid}) "
+            f"ended or was cut off: {what}."
+        )
 
     def release(self) -> None:
+        """Unlock; silent when the session is already gone (the server released it)."""
         if self.acquired:
             self.acquired = False
-            self._execute("SELECT pg_advisory_unlock(%s)", (self.key,))
+            with contextlib.suppress(DatabaseError):
+                self._execute("SELECT pg_advisory_unlock(%s)", (self.key,))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def dedicated_connection(template: BaseDatabaseWrapper, alias: str) -> BaseDatabaseWrapper:
@@ -223,6 +334,11 @@ def dedicated_connection(template: BaseDatabaseWrapper, alias: str) -> BaseDatab
     options.setdefault("keepalives_idle", 30)
     options.setdefault("keepalives_interval", 10)
     options.setdefault("keepalives_count", 3)
+    # Keepalives only probe an idle connection. A statement sent to a peer that
+    # vanished without a word (a firewall dropped the flow) would wait for TCP's
+    # retransmissions, up to about 15 minutes; this bounds that wait, so the check
+    # before the next step fails in seconds instead.
+    options.setdefault("tcp_user_timeout", 30000)
     # A server-side connection pool would hand the lock session back to the pool.
     options.pop("pool", None)
     settings_dict["OPTIONS"] = options
@@ -253,34 +369,32 @@ def migration_lock(
     with target.cursor() as cursor:
         cursor.execute("SELECT current_database(), current_schema()")
         database, schema = cursor.fetchone()
+    schema = schema or "public"
     # Same alias as the connection it copies: connection hooks such as
     # django.contrib.postgres's type registration look their alias up in
     # ``connections``. The wrapper itself is never registered there.
     wrapper = dedicated_connection(lock_via, lock_via.alias)
     lock = MigrationLock(
-        wrapper, lock_key(database, schema or "public"), HolderInfo.current(command)
+        wrapper,
+        lock_key(database, schema),
+        HolderInfo.current(command),
+        database=database,
+        schema=schema,
     )
     try:
         wrapper.ensure_connection()
-        with wrapper.cursor() as cursor:
-            cursor.execute(
-                "SELECT set_config('application_name', %s, false)",
-                [f"django_safemigrate lock {lock.info.host}:{lock.info.pid}"[:63]],
-            )
+        # Before anything is locked or set: a pooled lock connection is refused here,
+        # with one statement, so a refused run leaves nothing on a pooled server
+        # session and never waits for a busy pool's only server connection.
+        lock.prepare_session()
         _acquire(lock, wait=wait, poll_interval=poll_interval, on_wait=on_wait, database=database)
-        # Through a pooler in transaction mode, an idle client gets whichever server
-        # session is free. Keep one busy in a transaction of the migration connection
-        # while the lock connection checks that its own session still holds the lock:
-        # through such a pooler the check must then run in another session and fail.
-        with transaction.atomic(using=target.alias), target.cursor() as cursor:
-            cursor.execute("SELECT pg_backend_pid()")
-            lock.verify_held()
         yield lock
     finally:
         try:
             lock.release()
         finally:
-            wrapper.close()
+            with contextlib.suppress(DatabaseError):
+                wrapper.close()
 
 
 def _acquire(

@@ -16,7 +16,7 @@ from django.db import connections
 from django_safemigrate.checksum import warm_up
 from django_safemigrate.conf import SafemigrateSettings, get_settings
 from django_safemigrate.enums import ExitCode
-from django_safemigrate.exceptions import LockTimeout, UsageError
+from django_safemigrate.exceptions import LockLost, LockTimeout, UsageError
 from django_safemigrate.execution.executor import ledgered_executor
 from django_safemigrate.execution.ledger import Ledger
 from django_safemigrate.execution.lock import Holder, command_line
@@ -75,7 +75,7 @@ class Command(django_migrate.Command):
                 governed_run(request, settings, self.report_wait, self.stderr.write) as ledger,
             ):
                 self.handle_locked(ledger, *args, **options)
-        except LockTimeout as exc:
+        except (LockTimeout, LockLost) as exc:
             raise CommandError(str(exc), returncode=ExitCode.LOCK_TIMEOUT) from exc
 
     def run_request(self, options: dict[str, Any], settings: SafemigrateSettings) -> RunRequest:
