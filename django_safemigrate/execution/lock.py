@@ -282,7 +282,10 @@ class MigrationLock:
         if not self.acquired:
             return
         if self.wrapper.connection is None:
-            self._lost(where, "its connection was closed")
+            self._lost(
+                where,
+                f"its session (backend pid {self.backend_pid}) is gone (the connection was closed)",
+            )
         try:
             rows = self._execute(
                 """
@@ -294,19 +297,22 @@ class MigrationLock:
                 ((self.key >> 32) & 0xFFFFFFFF, self.key & 0xFFFFFFFF),
             )
         except DatabaseError as exc:
-            self._lost(where, f"its connection failed ({_first_line(exc)})")
+            self._lost(
+                where, f"its session (backend pid {self.backend_pid}) is gone ({_first_line(exc)})"
+            )
         pid, held = rows[0]
         if pid != self.backend_pid:
-            self._lost(where, f"the connection now reaches another session (backend pid {pid})")
+            self._lost(
+                where,
+                f"its connection now reaches another session (backend pid {pid}, not "
+                f"{self.backend_pid})",
+            )
         if not held:
-            self._lost(where, "its session no longer holds it")
+            self._lost(where, f"its session (backend pid {self.backend_pid}) no longer holds it")
 
     def _lost(self, where: str, what: str) -> typing.NoReturn:
         self.acquired = False
-        raise LockLost(
-            f"Lost {self.describe()} {where}: its session (backend pid {self.backend_pid}) "
-            f"ended or was cut off: {what}."
-        )
+        raise LockLost(f"Lost {self.describe()} {where}: {what}.")
 
     def release(self) -> None:
         """Unlock; silent when the session is already gone (the server released it)."""

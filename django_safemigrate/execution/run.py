@@ -141,10 +141,12 @@ def governed_run(
             except LockLost as exc:
                 # One paragraph: the loss (raised where it was noticed), then what this
                 # run finished, which only the ledger knows.
+                resume = (
+                    " (finished steps are not repeated)" if request.command != "migrate" else ""
+                )
                 lost = LockLost(
                     f"{exc} {_finished_before_loss(ledger)} Nothing runs after the loss: "
-                    f"run {request.command} again to apply the rest (finished steps are "
-                    "not repeated)."
+                    f"run {request.command} again to apply the rest{resume}."
                 )
                 _finish_failed(ledger, lost)
                 raise lost from None
