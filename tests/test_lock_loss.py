@@ -236,3 +236,19 @@ def test_runners_of_two_schemas_leave_each_other_alone(database, tmp_path):
         assert rows == ALL
     assert not runner_sessions(database, "tenant1")
     assert not runner_sessions(database, "tenant2")
+
+
+def test_the_lock_session_outlives_a_server_idle_session_timeout(database, tmp_path):
+    """A long step leaves the lock connection idle; a server that ends idle sessions
+    (``idle_session_timeout``, here 2 s for the database) must not end the lock's."""
+    if int(query(database, "SHOW server_version_num")[0][0]) < 140000:
+        pytest.skip("idle_session_timeout needs PostgreSQL 14")
+    copy_scenario("slow", tmp_path)
+    env = command_env(database, apps=["slow"], pythonpath=[tmp_path])
+    run_command(["safemigrate", "slow", "0001"], env, expect=0)
+    query(database, f'ALTER DATABASE "{database}" SET idle_session_timeout = 2000')
+    # The migration waits 5 s in its transaction; the lock session is idle meanwhile.
+    result = run_command(["safemigrate"], {**env, "SLOW_SECONDS": "5"}, expect=0)
+    assert "Traceback" not in result.err
+    assert ("slow", "0002_takes_a_while") in applied(database, "slow")
+    assert last_run(database)[:2] == ("applied", 0)
