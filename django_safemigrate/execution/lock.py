@@ -276,8 +276,12 @@ class MigrationLock:
         """Raise :class:`LockLost` unless this session still holds the lock.
 
         One round trip on the lock's own connection, never a reconnection: a new
-        session would not hold the lock. The statement carries the holder comment,
-        so waiters keep reading who holds the lock from ``pg_stat_activity``.
+        session would not hold the lock. A session advisory lock goes only with
+        ``pg_advisory_unlock`` (called by :meth:`release` alone) or with its
+        session, so the session that took it answering proves that it still holds
+        it; reading ``pg_locks`` instead would copy the server's whole lock table
+        on every check. The statement carries the holder comment, so waiters keep
+        reading who holds the lock from ``pg_stat_activity``.
         """
         if not self.acquired:
             return
@@ -287,28 +291,18 @@ class MigrationLock:
                 f"its session (backend pid {self.backend_pid}) is gone (the connection was closed)",
             )
         try:
-            rows = self._execute(
-                """
-                SELECT pg_backend_pid(), EXISTS (
-                    SELECT 1 FROM pg_locks
-                    WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted
-                      AND classid::bigint = %s AND objid::bigint = %s AND objsubid = 1)
-                """,
-                ((self.key >> 32) & 0xFFFFFFFF, self.key & 0xFFFFFFFF),
-            )
+            rows = self._execute("SELECT pg_backend_pid()")
         except DatabaseError as exc:
             self._lost(
                 where, f"its session (backend pid {self.backend_pid}) is gone ({_first_line(exc)})"
             )
-        pid, held = rows[0]
+        pid = rows[0][0]
         if pid != self.backend_pid:
             self._lost(
                 where,
                 f"its connection now reaches another session (backend pid {pid}, not "
                 f"{self.backend_pid})",
             )
-        if not held:
-            self._lost(where, f"its session (backend pid {self.backend_pid}) no longer holds it")
 
     def _lost(self, where: str, what: str) -> typing.NoReturn:
         self.acquired = False
