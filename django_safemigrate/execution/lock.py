@@ -191,10 +191,17 @@ class MigrationLock:
         self.schema = schema
         self.acquired = False
         self.backend_pid: int | None = None
+        # Built once: every statement on the lock connection carries it (checks run
+        # before every step). With parameters, a "%" of the command line is doubled.
+        self._comment = info.comment()
+        self._comment_with_params = self._comment.replace("%", "%%")
 
     def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self.wrapper.cursor() as cursor:
-            cursor.execute(self.info.comment() + sql, params)
+            if params:
+                cursor.execute(self._comment_with_params + sql, params)
+            else:
+                cursor.execute(self._comment + sql)
             return list(cursor.fetchall()) if cursor.description else []
 
     def prepare_session(self) -> None:
