@@ -243,6 +243,22 @@ def test_refuses_a_lock_through_a_pooler_before_locking_anything(
             assert_nothing_of_ours_remains(database, port, pool_size)
 
 
+def test_migrate_refuses_a_lock_through_a_pooler_without_a_traceback(pgbouncer, tmp_path):
+    """The ``migrate`` override shares the run: same refusal, Django's error code."""
+    port = pgbouncer("transaction", 1)
+    copy_scenario("basic", tmp_path)
+    with fresh_database() as database:
+        env = command_env(
+            None, apps=["basic"], pythonpath=[tmp_path], database_url=pooled_url(database, port)
+        )
+        result = run_command(["migrate"], env, expect=1, timeout=30)
+        assert "Traceback" not in result.err
+        assert "connection pooler" in result.err
+        assert "--lock-database" in result.err
+        assert not table_exists(database, "django_migrations")
+        assert_nothing_of_ours_remains(database, port, 1)
+
+
 @pytest.mark.parametrize("pool_size", [1, 4])
 def test_lock_on_a_direct_connection_leaves_nothing_on_pooled_sessions(
     pgbouncer, tmp_path, pool_size

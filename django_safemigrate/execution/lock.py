@@ -219,14 +219,12 @@ class MigrationLock:
               -- A server that ends idle sessions (idle_session_timeout, PostgreSQL 14+)
               -- would end this one, and release the lock, during a long step. Server-side
               -- keepalives notice a vanished runner in about a minute, not two hours.
-              ARRAY(SELECT set_config(name, CASE name WHEN 'idle_session_timeout' THEN '0'
-                                                       WHEN 'tcp_keepalives_idle' THEN '30'
-                                                       WHEN 'tcp_keepalives_interval' THEN '10'
-                                                       ELSE '3' END, false)
+              ARRAY(SELECT set_config(name, wanted.value, false)
                     FROM pg_settings
-                    WHERE pg_backend_pid() = %s
-                      AND name IN ('idle_session_timeout', 'tcp_keepalives_idle',
-                                   'tcp_keepalives_interval', 'tcp_keepalives_count'))
+                    JOIN (VALUES ('idle_session_timeout', '0'), ('tcp_keepalives_idle', '30'),
+                                 ('tcp_keepalives_interval', '10'), ('tcp_keepalives_count', '3'))
+                         AS wanted (name, value) USING (name)
+                    WHERE pg_backend_pid() = %s)
             """,
             (
                 announced or 0,

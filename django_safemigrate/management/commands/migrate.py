@@ -77,6 +77,8 @@ class Command(django_migrate.Command):
                 self.handle_locked(ledger, *args, **options)
         except (LockTimeout, LockLost) as exc:
             raise CommandError(str(exc), returncode=ExitCode.LOCK_TIMEOUT) from exc
+        except UsageError as exc:  # e.g. a lock connection through a pooler
+            raise CommandError(str(exc), returncode=self.usage_exit_code) from exc
 
     def run_request(self, options: dict[str, Any], settings: SafemigrateSettings) -> RunRequest:
         lock_wait = options.get("lock_wait")
