@@ -23,6 +23,13 @@ on it (:func:`pooled`), and refused when one is there.
 The holder checks that it still holds the lock before every migration and step
 and before each step's COMMIT (:meth:`MigrationLock.verify_held`, one round trip);
 losing it (terminated backend, server restart) stops the run (:class:`LockLost`).
+
+No heartbeat runs while a long step keeps the lock connection idle: TCP keepalives
+(both ends) keep a firewall's flow open and notice a dead peer, a TCP user timeout
+bounds a statement sent into a cut connection, and ``idle_session_timeout`` is off
+for the lock session (:meth:`MigrationLock.prepare_session`). A loss during a step
+cannot be undone by noticing it earlier: it is noticed by the next check, before
+the step's COMMIT or before the next step, which is where it matters.
 """
 
 from __future__ import annotations
