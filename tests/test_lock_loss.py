@@ -5,14 +5,21 @@ the lock's backend with ``pg_terminate_backend`` while it waits. Whatever was
 running is rolled back (a transactional step) or recorded as done (an
 autocommit step), nothing after it runs, the command exits 4 with one paragraph
 and no traceback, the ledger says ``interrupted``, and a rerun finishes the rest.
-Also: runners of two schemas of one database leave each other alone.
+Also: runners of two schemas of one database leave each other alone, a lock
+session outlives the server's ``idle_session_timeout``, and a lock connection
+that stops answering (a hung middlebox) is given up in bounded time.
 """
 
 from __future__ import annotations
 
+import select
+import socket
+import threading
+import time
 from pathlib import Path
 
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 
 from django_safemigrate.execution.lock import lock_key
 from tests.helpers import (
@@ -24,6 +31,7 @@ from tests.helpers import (
     query,
     run_command,
     start_command,
+    url_for,
     wait_for,
 )
 
@@ -252,3 +260,87 @@ def test_the_lock_session_outlives_a_server_idle_session_timeout(database, tmp_p
     assert "Traceback" not in result.err
     assert ("slow", "0002_takes_a_while") in applied(database, "slow")
     assert last_run(database)[:2] == ("applied", 0)
+
+
+class FreezableProxy:
+    """A TCP proxy to the test server that can stop forwarding while keeping every
+    connection open: what a hung middlebox does, and what TCP alone never notices."""
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self.upstream = upstream
+        self.frozen = threading.Event()
+        self.closed = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.listener.getsockname()[1])
+        self.sockets: list[socket.socket] = [self.listener]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.closed.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.upstream)
+            self.sockets += [client, server]
+            for source, target in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(source, target), daemon=True).start()
+
+    def _pump(self, source: socket.socket, target: socket.socket) -> None:
+        try:
+            while not self.closed.is_set():
+                if self.frozen.is_set():
+                    time.sleep(0.05)
+                    continue
+                ready, _, _ = select.select([source], [], [], 0.05)
+                if not ready or self.frozen.is_set():
+                    continue
+                data = source.recv(65536)
+                if not data:
+                    break
+                target.sendall(data)
+        except OSError:
+            pass
+        finally:
+            target.close()
+
+    def close(self) -> None:
+        self.closed.set()
+        for sock in self.sockets:
+            sock.close()
+
+
+def test_a_lock_connection_that_stops_answering_is_lost_in_bounded_time(database, env, tmp_path):
+    """The lock goes through a proxy that freezes mid-run, connections left open: the
+    check before the next COMMIT gives up after its bound, instead of waiting forever."""
+    server = conninfo_to_dict(url_for(database))
+    proxy = FreezableProxy((server.get("host") or "127.0.0.1", int(server.get("port") or 5432)))
+    try:
+        direct = f"postgres://{server.get('user') or 'postgres'}@127.0.0.1:{proxy.port}/{database}"
+        waiting, ready, go = waiting_at({**env, "DIRECT_DATABASE_URL": direct}, "0003", tmp_path)
+        proc = start_command(["safemigrate", "--lock-database", "direct"], waiting)
+        try:
+            wait_for(lambda: ready.exists() or proc.poll() is not None, timeout=60)
+            assert ready.exists(), proc.communicate()
+            proxy.frozen.set()
+            frozen_at = time.monotonic()
+            go.write_text("go")
+            out, err = proc.communicate(timeout=60)
+        except BaseException:
+            proc.kill()
+            proc.communicate()
+            raise
+        took = time.monotonic() - frozen_at
+    finally:
+        proxy.close()  # ends the lock's server session, as a middlebox giving up would
+    assert proc.returncode == 4, f"stdout:\n{out}\nstderr:\n{err}"
+    assert_one_paragraph(err)
+    assert "before committing step 1/1 of lockloss.0003_in_transaction" in err
+    assert "did not answer within 10 s" in err
+    assert took < 30
+    assert applied(database, "lockloss") == ALL[:2]
+    assert not column_exists(database, "lockloss_item", "note")
+    assert last_run(database)[:2] == ("interrupted", 4)
+    wait_for(lambda: lock_holder_pid(database) is None, timeout=30)
+    run_command(["safemigrate"], env, expect=0)
+    assert applied(database, "lockloss") == ALL

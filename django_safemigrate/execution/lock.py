@@ -40,6 +40,7 @@ import datetime
 import hashlib
 import json
 import os
+import select
 import socket
 import sys
 import time
@@ -47,6 +48,7 @@ import typing
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import psycopg
 from django.db import DatabaseError
 from django.db.backends.base.base import BaseDatabaseWrapper
 
@@ -293,7 +295,9 @@ class MigrationLock:
         session, so the session that took it answering proves that it still holds
         it; reading ``pg_locks`` instead would copy the server's whole lock table
         on every check. The statement carries the holder comment, so waiters keep
-        reading who holds the lock from ``pg_stat_activity``.
+        reading who holds the lock from ``pg_stat_activity``. The wait for the answer
+        is bounded (:data:`CHECK_TIMEOUT`): a connection that stops answering counts
+        as lost.
         """
         if not self.acquired:
             return
@@ -302,13 +306,20 @@ class MigrationLock:
                 where,
                 f"its session (backend pid {self.backend_pid}) is gone (the connection was closed)",
             )
+        raw = self.wrapper.connection
         try:
-            rows = self._execute("SELECT pg_backend_pid()")
-        except DatabaseError as exc:
+            if hasattr(raw, "pgconn"):
+                pid = int(
+                    _round_trip(raw, self._comment + "SELECT pg_backend_pid()", CHECK_TIMEOUT)
+                )
+            else:  # another driver: no bound but TCP's
+                pid = self._execute("SELECT pg_backend_pid()")[0][0]
+        except TimeoutError as exc:
+            self._lost(where, f"its session (backend pid {self.backend_pid}) {exc}")
+        except (DatabaseError, OSError, psycopg.Error) as exc:
             self._lost(
                 where, f"its session (backend pid {self.backend_pid}) is gone ({_first_line(exc)})"
             )
-        pid = rows[0][0]
         if pid != self.backend_pid:
             self._lost(
                 where,
@@ -326,6 +337,55 @@ class MigrationLock:
             self.acquired = False
             with contextlib.suppress(DatabaseError):
                 self._execute("SELECT pg_advisory_unlock(%s)", (self.key,))
+
+
+#: The longest a check of the lock may wait for the lock's session to answer. The
+#: statement is trivial and the session idle: only a cut or hung connection is slower.
+CHECK_TIMEOUT = 10.0
+
+
+def _round_trip(raw: Any, sql: str, timeout: float) -> Any:
+    """Run ``sql`` (no parameters) on psycopg connection ``raw``; the first value of
+    its first row. Raises :class:`TimeoutError` when no answer came within ``timeout``
+    seconds, whatever the network does meanwhile (a middlebox that keeps the TCP
+    connection open but forwards nothing would otherwise keep a blocking call waiting
+    forever), and ``psycopg.Error`` when the connection fails.
+
+    libpq's asynchronous calls on the connection's own socket, with a deadline: the
+    connection is in autocommit and idle before and after, so psycopg's view of it
+    stays true.
+    """
+    from psycopg import pq
+
+    pgconn = raw.pgconn
+    deadline = time.monotonic() + timeout
+
+    def wait(readable: bool) -> None:
+        left = deadline - time.monotonic()
+        sockets = [pgconn.socket]
+        if left <= 0 or not any(
+            select.select(sockets if readable else [], [] if readable else sockets, [], left)
+        ):
+            raise TimeoutError(f"did not answer within {timeout:g} s")
+
+    pgconn.send_query(sql.encode())
+    while pgconn.flush():
+        wait(readable=False)
+    value: Any = None
+    error: str | None = None
+    while True:
+        pgconn.consume_input()
+        while not pgconn.is_busy():
+            result = pgconn.get_result()
+            if result is None:
+                if error is not None:
+                    raise psycopg.OperationalError(error)
+                return value
+            if result.status == pq.ExecStatus.TUPLES_OK and result.ntuples and value is None:
+                value = result.get_value(0, 0)
+            elif result.status not in (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK):
+                error = (result.error_message or b"").decode(errors="replace").strip() or "error"
+        wait(readable=True)
 
 
 def _first_line(exc: BaseException) -> str:
