@@ -27,9 +27,11 @@ losing it (terminated backend, server restart) stops the run (:class:`LockLost`)
 No heartbeat runs while a long step keeps the lock connection idle: TCP keepalives
 (both ends) keep a firewall's flow open and notice a dead peer, a TCP user timeout
 bounds a statement sent into a cut connection, and ``idle_session_timeout`` is off
-for the lock session (:meth:`MigrationLock.prepare_session`). A loss during a step
-cannot be undone by noticing it earlier: it is noticed by the next check, before
-the step's COMMIT or before the next step, which is where it matters.
+for the lock session (:meth:`MigrationLock.prepare_session`), and each check waits
+for its answer at most :data:`CHECK_TIMEOUT` seconds. A loss during a step is noticed
+by the next check, before the step's COMMIT or before the next step, which is where
+it matters; a runner that takes the lock meanwhile ends the statements this one still
+runs (the runner sessions of its key).
 """
 
 from __future__ import annotations
