@@ -150,6 +150,41 @@ def test_lost_during_a_transactional_step_rolls_it_back_and_stops(database, env,
     assert column_exists(database, "lockloss_item", "note")
 
 
+@pytest.mark.parametrize("command", ["safemigrate", "migrate"])
+def test_both_sessions_ended_is_reported_as_the_lost_lock(database, env, tmp_path, command):
+    """What a server restart does to a runner: its lock session and its migration
+    session both end. The step fails on the dead connection, and the cause reported
+    is the lost lock (exit 4), not a failed migration."""
+    waiting, ready, go = waiting_at(env, "0003", tmp_path)
+    proc = start_command([command], waiting)
+    try:
+        wait_for(lambda: ready.exists() or proc.poll() is not None, timeout=60)
+        assert ready.exists(), proc.communicate()
+        lock_pid = lock_holder_pid(database)
+        migration_pids = idle_in_transaction(database)
+        assert lock_pid is not None
+        assert len(migration_pids) == 1
+        query(
+            database,
+            "SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid",
+            [[lock_pid, *migration_pids]],
+        )
+        go.write_text("go")
+        out, err = proc.communicate(timeout=60)
+    except BaseException:
+        proc.kill()
+        proc.communicate()
+        raise
+    assert proc.returncode == 4, f"stdout:\n{out}\nstderr:\n{err}"
+    assert_one_paragraph(err)
+    assert "while applying lockloss.0003_in_transaction" in err
+    assert applied(database, "lockloss") == ALL[:2]
+    assert not column_exists(database, "lockloss_item", "note")
+    assert last_run(database)[:2] == ("interrupted", 4)
+    run_command([command], env, expect=0)
+    assert applied(database, "lockloss") == ALL
+
+
 def test_lost_during_an_autocommit_step_stops_before_the_next_step(database, env, tmp_path):
     waiting, ready, go = waiting_at(env, "0002", tmp_path)
     code, out, err = lose_the_lock_while_waiting(database, ["safemigrate"], waiting, ready, go)

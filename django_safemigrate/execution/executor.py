@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from django.core.management.commands import migrate as django_migrate
+from django.db import DatabaseError
 from django.db.migrations import Migration
 from django.db.migrations.executor import MigrationExecutor
 from django.db.migrations.recorder import MigrationRecorder
@@ -97,6 +98,7 @@ class LedgerExecutor(MigrationExecutor):
         except LockLost:
             raise  # not a failure of the migration: it did not run, or was rolled back
         except BaseException as exc:
+            self._lost_meanwhile(migration, exc)
             self._failed(migration, exc)
             raise
         finally:
@@ -193,6 +195,7 @@ class LedgerExecutor(MigrationExecutor):
         except LockLost:
             raise
         except BaseException as exc:
+            self._lost_meanwhile(migration, exc)
             self._failed(migration, exc)
             raise
         self.ledger.migration_recorded(key, applied=False)
@@ -221,6 +224,24 @@ class LedgerExecutor(MigrationExecutor):
             outcome=outcome,
             error=error,
         )
+
+    def _lost_meanwhile(self, migration: Migration, exc: BaseException) -> None:
+        """Raise ``LockLost`` instead when a database error came with the lock's loss.
+
+        A server restart or failover ends both sessions; a runner that took the lost
+        lock ends this one's migration session. Either way the cause to report (and
+        the exit code) is the lost lock, not the migration.
+        """
+        if isinstance(exc, DatabaseError):
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            try:
+                self.ledger.check_lock(
+                    f"while applying {migration.app_label}.{migration.name} (it stopped: "
+                    f"{first}; its unfinished step is rolled back, or cleaned up on the next "
+                    "run)"
+                )
+            except LockLost as lost:
+                raise lost from exc
 
     def _failed(self, migration: Migration, exc: BaseException) -> None:
         self.ledger.failed = (migration.app_label, migration.name)
