@@ -17,7 +17,7 @@ class ExitCode(enum.IntEnum):
     USAGE = 2
     #: Blocked by governance (an edited applied migration, a missing review, a phase).
     BLOCKED = 3
-    #: The migration lock could not be taken within the wait time.
+    #: The migration lock could not be taken within the wait time, or was lost during the run.
     LOCK_TIMEOUT = 4
 
 

@@ -39,6 +39,15 @@ class LockTimeout(SafemigrateError):
     exit_code = ExitCode.LOCK_TIMEOUT
 
 
+class LockLost(SafemigrateError):
+    """The migration lock's session ended, or stopped holding the lock, during the run.
+
+    Nothing runs after the loss is noticed; the run is recorded as interrupted.
+    """
+
+    exit_code = ExitCode.LOCK_TIMEOUT
+
+
 class Blocked(SafemigrateError):
     """Governance refuses to apply the plan; nothing was applied."""
 

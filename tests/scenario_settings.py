@@ -2,7 +2,9 @@
 
 ``DATABASE_URL`` names the database; ``SCENARIO_APPS`` (comma-separated module
 paths, importable through ``PYTHONPATH``) are installed after this app;
-``SAFEMIGRATE_JSON`` (JSON) or ``SAFEMIGRATE_STRING`` become ``SAFEMIGRATE``.
+``SAFEMIGRATE_JSON`` (JSON) or ``SAFEMIGRATE_STRING`` become ``SAFEMIGRATE``;
+``DATABASE_SEARCH_PATH`` sets the connection's ``search_path`` (a tenant schema);
+``DIRECT_DATABASE_URL`` adds a ``direct`` alias (a connection that bypasses a pooler).
 """
 
 from __future__ import annotations
@@ -22,6 +24,11 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"])}
 if os.environ.get("DATABASE_ENGINE"):
     DATABASES["default"]["ENGINE"] = os.environ["DATABASE_ENGINE"]
+if os.environ.get("DATABASE_SEARCH_PATH"):
+    # One schema of a schema-per-tenant database.
+    DATABASES["default"]["OPTIONS"] = {
+        "options": f"-c search_path={os.environ['DATABASE_SEARCH_PATH']}"
+    }
 if os.environ.get("DIRECT_DATABASE_URL"):
     # A second alias to the same database, bypassing a pooler (for --lock-database).
     DATABASES["direct"] = dj_database_url.parse(os.environ["DIRECT_DATABASE_URL"])

@@ -443,7 +443,8 @@ def test_a_marker_never_turns_reviews_off(database, scenarios):
     write_migration(scenarios, "lg_pantry", "0002_after", safe="Safe.after_deploy()")
     env = env_for(database, scenarios, None)
 
-    plan = run_command(["safemigrate", "--plan"], env, expect=0)
+    # --plan exits with the code the run would: 3, blocked.
+    plan = run_command(["safemigrate", "--plan"], env, expect=3)
     assert "lg_shop.0002_drop: destructive, pre_deploy, review pending, blocked" in plan.out
     assert "runs the pre-deploy phase by default, with reviews" in plan.out
     result = run_command(["safemigrate"], env, expect=3)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from django.core.management.commands import migrate as django_migrate
+from django.db import DatabaseError
 from django.db.migrations import Migration
 from django.db.migrations.executor import MigrationExecutor
 from django.db.migrations.recorder import MigrationRecorder
@@ -21,6 +22,7 @@ from django.utils import timezone
 
 from django_safemigrate.checksum import Precomputed
 from django_safemigrate.enums import MigrationOutcome
+from django_safemigrate.exceptions import LockLost
 from django_safemigrate.execution.ledger import Ledger, PendingRecord, Statement, StepEntry
 from django_safemigrate.plan import SharedDiskLoader
 
@@ -86,12 +88,17 @@ class LedgerExecutor(MigrationExecutor):
         self._current = migration
         try:
             if self.runner_factory is not None and not fake and not fake_initial:
+                # The step runner checks the lock before each step and each commit.
                 state = self._apply_in_steps(state, migration)
             else:
+                self.ledger.check_lock(f"before applying {migration.app_label}.{migration.name}")
                 state = super().apply_migration(
                     state, migration, fake=fake, fake_initial=fake_initial
                 )
+        except LockLost:
+            raise  # not a failure of the migration: it did not run, or was rolled back
         except BaseException as exc:
+            self._lost_meanwhile(migration, exc)
             self._failed(migration, exc)
             raise
         finally:
@@ -148,6 +155,13 @@ class LedgerExecutor(MigrationExecutor):
         passes the migration; 6.0 passes ``(app_label, name, forward)`` and calls
         itself again for each migration a squashed one replaces.
         """
+        if self._current is not None:
+            # Inside the migration's transaction when it is atomic: a migration that
+            # finished after the lock was lost is rolled back rather than recorded.
+            self.ledger.check_lock(
+                f"before recording {self._current.app_label}.{self._current.name} "
+                "(its transaction, if it had one, was rolled back)"
+            )
         super().record_migration(*args, **kwargs)
         current = self._current
         if current is None:
@@ -176,8 +190,12 @@ class LedgerExecutor(MigrationExecutor):
         key = (migration.app_label, migration.name)
         self._started[key] = timezone.now()
         try:
+            self.ledger.check_lock(f"before unapplying {migration.app_label}.{migration.name}")
             state = super().unapply_migration(state, migration, fake=fake)
+        except LockLost:
+            raise
         except BaseException as exc:
+            self._lost_meanwhile(migration, exc)
             self._failed(migration, exc)
             raise
         self.ledger.migration_recorded(key, applied=False)
@@ -207,6 +225,24 @@ class LedgerExecutor(MigrationExecutor):
             outcome=outcome,
             error=error,
         )
+
+    def _lost_meanwhile(self, migration: Migration, exc: BaseException) -> None:
+        """Raise ``LockLost`` instead when a database error came with the lock's loss.
+
+        A server restart or failover ends both sessions; a runner that took the lost
+        lock ends this one's migration session. Either way the cause to report (and
+        the exit code) is the lost lock, not the migration.
+        """
+        if isinstance(exc, DatabaseError):
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            try:
+                self.ledger.check_lock(
+                    f"while applying {migration.app_label}.{migration.name} (it stopped: "
+                    f"{first}; its unfinished step is rolled back, or cleaned up on the next "
+                    "run)"
+                )
+            except LockLost as lost:
+                raise lost from exc
 
     def _failed(self, migration: Migration, exc: BaseException) -> None:
         self.ledger.failed = (migration.app_label, migration.name)

@@ -18,7 +18,7 @@ import datetime
 import getpass
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.db import DatabaseError
@@ -100,6 +100,9 @@ class Ledger:
         self.accept_loss: str | None = None
         #: Set when the ledger lost records: this run writes nothing to it.
         self.refused = False
+        #: Raises ``LockLost`` unless the migration lock is still held; called with where
+        #: the run is ("before step 2/3 of shop.0004_x"). Set while the lock is held.
+        self.check_lock: Callable[[str], None] = lambda where: None
 
     # -- whether the tables are there -------------------------------------------------
 

@@ -13,6 +13,25 @@ snapshot to go away, so a blocking waiter would deadlock the deploy
 Who holds the lock is visible to everyone: the holder's statements carry a
 comment with its host, pid, command and start time, which waiters read from
 ``pg_stat_activity.query`` of the session that ``pg_locks`` names.
+
+A session lock serialises nothing through a pooler that hands each transaction
+to whichever server session is free (PgBouncer in transaction mode): the lock
+stays on one server session, the next statement runs on another. The lock
+connection is therefore checked for a pooler before anything is set or locked
+on it (:func:`pooled`), and refused when one is there.
+
+The holder checks that it still holds the lock before every migration and step
+and before each step's COMMIT (:meth:`MigrationLock.verify_held`, one round trip);
+losing it (terminated backend, server restart) stops the run (:class:`LockLost`).
+
+No heartbeat runs while a long step keeps the lock connection idle: TCP keepalives
+(both ends) keep a firewall's flow open and notice a dead peer, a TCP user timeout
+bounds a statement sent into a cut connection, and ``idle_session_timeout`` is off
+for the lock session (:meth:`MigrationLock.prepare_session`), and each check waits
+for its answer at most :data:`CHECK_TIMEOUT` seconds. A loss during a step is noticed
+by the next check, before the step's COMMIT or before the next step, which is where
+it matters; a runner that takes the lock meanwhile ends the statements this one still
+runs (the runner sessions of its key).
 """
 
 from __future__ import annotations
@@ -23,16 +42,19 @@ import datetime
 import hashlib
 import json
 import os
+import select
 import socket
 import sys
 import time
+import typing
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from django.db import transaction
+import psycopg
+from django.db import DatabaseError
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from django_safemigrate.exceptions import LockTimeout, UsageError
+from django_safemigrate.exceptions import LockLost, LockTimeout, UsageError
 
 #: How often a waiting runner says again that it is still waiting.
 REPORT_EVERY = 15.0
@@ -80,6 +102,31 @@ def lock_key(database: str, schema: str) -> int:
     """
     digest = hashlib.sha256(f"django_safemigrate:{database}:{schema}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def key_tag(key: int) -> str:
+    """``key`` as 16 hex digits, for ``application_name`` (sessions of one lock key)."""
+    return f"{key & 0xFFFFFFFFFFFFFFFF:016x}"
+
+
+def client_backend_pid(wrapper: BaseDatabaseWrapper) -> int | None:
+    """The backend pid the server announced to this client at connection start.
+
+    PostgreSQL sends it in the BackendKeyData message (used to cancel queries).
+    A pooler such as PgBouncer answers the startup itself, in session and in
+    transaction mode alike, and sends a key of its own, so this differs from
+    ``pg_backend_pid()`` behind it. ``None`` when the driver does not say.
+    """
+    raw = wrapper.connection
+    info = getattr(raw, "info", None)
+    pid = getattr(info, "backend_pid", None)
+    return int(pid) if isinstance(pid, int) and pid else None
+
+
+def pooled(wrapper: BaseDatabaseWrapper, server_pid: int) -> bool:
+    """Whether a pooler stands between ``wrapper`` and the server session that answered."""
+    announced = client_backend_pid(wrapper)
+    return announced is not None and announced != server_pid
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,17 +186,77 @@ class MigrationLock:
     on it ever opens a transaction or keeps a snapshot.
     """
 
-    def __init__(self, wrapper: BaseDatabaseWrapper, key: int, info: HolderInfo) -> None:
+    def __init__(
+        self,
+        wrapper: BaseDatabaseWrapper,
+        key: int,
+        info: HolderInfo,
+        *,
+        database: str = "",
+        schema: str = "",
+    ) -> None:
         self.wrapper = wrapper
         self.key = key
         self.info = info
+        self.database = database
+        self.schema = schema
         self.acquired = False
         self.backend_pid: int | None = None
+        # Built once: every statement on the lock connection carries it (checks run
+        # before every step). With parameters, a "%" of the command line is doubled.
+        self._comment = info.comment()
+        self._comment_with_params = self._comment.replace("%", "%%")
 
     def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self.wrapper.cursor() as cursor:
-            cursor.execute(self.info.comment() + sql, params)
+            if params:
+                cursor.execute(self._comment_with_params + sql, params)
+            else:
+                cursor.execute(self._comment + sql)
             return list(cursor.fetchall()) if cursor.description else []
+
+    def prepare_session(self) -> None:
+        """Refuse a pooled lock connection; otherwise name the session and keep it alive.
+
+        One round trip. The settings are made only when the session that answers is
+        the one the client was announced (``client_backend_pid``): behind a pooler
+        they would stay on a pooled server session, so nothing is set there.
+        """
+        announced = client_backend_pid(self.wrapper)
+        rows = self._execute(
+            """
+            SELECT pg_backend_pid(),
+              CASE WHEN pg_backend_pid() = %s THEN set_config('application_name', %s, false) END,
+              -- A server that ends idle sessions (idle_session_timeout, PostgreSQL 14+)
+              -- would end this one, and release the lock, during a long step. Server-side
+              -- keepalives notice a vanished runner in about a minute, not two hours.
+              ARRAY(SELECT set_config(name, wanted.value, false)
+                    FROM pg_settings
+                    JOIN (VALUES ('idle_session_timeout', '0'), ('tcp_keepalives_idle', '30'),
+                                 ('tcp_keepalives_interval', '10'), ('tcp_keepalives_count', '3'))
+                         AS wanted (name, value) USING (name)
+                    WHERE pg_backend_pid() = %s)
+            """,
+            (
+                announced or 0,
+                f"django_safemigrate lock {key_tag(self.key)} {self.info.host}:{self.info.pid}"[
+                    :63
+                ],
+                announced or 0,
+            ),
+        )
+        server_pid = int(rows[0][0])
+        if pooled(self.wrapper, server_pid):
+            raise UsageError(
+                f"The migration lock for database '{self.database}' would go through a "
+                "connection pooler (the server session that answered, backend pid "
+                f"{server_pid}, is not the one the connection was given, {announced}): a "
+                "session lock there can stay on one pooled server session while the next "
+                "statement runs on another (PgBouncer in transaction mode), so it cannot "
+                "serialise migrations. Add a database alias that connects to PostgreSQL "
+                "directly and name it with --lock-database or SAFEMIGRATE['LOCK_DATABASE']; "
+                "migrations may still go through the pooler. Nothing was locked or applied."
+            )
 
     def try_acquire(self) -> bool:
         rows = self._execute("SELECT pg_try_advisory_lock(%s), pg_backend_pid()", (self.key,))
@@ -177,37 +284,115 @@ class MigrationLock:
         pid, query, client_addr = rows[0]
         return _parse_holder(int(pid), query, client_addr)
 
-    def verify_held(self) -> None:
-        """Refuse to go on when the lock is not held by this session.
+    def describe(self) -> str:
+        schema = f", schema '{self.schema}'" if self.schema else ""
+        return f"the migration lock for database '{self.database}'{schema}"
 
-        Through a pooler in transaction mode (PgBouncer), consecutive statements
-        can reach different server sessions: the lock stays on one of them and
-        this check, run on the next statement, sees another.
+    def verify_held(self, where: str) -> None:
+        """Raise :class:`LockLost` unless this session still holds the lock.
+
+        One round trip on the lock's own connection, never a reconnection: a new
+        session would not hold the lock. A session advisory lock goes only with
+        ``pg_advisory_unlock`` (called by :meth:`release` alone) or with its
+        session, so the session that took it answering proves that it still holds
+        it; reading ``pg_locks`` instead would copy the server's whole lock table
+        on every check. The statement carries the holder comment, so waiters keep
+        reading who holds the lock from ``pg_stat_activity``. The wait for the answer
+        is bounded (:data:`CHECK_TIMEOUT`): a connection that stops answering counts
+        as lost.
         """
-        rows = self._execute(
-            """
-            SELECT pg_backend_pid(), EXISTS (
-                SELECT 1 FROM pg_locks
-                WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted
-                  AND classid::bigint = %s AND objid::bigint = %s AND objsubid = 1)
-            """,
-            ((self.key >> 32) & 0xFFFFFFFF, self.key & 0xFFFFFFFF),
-        )
-        pid, held = rows[0]
-        if not held or pid != self.backend_pid:
-            raise UsageError(
-                "The migration lock was taken, but the next statement on the same connection "
-                f"ran in another database session (backend pid {self.backend_pid} took it, "
-                f"pid {pid} answered). This happens behind a connection pooler in transaction "
-                "mode such as PgBouncer, where a session lock cannot serialise migrations. "
-                "Point SAFEMIGRATE['LOCK_DATABASE'] (or --lock-database) at a database alias "
-                "that connects to PostgreSQL directly."
+        if not self.acquired:
+            return
+        if self.wrapper.connection is None:
+            self._lost(
+                where,
+                f"its session (backend pid {self.backend_pid}) is gone (the connection was closed)",
+            )
+        raw = self.wrapper.connection
+        try:
+            if hasattr(raw, "pgconn"):
+                pid = int(
+                    _round_trip(raw, self._comment + "SELECT pg_backend_pid()", CHECK_TIMEOUT)
+                )
+            else:  # another driver: no bound but TCP's
+                pid = self._execute("SELECT pg_backend_pid()")[0][0]
+        except TimeoutError as exc:
+            self._lost(where, f"its session (backend pid {self.backend_pid}) {exc}")
+        except (DatabaseError, OSError, psycopg.Error) as exc:
+            self._lost(
+                where, f"its session (backend pid {self.backend_pid}) is gone ({_first_line(exc)})"
+            )
+        if pid != self.backend_pid:
+            self._lost(
+                where,
+                f"its connection now reaches another session (backend pid {pid}, not "
+                f"{self.backend_pid})",
             )
 
+    def _lost(self, where: str, what: str) -> typing.NoReturn:
+        self.acquired = False
+        raise LockLost(f"Lost {self.describe()} {where}: {what}.")
+
     def release(self) -> None:
+        """Unlock; silent when the session is already gone (the server released it)."""
         if self.acquired:
             self.acquired = False
-            self._execute("SELECT pg_advisory_unlock(%s)", (self.key,))
+            with contextlib.suppress(DatabaseError):
+                self._execute("SELECT pg_advisory_unlock(%s)", (self.key,))
+
+
+#: The longest a check of the lock may wait for the lock's session to answer. The
+#: statement is trivial and the session idle: only a cut or hung connection is slower.
+CHECK_TIMEOUT = 10.0
+
+
+def _round_trip(raw: Any, sql: str, timeout: float) -> Any:
+    """Run ``sql`` (no parameters) on psycopg connection ``raw``; the first value of
+    its first row. Raises :class:`TimeoutError` when no answer came within ``timeout``
+    seconds, whatever the network does meanwhile (a middlebox that keeps the TCP
+    connection open but forwards nothing would otherwise keep a blocking call waiting
+    forever), and ``psycopg.Error`` when the connection fails.
+
+    libpq's asynchronous calls on the connection's own socket, with a deadline: the
+    connection is in autocommit and idle before and after, so psycopg's view of it
+    stays true.
+    """
+    from psycopg import pq
+
+    pgconn = raw.pgconn
+    deadline = time.monotonic() + timeout
+
+    def wait(readable: bool) -> None:
+        left = deadline - time.monotonic()
+        sockets = [pgconn.socket]
+        if left <= 0 or not any(
+            select.select(sockets if readable else [], [] if readable else sockets, [], left)
+        ):
+            raise TimeoutError(f"did not answer within {timeout:g} s")
+
+    pgconn.send_query(sql.encode())
+    while pgconn.flush():
+        wait(readable=False)
+    value: Any = None
+    error: str | None = None
+    while True:
+        pgconn.consume_input()
+        while not pgconn.is_busy():
+            result = pgconn.get_result()
+            if result is None:
+                if error is not None:
+                    raise psycopg.OperationalError(error)
+                return value
+            if result.status == pq.ExecStatus.TUPLES_OK and result.ntuples and value is None:
+                value = result.get_value(0, 0)
+            elif result.status not in (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK):
+                error = (result.error_message or b"").decode(errors="replace").strip() or "error"
+        wait(readable=True)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def dedicated_connection(template: BaseDatabaseWrapper, alias: str) -> BaseDatabaseWrapper:
@@ -223,6 +408,11 @@ def dedicated_connection(template: BaseDatabaseWrapper, alias: str) -> BaseDatab
     options.setdefault("keepalives_idle", 30)
     options.setdefault("keepalives_interval", 10)
     options.setdefault("keepalives_count", 3)
+    # Keepalives only probe an idle connection. A statement sent to a peer that
+    # vanished without a word (a firewall dropped the flow) would wait for TCP's
+    # retransmissions, up to about 15 minutes; this bounds that wait, so the check
+    # before the next step fails in seconds instead.
+    options.setdefault("tcp_user_timeout", 30000)
     # A server-side connection pool would hand the lock session back to the pool.
     options.pop("pool", None)
     settings_dict["OPTIONS"] = options
@@ -253,34 +443,32 @@ def migration_lock(
     with target.cursor() as cursor:
         cursor.execute("SELECT current_database(), current_schema()")
         database, schema = cursor.fetchone()
+    schema = schema or "public"
     # Same alias as the connection it copies: connection hooks such as
     # django.contrib.postgres's type registration look their alias up in
     # ``connections``. The wrapper itself is never registered there.
     wrapper = dedicated_connection(lock_via, lock_via.alias)
     lock = MigrationLock(
-        wrapper, lock_key(database, schema or "public"), HolderInfo.current(command)
+        wrapper,
+        lock_key(database, schema),
+        HolderInfo.current(command),
+        database=database,
+        schema=schema,
     )
     try:
         wrapper.ensure_connection()
-        with wrapper.cursor() as cursor:
-            cursor.execute(
-                "SELECT set_config('application_name', %s, false)",
-                [f"django_safemigrate lock {lock.info.host}:{lock.info.pid}"[:63]],
-            )
+        # Before anything is locked or set: a pooled lock connection is refused here,
+        # with one statement, so a refused run leaves nothing on a pooled server
+        # session and never waits for a busy pool's only server connection.
+        lock.prepare_session()
         _acquire(lock, wait=wait, poll_interval=poll_interval, on_wait=on_wait, database=database)
-        # Through a pooler in transaction mode, an idle client gets whichever server
-        # session is free. Keep one busy in a transaction of the migration connection
-        # while the lock connection checks that its own session still holds the lock:
-        # through such a pooler the check must then run in another session and fail.
-        with transaction.atomic(using=target.alias), target.cursor() as cursor:
-            cursor.execute("SELECT pg_backend_pid()")
-            lock.verify_held()
         yield lock
     finally:
         try:
             lock.release()
         finally:
-            wrapper.close()
+            with contextlib.suppress(DatabaseError):
+                wrapper.close()
 
 
 def _acquire(

@@ -21,12 +21,13 @@ from django_safemigrate.conf import SafemigrateSettings
 from django_safemigrate.enums import ExitCode, MigrationOutcome, RunOutcome
 from django_safemigrate.exceptions import (
     DatabaseUnavailable,
+    LockLost,
     LockTimeout,
     SafemigrateError,
     UsageError,
 )
 from django_safemigrate.execution.ledger import Ledger
-from django_safemigrate.execution.lock import Holder, migration_lock
+from django_safemigrate.execution.lock import Holder, client_backend_pid, key_tag, migration_lock
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,9 +129,10 @@ def governed_run(
             wait=request.lock_wait,
             poll_interval=settings.lock_poll_interval,
             on_wait=lambda holder, waited, first: on_wait(holder, waited, request.lock_wait, first),
-        ):
+        ) as lock:
             ledger.lock_acquired()
-            ended = claim_runner_session(connection)
+            ledger.check_lock = lock.verify_held
+            ended = claim_runner_session(connection, lock.key)
             if ended:
                 on_notice(
                     f"Ended {len(ended)} database session(s) left by a runner that died "
@@ -142,10 +144,23 @@ def governed_run(
             in_body = True
             try:
                 yield ledger
+            except LockLost as exc:
+                # One paragraph: the loss (raised where it was noticed), then what this
+                # run finished, which only the ledger knows.
+                resume = (
+                    " (finished steps are not repeated)" if request.command != "migrate" else ""
+                )
+                lost = LockLost(
+                    f"{exc} {_finished_before_loss(ledger)} Nothing runs after the loss: "
+                    f"run {request.command} again to apply the rest{resume}."
+                )
+                _finish_failed(ledger, lost)
+                raise lost from None
             except BaseException as exc:
                 _finish_failed(ledger, exc)
                 raise
             finally:
+                ledger.check_lock = _not_held
                 release_runner_session(connection)
             ledger.finish(_outcome(ledger.counts), ExitCode.OK)
     except LockTimeout as exc:
@@ -161,36 +176,55 @@ def governed_run(
         raise
 
 
-#: ``application_name`` of the session that applies migrations while holding the lock.
+#: ``application_name`` of the session that applies migrations while holding the lock,
+#: followed by the lock key's tag (:func:`key_tag`) and the runner's host and pid.
 RUNNER_APPLICATION = "django_safemigrate runner"
 
 
-def claim_runner_session(connection: BaseDatabaseWrapper) -> list[int]:
+def runner_application(key: int) -> str:
+    """The ``application_name`` prefix of runner sessions of lock ``key`` (with a space)."""
+    return f"{RUNNER_APPLICATION} {key_tag(key)} "
+
+
+def claim_runner_session(connection: BaseDatabaseWrapper, key: int) -> list[int]:
     """Mark our migration session and end the ones a dead runner left behind.
 
     Only the lock holder applies migrations, so once we hold the lock any other
-    session marked as a runner belongs to a runner that died (SIGKILL, OOM, a
-    lost node) while its statement kept running on the server: a concurrent
-    index build still going, or a transaction still holding its locks. Left
-    alone, it would make this run's statements wait or collide with it.
-    The mark is set only after the lock is taken, so waiters are never ended.
+    session marked as a runner *of the same lock key* belongs to a runner that
+    died (SIGKILL, OOM, a lost node) while its statement kept running on the
+    server: a concurrent index build still going, or a transaction still holding
+    its locks. Left alone, it would make this run's statements wait or collide
+    with it. Runners of other keys (another schema of the same database, in a
+    schema-per-tenant setup) hold their own lock and are left alone. The mark is
+    set only after the lock is taken, so waiters are never ended.
+
+    Behind a connection pooler (the session that answers is not the one the
+    connection was given) nothing is set or ended: the mark would stay on a pooled
+    server session that the application then uses, and a later runner would end
+    it. A dead runner's statement is then not ended early.
     """
+    announced = client_backend_pid(connection) or 0
     with connection.cursor() as cursor:
         # One round trip: the mark, and the sessions ended (our own is never one of
         # them). pg_terminate_backend stays in the select list, which PostgreSQL only
         # evaluates for rows that passed the whole WHERE clause.
         cursor.execute(
             """
-            SELECT set_config('application_name', %s, false), ARRAY(
+            SELECT CASE WHEN pg_backend_pid() = %s
+                        THEN set_config('application_name', %s, false) END,
+              ARRAY(
                 SELECT CASE WHEN pg_terminate_backend(pid) THEN pid END
                 FROM pg_stat_activity
-                WHERE datname = current_database() AND pid <> pg_backend_pid()
-                  AND application_name LIKE %s
+                WHERE pg_backend_pid() = %s
+                  AND datname = current_database() AND pid <> pg_backend_pid()
+                  AND starts_with(application_name, %s)
             )
             """,
             [
-                f"{RUNNER_APPLICATION} {socket.gethostname()}:{os.getpid()}"[:63],
-                RUNNER_APPLICATION + " %",
+                announced,
+                f"{runner_application(key)}{socket.gethostname()}:{os.getpid()}"[:63],
+                announced,
+                runner_application(key),
             ],
         )
         row = cursor.fetchone()
@@ -198,14 +232,20 @@ def claim_runner_session(connection: BaseDatabaseWrapper) -> list[int]:
 
 
 def release_runner_session(connection: BaseDatabaseWrapper) -> None:
-    """Drop the runner mark before the lock goes, so the next holder leaves us alone."""
+    """Drop the runner mark before the lock goes, so the next holder leaves us alone.
+
+    Only on a session of our own: behind a pooler nothing was set, and this
+    statement would reset another client's session.
+    """
     with contextlib.suppress(DatabaseError):
         if connection.connection is not None and not connection.in_atomic_block:
             with connection.cursor() as cursor:
                 # Also the session timeouts the step runner may have set.
                 cursor.execute(
                     "SELECT set_config(name, reset_val, false) FROM pg_settings "
-                    "WHERE name IN ('application_name', 'lock_timeout', 'statement_timeout')"
+                    "WHERE pg_backend_pid() = %s "
+                    "AND name IN ('application_name', 'lock_timeout', 'statement_timeout')",
+                    [client_backend_pid(connection) or 0],
                 )
 
 
@@ -219,8 +259,58 @@ def _outcome(counts: dict[MigrationOutcome, int]) -> RunOutcome:
     return RunOutcome.NOTHING_TO_DO
 
 
+def _not_held(where: str) -> None:
+    """``Ledger.check_lock`` outside the held lock: nothing to check."""
+
+
+def _finished_before_loss(ledger: Ledger) -> str:
+    """What this run finished, from the ledger: the last migration and step it recorded."""
+    from django_safemigrate.models import MigrationRecord, StepRecord
+
+    done = sum(
+        ledger.counts.get(o, 0)
+        for o in (MigrationOutcome.APPLIED, MigrationOutcome.FAKED, MigrationOutcome.UNAPPLIED)
+    )
+    summary = f"This run finished {done} migration(s)"
+    if ledger.run_id is None or not ledger.writable():
+        return summary + "."
+    try:
+        ledger.reconnect_if_broken()
+        alias = ledger.connection.alias
+        record = (
+            MigrationRecord.objects.using(alias)
+            .filter(
+                run_id=ledger.run_id,
+                outcome__in=[
+                    MigrationOutcome.APPLIED,
+                    MigrationOutcome.FAKED,
+                    MigrationOutcome.UNAPPLIED,
+                ],
+            )
+            .order_by("-id")
+            .values_list("app_label", "name", "outcome")
+            .first()
+        )
+        step = (
+            StepRecord.objects.using(alias)
+            .filter(run_id=ledger.run_id)
+            .order_by("-id")
+            .values_list("app_label", "name", "step_index", "step_count")
+            .first()
+        )
+    except DatabaseError:
+        return summary + "."
+    if record is not None:
+        summary += f", the last {record[0]}.{record[1]} ({record[2]})"
+    if step is not None and step[2] + 1 < step[3]:
+        summary += f", and step {step[2] + 1}/{step[3]} of {step[0]}.{step[1]}"
+    return summary + "."
+
+
 def _finish_failed(ledger: Ledger, exc: BaseException) -> None:
-    if isinstance(exc, SafemigrateError):
+    if isinstance(exc, LockLost):
+        ledger.finish(RunOutcome.INTERRUPTED, exc.exit_code, str(exc), after_error=True)
+    elif isinstance(exc, SafemigrateError):
         outcome = {
             ExitCode.BLOCKED: RunOutcome.BLOCKED,
             ExitCode.LOCK_TIMEOUT: RunOutcome.LOCK_TIMEOUT,

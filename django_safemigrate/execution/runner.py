@@ -11,7 +11,12 @@
 * Every statement runs under the lock and statement timeouts of its kind:
   short for strong locks, none for concurrent builds and ``VALIDATE
   CONSTRAINT`` (they legitimately wait for old snapshots). Inside transactions
-  they are ``SET LOCAL``; around autocommit steps they are set and reset.
+  they are ``SET LOCAL``, so they end with the transaction; around autocommit
+  steps they are set and reset on a session of our own, and never set through a
+  connection pooler (:meth:`StepRunner._session_defaults`).
+* The migration lock is checked before every step and, inside a transactional
+  step, just before its COMMIT: a step that finished after the lock was lost is
+  rolled back rather than recorded while another runner may be working.
 * A transactional step that fails on a lock timeout (55P03) or a deadlock
   (40P01) rolled back whole, so it is retried with exponential backoff and
   jitter.
@@ -259,12 +264,12 @@ class StepRunner:
         self._whole = False
         self._state_before: ProjectState | None = None
         self._watch = OldTransactionWatch(self.connection, settings.preflight_min_age)
-        #: (connection, timeouts) set at session level by one-transaction migrations.
-        self._session: tuple[int, Timeouts] | None = None
         #: The step that failed for good, once one has.
         self.failure: StepFailure | None = None
         #: What the running autocommit ``RunPython`` step has committed so far.
         self._committed = CommittedWrites()
+        #: (connection, pooled, defaults) of the migration connection's session, read once.
+        self._defaults: tuple[int, bool, Timeouts] | None = None
 
     # -- planning ------------------------------------------------------------------------
 
@@ -297,9 +302,11 @@ class StepRunner:
         policy = RunnerPolicy.for_migration(self.settings, migration)
         self._state_before = state
         walk = _Walk(migration, state)
+        name = f"{migration.app_label}.{migration.name}"
         if not steps:
             # No operations (a dependency placeholder): only the record to write.
             with transaction.atomic(using=self.connection.alias):
+                self.executor.ledger.check_lock(f"before recording {name}")
                 self.executor.record_applied_now(migration)
             return walk.state
         for step in steps:
@@ -327,47 +334,64 @@ class StepRunner:
                 started_at=timezone.now(),
                 lock=lock,
             )
-            # Django's own loop (one-transaction migrations) advances the state in
-            # place; rather than copy it for a rare retry, rebuild it then.
-            checkpoint = None if self._whole else walk.snapshot()
-            attempt = 1
-            while True:
-                entry.attempts = attempt
-                try:
-                    self._run_step(migration, step, len(steps), policy, walk, entry=entry)
-                except DatabaseError as exc:
-                    # A session SET made inside the failed transaction was rolled back.
-                    self._session = None
-                    code = sqlstate(exc)
-                    if (
-                        step.kind is StepKind.AUTOCOMMIT_PYTHON
-                        or code not in RETRYABLE
-                        or attempt > policy.retries
-                    ):
-                        self.failure = self._failure(migration, step, len(steps))
-                        raise
-                    wait = policy.delay(attempt)
-                    self.notify(
-                        f"    {label}: {RETRYABLE[code]} (attempt {attempt} of "
-                        f"{policy.retries + 1}); rolled back, retrying in {wait:.1f}s"
-                    )
-                    time.sleep(wait)
-                    attempt += 1
-                    # The failed attempt advanced the state: start the step again from
-                    # where it began.
-                    if checkpoint is None:
-                        walk.state = self._state_of_applied()
-                    else:
-                        walk.restore(checkpoint)
-                    continue
-                except Exception:
-                    self.failure = self._failure(migration, step, len(steps))
-                    raise
-                break
+            self._run_with_retries(
+                migration, step, len(steps), policy, walk=walk, entry=entry, label=label
+            )
             assert entry.finished_at is not None
             elapsed = (entry.finished_at - entry.started_at).total_seconds()
             self.report(f"    {label} ({elapsed:.2f}s)")
         return walk.state
+
+    def _run_with_retries(
+        self,
+        migration: Migration,
+        step: Step,
+        step_count: int,
+        policy: RunnerPolicy,
+        *,
+        walk: _Walk,
+        entry: StepEntry,
+        label: str,
+    ) -> None:
+        """Run ``step``, again after a lock timeout or a deadlock (it rolled back whole)."""
+        name = f"{migration.app_label}.{migration.name}"
+        # Django's own loop (one-transaction migrations) advances the state in
+        # place; rather than copy it for a rare retry, rebuild it then.
+        checkpoint = None if self._whole else walk.snapshot()
+        attempt = 1
+        where = f"step {step.index + 1}/{step_count} of {name}"
+        while True:
+            entry.attempts = attempt
+            self.executor.ledger.check_lock(f"before {where}")
+            try:
+                self._run_step(migration, step, step_count, policy, walk, entry=entry, where=where)
+            except DatabaseError as exc:
+                code = sqlstate(exc)
+                if (
+                    step.kind is StepKind.AUTOCOMMIT_PYTHON
+                    or code not in RETRYABLE
+                    or attempt > policy.retries
+                ):
+                    self.failure = self._failure(migration, step, step_count)
+                    raise
+                wait = policy.delay(attempt)
+                self.notify(
+                    f"    {label}: {RETRYABLE[code]} (attempt {attempt} of "
+                    f"{policy.retries + 1}); rolled back, retrying in {wait:.1f}s"
+                )
+                time.sleep(wait)
+                attempt += 1
+                # The failed attempt advanced the state: start the step again from
+                # where it began.
+                if checkpoint is None:
+                    walk.state = self._state_of_applied()
+                else:
+                    walk.restore(checkpoint)
+                continue
+            except Exception:
+                self.failure = self._failure(migration, step, step_count)
+                raise
+            return
 
     def _failure(self, migration: Migration, step: Step, step_count: int) -> StepFailure:
         committed = ""
@@ -474,6 +498,7 @@ class StepRunner:
         walk: _Walk,
         *,
         entry: StepEntry,
+        where: str,
     ) -> None:
         """Run ``step`` and write its record: in its own transaction when it has one."""
         last = step.index == step_count - 1
@@ -492,8 +517,17 @@ class StepRunner:
                     else:
                         for part in step.parts:
                             self._run_part(migration, part, walk, editor)
+                # Last thing before COMMIT, inside the transaction: on a loss the step
+                # is rolled back instead of committed without the lock.
+                self.executor.ledger.check_lock(
+                    f"before committing {where} (the step was rolled back)"
+                )
                 self._finished(migration, entry, last)
             return
+        # Autocommit: the work is committed as it runs, so its record is written even
+        # if the lock went meanwhile (it says what the database now holds, and keeps a
+        # rerun from running the step's Python again); the check before the next step
+        # stops the run.
         with self._editor(policy, local=False) as editor, self._watch_python(step):
             for part in step.parts:
                 if step.kind is StepKind.NON_TRANSACTIONAL and part.statements:
@@ -577,11 +611,39 @@ class StepRunner:
 
     @contextmanager
     def _editor(self, policy: RunnerPolicy, *, local: bool) -> Iterator[Any]:
-        """A schema editor whose statements run under the timeouts of their kind."""
+        """A schema editor whose statements run under the timeouts of their kind.
+
+        ``local``: inside the step's transaction, with ``SET LOCAL``, which ends with
+        the transaction, so nothing stays on the session (nor, behind a pooler in
+        transaction mode, on a pooled server session).
+
+        Otherwise (an autocommit step: a concurrent index build cannot run in a
+        transaction block, and non-atomic Python asked for none) only a session
+        setting reaches the statements. On a session of our own it is set, and reset
+        when the step ends. Behind a pooler each statement may run on another server
+        session and the setting would stay on the one that ran it, so nothing is set:
+        the statements run under the pooled sessions' defaults, and a step that wants
+        other values says so on stderr.
+        """
         connection = self.connection
         current: list[Timeouts | None] = [None]
+        pooled, defaults = (False, None) if local else self._session_defaults()
+        warned: set[Timeouts] = set()
 
         def apply(timeouts: Timeouts) -> None:
+            current[0] = timeouts
+            if pooled:
+                if timeouts != defaults and timeouts not in warned:
+                    warned.add(timeouts)
+                    assert defaults is not None
+                    self.notify(
+                        "    behind a connection pooler, this autocommit step runs under the "
+                        f"database's defaults ({_describe_timeouts(defaults)}) instead of "
+                        f"{_describe_timeouts(timeouts)}: a session setting would stay on a "
+                        "pooled server session. Point --database at a direct connection to "
+                        "apply them, or set them for the role."
+                    )
+                return
             lock, statement = timeouts.sql_values()
             with connection.cursor() as cursor:
                 # set_config(..., true) is SET LOCAL; one round trip for both.
@@ -590,26 +652,7 @@ class StepRunner:
                     "set_config('statement_timeout', %s, %s)",
                     [lock, local, statement, local],
                 )
-            current[0] = timeouts
 
-        if self._whole and local:
-            # One-transaction migrations run under the strong timeouts only: set them
-            # once for the session (reset when the run ends) instead of in every
-            # transaction. Keyed on the connection object: a new one has none set.
-            session = (id(connection.connection), policy.strong)
-            if self._session != session:
-                lock, statement = policy.strong.sql_values()
-                connection.ensure_connection()
-                with connection.cursor() as cursor:
-                    cursor.execute(
-                        "SELECT set_config('lock_timeout', %s, false), "
-                        "set_config('statement_timeout', %s, false)",
-                        [lock, statement],
-                    )
-                self._session = (id(connection.connection), policy.strong)
-            with connection.schema_editor(atomic=False) as editor:
-                yield editor
-            return
         with connection.schema_editor(atomic=False) as editor:
             if not self._whole:
                 # Statements of several kinds: each runs under the timeouts of its kind.
@@ -628,13 +671,51 @@ class StepRunner:
             try:
                 yield editor
             finally:
-                if not local and connection.connection is not None and connection.is_usable():
+                if (
+                    not local
+                    and not pooled
+                    and connection.connection is not None
+                    and connection.is_usable()
+                ):
                     with connection.cursor() as cursor:
                         cursor.execute(
                             "SELECT set_config(name, reset_val, false) FROM pg_settings "
                             "WHERE name IN ('lock_timeout', 'statement_timeout')"
                         )
-                    self._session = None
+
+    def _session_defaults(self) -> tuple[bool, Timeouts]:
+        """Whether the migration connection goes through a pooler, and the timeouts a
+        session starts with (the role's, the database's or the server's).
+
+        Read once per connection (one round trip, on the first autocommit step). A
+        pooler answers the connection's startup itself and gives it a backend pid of
+        its own, which differs from the pid of the server session that runs the
+        statements (:func:`~django_safemigrate.execution.lock.client_backend_pid`).
+        """
+        from django_safemigrate.execution.lock import pooled
+
+        connection = self.connection
+        connection.ensure_connection()
+        key = id(connection.connection)
+        if self._defaults is None or self._defaults[0] != key:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_backend_pid(), "
+                    "(SELECT reset_val FROM pg_settings WHERE name = 'lock_timeout'), "
+                    "(SELECT reset_val FROM pg_settings WHERE name = 'statement_timeout')"
+                )
+                pid, lock_ms, statement_ms = cursor.fetchone()
+            defaults = Timeouts(int(lock_ms) / 1000, int(statement_ms) / 1000)
+            self._defaults = (key, pooled(connection, int(pid)), defaults)
+        return self._defaults[1], self._defaults[2]
+
+
+def _describe_timeouts(timeouts: Timeouts) -> str:
+    lock, statement = timeouts.lock_timeout, timeouts.statement_timeout
+    return (
+        f"lock_timeout {f'{lock:g}s' if lock else 'none'}, "
+        f"statement_timeout {f'{statement:g}s' if statement else 'none'}"
+    )
 
 
 #: Django's operations whose SQL on Django's own PostgreSQL backend never includes a

@@ -323,12 +323,20 @@ def review_url(using: str, key: Key) -> str | None:
     """The admin page of a governed migration, when the admin's URLs are installed."""
     from django.urls import NoReverseMatch, reverse
 
-    governed = (
-        GovernedMigration.objects.using(using)
-        .filter(app_label=key[0], name=key[1])
-        .values_list("pk", flat=True)
-        .first()
-    )
+    from django.db import DatabaseError, transaction
+
+    try:
+        # A savepoint: on a database whose ledger tables do not exist yet (``--plan``
+        # before the first run), the failed lookup must not break a transaction around it.
+        with transaction.atomic(using=using):
+            governed = (
+                GovernedMigration.objects.using(using)
+                .filter(app_label=key[0], name=key[1])
+                .values_list("pk", flat=True)
+                .first()
+            )
+    except DatabaseError:
+        return None
     if governed is None:
         return None
     from django.conf import settings

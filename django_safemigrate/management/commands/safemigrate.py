@@ -61,7 +61,7 @@ class Command(migrate.Command):
         "Apply migrations for a deploy: one runner at a time under a database-wide lock, "
         "every run recorded, edited applied migrations refused. Exit codes: 0 done or nothing "
         "to do, 1 a migration failed, 2 bad usage or configuration, 3 blocked, "
-        "4 lock not taken in time."
+        "4 lock not taken in time or lost during the run."
     )
     command_name = "safemigrate"
     usage_exit_code = ExitCode.USAGE
