@@ -321,9 +321,8 @@ def decide_migration(
 
 def review_url(using: str, key: Key) -> str | None:
     """The admin page of a governed migration, when the admin's URLs are installed."""
-    from django.urls import NoReverseMatch, reverse
-
     from django.db import DatabaseError, transaction
+    from django.urls import NoReverseMatch, reverse
 
     try:
         # A savepoint: on a database whose ledger tables do not exist yet (``--plan``
