@@ -296,3 +296,30 @@ def test_a_table_locked_by_another_session_does_not_hold_the_analysis(scenarios)
         finally:
             holder.rollback()
             holder.close()
+
+
+# -- the runner plans steps without running anything --------------------------------------
+
+
+def test_the_runner_plans_steps_without_running_an_operation(tmp_path):
+    """A non-atomic migration is rendered to plan its steps; an operation that sends a
+    statement through a cursor of its own runs once, when its step runs. One that also
+    emits a statement that refuses a transaction runs whole, as written, rather than
+    split into what was rendered (which would drop its cursor work)."""
+    copy_scenario("planned_once", tmp_path)
+    with fresh_database() as database:
+        env = command_env(database, apps=["planned_once"], pythonpath=[tmp_path])
+        run_command(["safemigrate"], env, expect=0)
+        assert query(database, "SELECT note FROM planned_once_entry") == [("ran",), ("ran",)]
+        assert query(
+            database,
+            "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "WHERE c.relname = 'planned_once_note'",
+        ) == [(True,)]
+        steps = query(
+            database,
+            "SELECT step_index, kind FROM django_safemigrate_steprecord "
+            "WHERE app_label = 'planned_once' AND name = '0002_note' ORDER BY step_index",
+        )
+        # Each runs whole, in autocommit, as Django runs a non-atomic migration's operations.
+        assert steps == [(0, "autocommit_python"), (1, "autocommit_python")]

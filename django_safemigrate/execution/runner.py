@@ -55,7 +55,7 @@ from django_safemigrate.execution.steps import (
     plan_steps,
     strongest_lock,
 )
-from django_safemigrate.sql import parse, render_migration
+from django_safemigrate.sql import parse
 
 if TYPE_CHECKING:
     from django_safemigrate.execution.executor import LedgerExecutor
@@ -283,7 +283,13 @@ class StepRunner:
                 return []
             names = ", ".join(type(op).__name__ for op in migration.operations)
             return [Step(0, StepKind.TRANSACTIONAL, parts, names)]
-        operations, _ = render_migration(migration, state.clone(), self.connection)
+        # Rendered inside the analysis's guards: an operation that reaches for the
+        # database itself must run once, when the step runs, not also while its steps
+        # are planned (what it tried is kept on its rendering: ``OperationSQL.refused``).
+        from django_safemigrate.analysis.sandbox import rendering
+
+        with rendering(self.connection, self.pg_version) as renderer:
+            operations, _ = renderer.render(migration, state.clone())
         self._rendered = {op.index: op.statements for op in operations}
         return plan_steps(migration, operations, self.pg_version)
 

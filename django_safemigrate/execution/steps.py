@@ -110,6 +110,24 @@ def plan_steps(
         if not migration.atomic:
             # No transaction spans two operations of a non-atomic migration.
             close_transactional()
+        if op.refused or op.render_error:
+            # The operation reaches for the database itself (or could not be rendered),
+            # so its rendered SQL is not all it runs: splitting it would run only what
+            # was rendered. It runs whole, as Django would run it: inside the
+            # migration's transaction when the migration is atomic, else in autocommit.
+            part = StepPart(op.index)
+            if migration.atomic:
+                pending.append(part)
+            else:
+                steps.append(
+                    Step(
+                        len(steps),
+                        StepKind.AUTOCOMMIT_PYTHON,
+                        (part,),
+                        _describe(migration, [part]),
+                    )
+                )
+            continue
         refusing = [s for s in op.statements if _refuses(s, pg_version)]
         if not refusing:
             pending.append(StepPart(op.index))
