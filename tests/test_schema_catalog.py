@@ -133,3 +133,19 @@ def test_excluded_prefix_leaves_out_the_relation_and_what_belongs_to_it(pair):
     # "_" is no wildcard: a table named ledgerXrun is not left out by the prefix "ledger_".
     query(right, "CREATE TABLE ledgerXrun (id int)")
     assert differences(left, right, exclude_prefixes=["ledger_"]) != []
+
+
+def test_the_ledger_mark_in_a_table_comment_is_this_apps_the_rest_counts(pair):
+    left, right = pair
+    for name in (left, right):
+        query(name, "CREATE TABLE django_migrations_like (id int)")
+    query(left, "COMMENT ON TABLE django_migrations_like IS 'kept by the project'")
+    query(
+        right,
+        "COMMENT ON TABLE django_migrations_like IS "
+        "'kept by the project\ndjango_safemigrate ledger: runs=2 records=9 steps=1'",
+    )
+    assert differences(left, right)
+    assert differences(left, right, exclude_prefixes=["django_safemigrate"]) == []
+    query(right, "COMMENT ON TABLE django_migrations_like IS 'changed by the project'")
+    assert differences(left, right, exclude_prefixes=["django_safemigrate"]) != []
