@@ -512,45 +512,33 @@ class Command(migrate.Command):
             from django.utils import timezone
 
             now = timezone.now()
+
+            def adopt(key: tuple[str, str], checksum: str) -> None:
+                # A new baseline row; the rows before it stay (the ledger is append-only).
+                migration = loader.disk_migrations[key]
+                ledger.record(
+                    PendingRecord(
+                        app_label=key[0],
+                        name=key[1],
+                        checksum=checksum,
+                        definition=definition_checksum(migration),
+                        started_at=now,
+                        finished_at=now,
+                        outcome=MigrationOutcome.ADOPTED,
+                    )
+                )
+
+            # Only the code an applied migration reaches changed; or it was recorded with
+            # an older checksum algorithm, file unchanged: the current checksum becomes
+            # the baseline.
             for changed in checked.reached:
-                ledger.record(
-                    PendingRecord(
-                        app_label=changed.key[0],
-                        name=changed.key[1],
-                        checksum=changed.current,
-                        definition=changed.definition,
-                        started_at=now,
-                        finished_at=now,
-                        outcome=MigrationOutcome.ADOPTED,
-                    )
-                )
+                adopt(changed.key, changed.current)
             for rebaseline in checked.rebaseline:
-                # Recorded with an older checksum algorithm, file unchanged: the current
-                # checksum becomes the baseline (a new row; the old one stays).
-                ledger.record(
-                    PendingRecord(
-                        app_label=rebaseline.key[0],
-                        name=rebaseline.key[1],
-                        checksum=rebaseline.current,
-                        definition=definition_checksum(loader.disk_migrations[rebaseline.key]),
-                        started_at=now,
-                        finished_at=now,
-                        outcome=MigrationOutcome.ADOPTED,
-                    )
-                )
+                adopt(rebaseline.key, rebaseline.current)
+            # Applied before this app was installed: adopted as they are.
             for key in sorted(applied - set(recorded)):
                 if key in loader.disk_migrations:
-                    ledger.record(
-                        PendingRecord(
-                            app_label=key[0],
-                            name=key[1],
-                            checksum=migration_checksum(loader.disk_migrations[key]),
-                            definition=definition_checksum(loader.disk_migrations[key]),
-                            started_at=now,
-                            finished_at=now,
-                            outcome=MigrationOutcome.ADOPTED,
-                        )
-                    )
+                    adopt(key, migration_checksum(loader.disk_migrations[key]))
         if not ledger.writable() and self.verbosity >= 2:
             self.stdout.write(
                 "  The ledger tables do not exist yet; this run is recorded once they do."
