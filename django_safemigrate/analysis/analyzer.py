@@ -242,80 +242,85 @@ def analyse_migration(
 ) -> tuple[MigrationReport, ProjectState]:
     with rendering(connection, options.pg_version) as renderer:
         operations, state = renderer.render(migration, state)
-    mctx = MigrationContext(
-        facts={} if facts is None else facts,
-        migration=migration,
-        connection=connection,
-        pg_version=options.pg_version,
-        table_info=table_info,
-        live=live,
-        small_table_rows=options.small_table_rows,
-        operations=operations,
-    )
-    lines = _LazyLines(migration)
-    acknowledged = acknowledgements(migration)
-    findings: list[Finding] = []
+        # The rules run inside the rendering too: what they read of the live schema goes
+        # through its read-only catalog channel, and nothing else can reach the database.
+        mctx = MigrationContext(
+            facts={} if facts is None else facts,
+            migration=migration,
+            connection=connection,
+            pg_version=options.pg_version,
+            table_info=table_info,
+            live=live,
+            small_table_rows=options.small_table_rows,
+            operations=operations,
+            catalog=getattr(renderer.connection, "catalog", None),
+        )
+        lines = _LazyLines(migration)
+        acknowledged = acknowledgements(migration)
+        findings: list[Finding] = []
 
-    def add(rule: Rule, hits: Iterable[Hit], op: OperationSQL | None, sql: str | None) -> None:
-        for hit in hits:
-            findings.append(
-                _finding(
-                    rule,
-                    hit,
-                    op,
-                    sql,
-                    lines=lines,
-                    acknowledged=acknowledged,
-                    options=options,
-                    mctx=mctx,
-                    table_info=table_info,
+        def add(rule: Rule, hits: Iterable[Hit], op: OperationSQL | None, sql: str | None) -> None:
+            for hit in hits:
+                findings.append(
+                    _finding(
+                        rule,
+                        hit,
+                        op,
+                        sql,
+                        lines=lines,
+                        acknowledged=acknowledged,
+                        options=options,
+                        mctx=mctx,
+                        table_info=table_info,
+                    )
                 )
-            )
 
-    for op in operations:
-        octx = OperationContext(mctx, op, op.from_state)
-        for rule, check in iter_operation_checks(op.operation):
-            add(rule, check(op.operation, octx), op, None)
-        for statement in op.statements:
-            node: Any = statement.tree
-            if node is None:
-                node = UnparsableSQL(statement.sql, statement.error or "")
-            created = _created_table(node)
-            if created:
-                # Later statements (the new table's indexes and constraints) touch an
-                # empty table that nothing else uses yet.
-                mctx.created_tables.add(created)
-            sctx = StatementContext(octx, statement)
-            for rule, statement_check in iter_statement_checks(node):
-                add(rule, statement_check(node, sctx), op, statement.sql)
-    for rule, migration_check in iter_migration_checks():
-        for hit in migration_check(mctx):
-            index = hit.operation_index
-            about = operations[index] if index is not None and index < len(operations) else None
-            add(rule, [hit], about, None)
+        for op in operations:
+            octx = OperationContext(mctx, op, op.from_state)
+            for rule, check in iter_operation_checks(op.operation):
+                add(rule, check(op.operation, octx), op, None)
+            for statement in op.statements:
+                node: Any = statement.tree
+                if node is None:
+                    node = UnparsableSQL(statement.sql, statement.error or "")
+                created = _created_table(node)
+                if created:
+                    # Later statements (the new table's indexes and constraints) touch an
+                    # empty table that nothing else uses yet.
+                    mctx.created_tables.add(created)
+                sctx = StatementContext(octx, statement)
+                for rule, statement_check in iter_statement_checks(node):
+                    add(rule, statement_check(node, sctx), op, statement.sql)
+        for rule, migration_check in iter_migration_checks():
+            for hit in migration_check(mctx):
+                index = hit.operation_index
+                about = operations[index] if index is not None and index < len(operations) else None
+                add(rule, [hit], about, None)
 
-    from django_safemigrate.governance.phase import phase_of
+        from django_safemigrate.governance.phase import phase_of
 
-    ordered = tuple(sorted(findings, key=lambda f: (f.operation_index or 0, f.code)))
-    phase = phase_of(migration, ordered, operations, mctx.created_tables, infer=options.infer_phase)
-    return (
-        MigrationReport(
-            app_label=migration.app_label,
-            name=migration.name,
-            path=migration_path(migration),
-            checksum=checksum_of(migration),
-            applied=applied,
-            atomic=bool(migration.atomic),
-            findings=ordered,
-            phase=phase.phase,
-            phase_reason=phase.reason,
-            # The state before each operation served the rules; a report that kept it would
-            # keep a copy of the project's model registry per operation alive for the rest of
-            # the run (memory, and the garbage collector's time, quadratic in the history).
-            operations=tuple(dataclasses.replace(op, from_state=None) for op in operations),
-        ),
-        state,
-    )
+        ordered = tuple(sorted(findings, key=lambda f: (f.operation_index or 0, f.code)))
+        phase = phase_of(
+            migration, ordered, operations, mctx.created_tables, infer=options.infer_phase
+        )
+        return (
+            MigrationReport(
+                app_label=migration.app_label,
+                name=migration.name,
+                path=migration_path(migration),
+                checksum=checksum_of(migration),
+                applied=applied,
+                atomic=bool(migration.atomic),
+                findings=ordered,
+                phase=phase.phase,
+                phase_reason=phase.reason,
+                # The state before each operation served the rules; a report that kept it would
+                # keep a copy of the project's model registry per operation alive for the rest of
+                # the run (memory, and the garbage collector's time, quadratic in the history).
+                operations=tuple(dataclasses.replace(op, from_state=None) for op in operations),
+            ),
+            state,
+        )
 
 
 def _created_table(node: Any) -> str | None:

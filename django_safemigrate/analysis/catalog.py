@@ -76,6 +76,19 @@ class Catalog:
         )
         return next((s["name"] for s in sequences if s["column"] == column), None)
 
+    def validated_checks(self, table: str) -> list[tuple[str, str]]:
+        """Name and definition of each validated CHECK constraint of ``table``."""
+
+        def query(cursor: Any) -> list[tuple[str, str]]:
+            cursor.execute(
+                "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+                "WHERE conrelid = to_regclass(%s) AND contype = 'c' AND convalidated",
+                [table],
+            )
+            return [(str(name), str(definition)) for name, definition in cursor.fetchall()]
+
+        return self.read(("checks", table), query, [])
+
     def collation_is_deterministic(self, name: str) -> bool | None:
         def query(cursor: Any) -> bool | None:
             cursor.execute(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.migrations import Migration
@@ -12,6 +12,9 @@ from django.db.migrations.state import ProjectState
 
 from django_safemigrate.analysis.findings import TableInfo
 from django_safemigrate.sql import OperationSQL, Statement
+
+if TYPE_CHECKING:
+    from django_safemigrate.analysis.catalog import Catalog
 
 
 @dataclasses.dataclass
@@ -37,6 +40,10 @@ class MigrationContext:
     #: Shared by every migration of one walk, in plan order: what rules learnt from the
     #: migrations before this one (keys are namespaced by rule code).
     facts: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: The live schema, read through the analysis's own read-only channel
+    #: (:class:`~django_safemigrate.analysis.catalog.Catalog`); ``None`` offline. Rules
+    #: never open a cursor themselves: inside the analysis every connection refuses.
+    catalog: Catalog | None = None
 
     @property
     def atomic(self) -> bool:

@@ -226,16 +226,14 @@ def _live_checks(table: str, ctx: StatementContext) -> dict[str, ast.Constraint]
     if not ctx.migration.live or ctx.migration.table_info(table) is None:
         return {}
     cache: dict[str, dict[str, ast.Constraint]] = ctx.migration.facts.setdefault(_LIVE, {})
+    catalog = ctx.migration.catalog
+    if catalog is None:
+        return {}
     if table not in cache:
         found: dict[str, ast.Constraint] = {}
-        with ctx.migration.connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
-                "WHERE conrelid = to_regclass(%s) AND contype = 'c' AND convalidated",
-                [table],
-            )
-            rows = cursor.fetchall()
-        for name, definition in rows:
+        # Through the analysis's read-only catalog channel: inside the analysis every
+        # connection refuses to run statements (analysis/sandbox.py).
+        for name, definition in catalog.validated_checks(table):
             constraint = _parse_check(definition)
             if constraint is not None:
                 found[str(name)] = constraint
