@@ -323,3 +323,36 @@ def test_the_runner_plans_steps_without_running_an_operation(tmp_path):
         )
         # Each runs whole, in autocommit, as Django runs a non-atomic migration's operations.
         assert steps == [(0, "autocommit_python"), (1, "autocommit_python")]
+
+
+def test_a_rule_reading_the_live_catalog_does_not_break_the_gate(tmp_path):
+    """SM106 reads the table's validated CHECK constraints while the gate judges a
+    ``SET NOT NULL``: through the analysis's read-only catalog channel, never a cursor of
+    its own (inside the analysis every connection refuses, which used to end the deploy
+    with a traceback)."""
+    app = copy_scenario("basic", tmp_path)
+    (app / "migrations" / "0004_price_not_null.py").write_text(
+        "from django.db import migrations, models\n\n\n"
+        "class Migration(migrations.Migration):\n"
+        "    dependencies = [('basic', '0003_item_sku')]\n"
+        "    operations = [\n"
+        "        migrations.AlterField('item', 'price', models.IntegerField(default=0)),\n"
+        "    ]\n"
+    )
+    with fresh_database() as database:
+        env = command_env(database, apps=["basic"], pythonpath=[tmp_path])
+        run_command(["safemigrate", "basic", "0003"], env, expect=0)
+        query(database, "INSERT INTO basic_item (name, price) VALUES ('a', 1)")
+        query(
+            database,
+            "ALTER TABLE basic_item ADD CONSTRAINT price_set CHECK (price IS NOT NULL)",
+        )
+        plan = run_command(["safemigrate", "--plan"], env, expect=0)
+        assert "Traceback" not in plan.output
+        result = run_command(["safemigrate"], env, expect=0)
+        assert "Traceback" not in result.output
+        assert query(
+            database,
+            "SELECT attnotnull FROM pg_attribute "
+            "WHERE attrelid = 'basic_item'::regclass AND attname = 'price'",
+        ) == [(True,)]
