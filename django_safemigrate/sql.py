@@ -74,6 +74,29 @@ class RenderGuard(Protocol):
         """What was refused since ``mark``, each as a short description."""
 
 
+def statement_text(sql: Any) -> str:
+    """The SQL text of what a schema editor passes to ``execute()``.
+
+    Usually a string or Django's ``Statement``; a backend may pass objects of its own
+    that only its ``execute()`` knows how to run: django-pg-zero-downtime-migrations
+    sends lists of statements (``MultiStatementSQL``) and statements that carry their
+    lock (``PGLock``), as such or as the template of a ``Statement``, and ``str()`` of
+    some of them fails. Their text is read from what they hold.
+    """
+    from django.db.backends.ddl_references import Statement as DjangoStatement
+
+    if isinstance(sql, DjangoStatement) and not isinstance(sql.template, str):
+        sql = sql.template % sql.parts
+    if isinstance(sql, str):
+        return sql
+    if isinstance(sql, list | tuple):
+        return ";\n".join(statement_text(item).rstrip().rstrip(";") for item in sql)
+    held = getattr(sql, "sql", None)
+    if held is not None and held is not sql:
+        return statement_text(held)
+    return str(sql)
+
+
 def parse(sql: str, *, handwritten: bool = False) -> list[Statement]:
     """Split ``sql`` into statements with their parse trees.
 

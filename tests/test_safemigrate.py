@@ -346,3 +346,41 @@ def test_a_database_without_an_engine_exits_2(scenarios, command):
     result = run_command(command, env, expect=2)
     assert "it has no ENGINE" in result.err
     assert "Traceback" not in result.err
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_constraints_and_not_null_run_on_both_backends(engine, scenarios):
+    """django-pg-zero-downtime-migrations hands its execute() objects of its own (lists of
+    statements, statements carrying their lock); the runner reads their SQL for the
+    timeouts without ``str()``, which fails on some of them."""
+    migrations = scenarios / "basic" / "migrations"
+    (migrations / "0004_price_check.py").write_text(
+        "from django.db import migrations, models\n\n\n"
+        "class Migration(migrations.Migration):\n"
+        "    dependencies = [('basic', '0003_item_sku')]\n"
+        "    operations = [migrations.AddConstraint('item', models.CheckConstraint(\n"
+        "        condition=models.Q(price__gte=0), name='price_pos'))]\n"
+    )
+    (migrations / "0005_price_not_null.py").write_text(
+        "from django.db import migrations, models\n\n\n"
+        "class Migration(migrations.Migration):\n"
+        "    dependencies = [('basic', '0004_price_check')]\n"
+        "    operations = [\n"
+        "        migrations.AlterField('item', 'price', models.IntegerField(default=0)),\n"
+        "    ]\n"
+    )
+    with fresh_database() as database:
+        env = env_for(database, scenarios, "basic", engine=engine)
+        run_command(["safemigrate", "basic", "0003"], env, expect=0)
+        query(database, "INSERT INTO basic_item (name, price) VALUES ('a', 1)")
+        run_command(["safemigrate"], env, expect=0)
+        assert query(
+            database,
+            "SELECT conname, convalidated FROM pg_constraint "
+            "WHERE conrelid = 'basic_item'::regclass AND contype = 'c'",
+        ) == [("price_pos", True)]
+        assert query(
+            database,
+            "SELECT attnotnull FROM pg_attribute "
+            "WHERE attrelid = 'basic_item'::regclass AND attname = 'price'",
+        ) == [(True,)]

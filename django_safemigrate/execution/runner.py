@@ -55,7 +55,7 @@ from django_safemigrate.execution.steps import (
     plan_steps,
     strongest_lock,
 )
-from django_safemigrate.sql import parse
+from django_safemigrate.sql import parse, statement_text
 
 if TYPE_CHECKING:
     from django_safemigrate.execution.executor import LedgerExecutor
@@ -665,7 +665,7 @@ class StepRunner:
                 original = editor.execute
 
                 def execute(sql: Any, params: Any = ()) -> Any:
-                    wanted = policy.timeouts_for(str(sql), self.pg_version)
+                    wanted = policy.timeouts_for(statement_text(sql), self.pg_version)
                     if wanted != current[0]:
                         apply(wanted)
                     return original(sql, params)
