@@ -12,7 +12,8 @@ starts from the same data. One migration is left to apply, which depends on the 
 (a nullable ``CharField`` made ``null=False``; every row has a value).
 
 While it runs, a load generator of ``--threads`` threads (default 8), each on its own
-psycopg connection in autocommit, sends ``--rate`` queries per second in total (default 800),
+psycopg connection in autocommit (opened as Django's backend opens one by default: client-side
+binding, no prepared statements), sends ``--rate`` queries per second in total (default 800),
 paced open loop (each query has a due time; one that fell due while its thread was stuck is
 sent as soon as the thread is free): in turn a primary-key ``SELECT`` of the columns the old
 code knows, a primary-key ``UPDATE``, and an ``INSERT`` written as the old code writes it,
@@ -528,9 +529,7 @@ class Worker(threading.Thread):
     def run(self) -> None:
         kinds = (Kind.SELECT, Kind.UPDATE, Kind.INSERT)
         try:
-            conn = psycopg.connect(
-                self.url, autocommit=True, application_name=f"bench load {self.index}"
-            )
+            conn = self.connect()
             try:
                 self.ready.set()
                 self.go.wait()
@@ -551,11 +550,7 @@ class Worker(threading.Thread):
                     except psycopg.Error as exc:
                         error = type(exc).__name__
                         if conn.closed:
-                            conn = psycopg.connect(
-                                self.url,
-                                autocommit=True,
-                                application_name=f"bench load {self.index}",
-                            )
+                            conn = self.connect()
                     self.queries.append(Query(kind, due, sent, time.perf_counter(), error))
                     due += self.interval
             finally:
@@ -563,6 +558,22 @@ class Worker(threading.Thread):
         except BaseException as exc:  # reported by the main thread
             self.error = exc
             self.ready.set()
+
+    def connect(self) -> psycopg.Connection[tuple[object, ...]]:
+        """A connection as Django's PostgreSQL backend opens one by default.
+
+        Client-side parameter binding and no server-side prepared statements: with psycopg's
+        automatic preparation, a column's type change would fail the old code's prepared
+        SELECT with "cached plan must not change result type", which a Django application
+        never sees.
+        """
+        return psycopg.connect(
+            self.url,
+            autocommit=True,
+            application_name=f"bench load {self.index}",
+            prepare_threshold=None,
+            cursor_factory=psycopg.ClientCursor,
+        )
 
     def send(self, conn: psycopg.Connection[tuple[object, ...]], kind: Kind, turn: int) -> None:
         if kind is Kind.SELECT:
@@ -712,7 +723,7 @@ def run_sample(
             f"exactly once; the figures would mean nothing.\n{output_tails(result)}"
         )
     if result.returncode != 0:
-        print(f"{label}: exit {result.returncode}\n{output_tails(result, 8)}", file=sys.stderr)
+        print(f"{label}: exit {result.returncode}\n{output_tails(result, 40)}", file=sys.stderr)
     baseline = [q.from_due for q in queries if load_start + WARMUP <= q.due < baseline_end]
     during = [q for q in queries if started <= q.due <= ended]
     since = [q for q in queries if q.due >= started]
@@ -923,7 +934,8 @@ def section_text(
         "",
         f"`{SCRIPT}` applies one migration to a table of {options.rows:,} rows "
         f"(`{TABLE}`: `name`, `qty` integer, nullable `note`, `code`) while "
-        f"{options.threads} threads, each on its own connection in autocommit, send "
+        f"{options.threads} threads, each on its own connection in autocommit (client-side "
+        "binding, no prepared statements: as Django's backend connects by default), send "
         f"{options.rate:g} queries per second in total, paced open loop, in turn: a "
         "primary-key `SELECT` of the columns the old code knows, a primary-key `UPDATE "
         "… SET qty = qty + 1`, and an `INSERT` that names only the columns the table had "
