@@ -651,6 +651,7 @@ class Sample:
     migration: float  # the child's wall-clock
     exit_code: int
     applied: bool
+    message: str  # the last line of a failed command's stderr ("" when it exited 0)
 
     @property
     def failed(self) -> int:
@@ -742,7 +743,13 @@ def run_sample(
         migration=ended - started,
         exit_code=result.returncode,
         applied=applied,
+        message=last_line(result.stderr) if result.returncode != 0 else "",
     )
+
+
+def last_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[-1].strip() if lines else "(nothing on stderr)"
 
 
 def migration_applied(url: str, scenario: Scenario) -> bool:
@@ -820,7 +827,7 @@ def failures_text(sample: Sample) -> str:
     return f"**{sample.failed}** ({detail})"
 
 
-def results_table(samples: Sequence[Sample], first_lock_timeout: float) -> list[str]:
+def results_table(samples: Sequence[Sample], options: Options) -> list[str]:
     labels = {v.name: v.label for v in VARIANTS}
     lines = [
         "| scenario | reader | variant | baseline p50 | baseline p99 | p99 during | max wait "
@@ -828,14 +835,32 @@ def results_table(samples: Sequence[Sample], first_lock_timeout: float) -> list[
         "|---|---|---|--:|--:|--:|--:|---|--:|--:|---|---|---|---|",
     ]
     for s in samples:
-        j = judge(s, first_lock_timeout)
+        j = judge(s, options.first_lock_timeout)
+        reader = f"{options.hold:g} s reader" if s.reader else "none"
         lines.append(
-            f"| {s.scenario} | {'5 s reader' if s.reader else 'none'} | {labels[s.variant]} "
+            f"| {s.scenario} | {reader} | {labels[s.variant]} "
             f"| {ms(s.baseline_p50)} | {ms(s.baseline_p99)} | {ms(s.during_p99)} "
             f"| {ms(s.max_wait)} | {failures_text(s)} | {ms(s.migration)} | {s.exit_code} "
             f"| {j.p99.value} | {j.failed.value} | {j.wait.value} | {j.completes.value} |"
         )
     return lines
+
+
+def failed_deploys(samples: Sequence[Sample]) -> list[str]:
+    """A list of the samples whose command failed, with the last line it wrote."""
+    labels = {v.name: v.label for v in VARIANTS}
+    failed = [s for s in samples if s.exit_code != 0]
+    if not failed:
+        return []
+    lines = ["Commands that failed (the last line of their stderr):", ""]
+    for s in failed:
+        message = s.message if len(s.message) <= 300 else s.message[:297] + "..."
+        message = message.replace("`", "'")  # keeps the Markdown list item whole
+        lines.append(
+            f"- {s.scenario}, {'with' if s.reader else 'without'} the reader, "
+            f"{labels[s.variant]}: exit {s.exit_code}: {message}"
+        )
+    return [*lines, ""]
 
 
 def print_sample(sample: Sample, first_lock_timeout: float) -> None:
@@ -982,7 +1007,7 @@ def section_text(
         f"at most the first lock timeout of a retry schedule "
         f"({options.first_lock_timeout * 1000:.0f} ms) + {READER_SLACK * 1000:.0f} ms, and "
         "the deploy completes (exit 0, the migration recorded and its effect in the "
-        "catalogs). Every row must also complete.",
+        "catalogs); without the reader too, the deploy must complete.",
         "",
         "This run:",
         "",
@@ -995,10 +1020,11 @@ def section_text(
         f"- Code: {revision}",
         f"- One sample per row, seed {results.seed}",
         "",
-        *results_table(results.samples, options.first_lock_timeout),
+        *results_table(results.samples, options),
         "",
         f"Rows meeting every target: {met} of {total}.",
         "",
+        *failed_deploys(results.samples),
         *reproduce_lines(command),
         "",
     ]
@@ -1130,9 +1156,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\n{SCRIPT} stopped: {exc}", file=sys.stderr)
         return 1
     print()
-    print(*results_table(results.samples, options.first_lock_timeout), sep="\n")
+    print(*results_table(results.samples, options), sep="\n")
     met = sum(judge(s, options.first_lock_timeout).all_met for s in results.samples)
-    print(f"\nRows meeting every target: {met} of {len(results.samples)}.")
+    print(f"\nRows meeting every target: {met} of {len(results.samples)}.\n")
+    print(*failed_deploys(results.samples), sep="\n")
     print(f"The run took {results.duration:.0f} s.")
     if args.write:
         words = [
