@@ -69,7 +69,7 @@ def test_live_traffic_prints_a_row_per_sample() -> None:
     rows = [line for line in result.stdout.splitlines() if line.startswith("| AddIndex |")]
     expected = {
         (reader, variant)
-        for reader in ("none", "5 s reader")
+        for reader in ("none", "1 s reader")
         for variant in ("Django's `migrate`", "`safemigrate`")
     }
     cells = [[cell.strip() for cell in row.strip("|").split("|")] for row in rows]
