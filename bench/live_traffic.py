@@ -646,7 +646,6 @@ class Sample:
     baseline_p99: float
     during_p99: float
     max_wait: float  # the longest single query, from sending it, migration start to end
-    queries: int  # queries due from the migration's start to the end of the sample
     failures: Mapping[str, int]  # error class name -> count, same window
     migration: float  # the child's wall-clock
     exit_code: int
@@ -738,7 +737,6 @@ def run_sample(
         max_wait=max(
             (q.wait for q in queries if q.done >= started and q.sent <= ended), default=0.0
         ),
-        queries=len(since),
         failures=dict(Counter(q.error for q in since if q.error is not None)),
         migration=ended - started,
         exit_code=result.returncode,
