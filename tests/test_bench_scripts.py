@@ -3,7 +3,8 @@
 The benchmarks reach into the package (the backfill benchmark wraps the step runner to
 time each step), so a change to the package can break them without any other test
 noticing. Each runs here once at its smallest size, without ``--write``, against the
-test server, and must finish with its results table.
+test server, and must finish with its results table (``bench/live_traffic.py``: with
+every row it ran).
 ``bench/accuracy.py`` needs the other linters and is not run here;
 ``tests/test_corpus_labels.py`` checks its corpus.
 """
@@ -45,3 +46,37 @@ def test_benchmark_runs_to_its_results(script: str) -> None:
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     assert table in result.stdout
+
+
+def test_live_traffic_prints_a_row_per_sample() -> None:
+    """One scenario, two variants, both reader modes: four rows, each judged."""
+    args = [
+        "--rows", "2000", "--scenarios", "AddIndex", "--variants", "migrate,safemigrate",
+        "--seconds-before", "0.5", "--seconds-after", "0.3", "--hold", "1", "--seed", "1",
+    ]  # fmt: skip
+    env = dict(os.environ, DATABASE_URL=server_url())
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "live_traffic.py"), *args],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| AddIndex |")]
+    expected = {
+        (reader, variant)
+        for reader in ("none", "1 s reader")
+        for variant in ("Django's `migrate`", "`safemigrate`")
+    }
+    cells = [[cell.strip() for cell in row.strip("|").split("|")] for row in rows]
+    assert sorted((c[1], c[2]) for c in cells) == sorted(expected), result.stdout
+    for c in cells:
+        # The migration ran and was judged: exit 0, completed, each target met or not.
+        assert c[9] == "0", c
+        assert c[13] == "met", c
+        assert all(v in {"met", "not met", "n/a"} for v in c[10:13]), c
+    assert "Rows meeting every target:" in result.stdout
