@@ -268,7 +268,6 @@ class ReachedCodeChanged:
     key: Key
     recorded: str
     current: str
-    definition: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -305,9 +304,8 @@ def check_applied(
         found = compare(recorded[key], migration, current)
         if found is Comparison.EDITED:
             known = (definitions or {}).get(key)
-            now = definition(migration) if known else None
-            if known and now == known:
-                reached.append(ReachedCodeChanged(key, recorded[key], current, now))
+            if known and definition(migration) == known:
+                reached.append(ReachedCodeChanged(key, recorded[key], current))
             else:
                 edited.append(ChecksumMismatch(key, recorded[key], current))
         elif found is not Comparison.SAME:

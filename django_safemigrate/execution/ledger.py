@@ -440,10 +440,6 @@ class Ledger:
             )
         return {index for index, _, _ in rows}
 
-    def recorded_checksums(self) -> dict[tuple[str, str], str]:
-        """The last checksum the ledger holds for each migration it saw applied."""
-        return {key: checksum for key, (checksum, _) in self.recorded().items()}
-
     def recorded(self) -> dict[tuple[str, str], tuple[str, str | None]]:
         """The last (checksum, definition checksum) the ledger holds for each migration
         it saw applied; the definition is ``None`` for rows written before it was kept."""

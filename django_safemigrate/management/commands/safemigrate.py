@@ -454,14 +454,7 @@ class Command(migrate.Command):
 
     def refuse_edited_plan(self, ledger: Ledger, connection: Any, loader: Any) -> None:
         """``--plan``: the run would stop (exit 3) on an edited applied migration; so does it."""
-        applied = set(MigrationRecorder(connection).applied_migrations())
-        recorded_pairs = ledger.recorded()
-        checked = check_applied(
-            loader,
-            {key: checksum for key, (checksum, _) in recorded_pairs.items()},
-            applied,
-            definitions={key: definition for key, (_, definition) in recorded_pairs.items()},
-        )
+        checked, _applied, _recorded = _check_applied(ledger, connection, loader)
         if checked.edited and get_settings().checksum_mismatch is ChecksumPolicy.ERROR:
             raise Blocked(
                 _edited_message(checked)
@@ -475,11 +468,7 @@ class Command(migrate.Command):
         installed) are adopted: their current checksum becomes the baseline.
         """
         loader = self.loader
-        applied = set(MigrationRecorder(connection).applied_migrations())
-        recorded_pairs = ledger.recorded()
-        recorded = {key: checksum for key, (checksum, _) in recorded_pairs.items()}
-        definitions = {key: definition for key, (_, definition) in recorded_pairs.items()}
-        checked = check_applied(loader, recorded, applied, definitions=definitions)
+        checked, applied, recorded = _check_applied(ledger, connection, loader)
         if checked.edited:
             message = _edited_message(checked)
             if get_settings().checksum_mismatch is ChecksumPolicy.ERROR:
@@ -553,3 +542,14 @@ def _edited_message(checked: AppliedCheck) -> str:
         "version and put the change in a new migration. (SAFEMIGRATE['CHECKSUM_MISMATCH']"
         " = 'warn' downgrades this to a warning.)"
     )
+
+
+def _check_applied(
+    ledger: Ledger, connection: Any, loader: Any
+) -> tuple[AppliedCheck, set[tuple[str, str]], dict[tuple[str, str], str]]:
+    """The applied migrations against the ledger: the check, what is applied, what recorded."""
+    applied = set(MigrationRecorder(connection).applied_migrations())
+    pairs = ledger.recorded()
+    recorded = {key: checksum for key, (checksum, _) in pairs.items()}
+    definitions = {key: definition for key, (_, definition) in pairs.items()}
+    return check_applied(loader, recorded, applied, definitions=definitions), applied, recorded
