@@ -88,6 +88,10 @@ class SafemigrateSettings:
     #: What ``reviewmigration`` may record: anyone who can run management commands can
     #: name any reviewer with ``--as``, so a project can keep approvals to the admin.
     command_line_reviews: CommandLineReviews = CommandLineReviews.ALLOW
+    #: Run each risky operation on a table that already exists in its online form
+    #: (:mod:`django_safemigrate.online`); ``False`` runs what the backend emits as it is.
+    #: A migration turns it off for itself with ``safemigrate_online = False``.
+    online: bool = True
     #: ``False`` switches the gate off (the older package's ``"disabled"``).
     govern: bool = True
     #: The older package's mode when ``SAFEMIGRATE`` is one of its strings.
@@ -140,6 +144,7 @@ _FIELDS = {
     "ON_BLOCKED": "on_blocked",
     "INFER_PHASE": "infer_phase",
     "GOVERN_FRESH_DATABASE": "govern_fresh_database",
+    "ONLINE": "online",
     "COMMAND_LINE_REVIEWS": "command_line_reviews",
 }
 
@@ -372,7 +377,7 @@ def _parse_value(key: str, value: Any, database_aliases: Mapping[str, Any]) -> A
                 "'apply_unblocked'.",
                 "Use 'stop' to apply nothing while anything is blocked.",
             ) from None
-    if key in ("INFER_PHASE", "GOVERN_FRESH_DATABASE"):
+    if key in ("INFER_PHASE", "GOVERN_FRESH_DATABASE", "ONLINE"):
         if not isinstance(value, bool):
             raise SettingsProblem(
                 "safemigrate.E018",

@@ -62,6 +62,9 @@ class AnalysisOptions:
     severity_overrides: dict[str, Risk | None] = dataclasses.field(default_factory=dict)
     #: Infer the phase of a migration that declares none (``SAFEMIGRATE['INFER_PHASE']``).
     infer_phase: bool = True
+    #: Judge what ``safemigrate`` runs with online execution (``SAFEMIGRATE['ONLINE']``,
+    #: and not on a new database); a migration's ``safemigrate_online`` overrides it.
+    online: bool = False
 
 
 def analyse(
@@ -254,6 +257,7 @@ def analyse_migration(
             small_table_rows=options.small_table_rows,
             operations=operations,
             catalog=getattr(renderer.connection, "catalog", None),
+            online=_online_plan(migration, operations, connection, renderer, options),
         )
         lines = _LazyLines(migration)
         acknowledged = acknowledgements(migration)
@@ -299,6 +303,8 @@ def analyse_migration(
 
         from django_safemigrate.governance.phase import phase_of
 
+        if mctx.online:
+            findings = [_judged_online(f, mctx.online) for f in findings]
         ordered = tuple(sorted(findings, key=lambda f: (f.operation_index or 0, f.code)))
         phase = phase_of(
             migration, ordered, operations, mctx.created_tables, infer=options.infer_phase
@@ -318,9 +324,58 @@ def analyse_migration(
                 # keep a copy of the project's model registry per operation alive for the rest of
                 # the run (memory, and the garbage collector's time, quadratic in the history).
                 operations=tuple(dataclasses.replace(op, from_state=None) for op in operations),
+                online=mctx.online,
             ),
             state,
         )
+
+
+def _online_plan(
+    migration: Migration,
+    operations: list[OperationSQL],
+    connection: BaseDatabaseWrapper,
+    renderer: Any,
+    options: AnalysisOptions,
+) -> dict[int, Any]:
+    """The online plans ``safemigrate`` would run for ``migration`` (empty when off)."""
+    wanted = getattr(migration, "safemigrate_online", None)
+    if not (options.online if not isinstance(wanted, bool) else wanted):
+        return {}
+    from django_safemigrate.online.rewrite import RewriteContext, catalog_facts, rewrite_migration
+
+    context = RewriteContext(
+        pg_version=options.pg_version,
+        facts=catalog_facts(getattr(renderer.connection, "catalog", None)),
+        connection=connection,
+        utc=str(getattr(connection, "timezone_name", "UTC")) == "UTC",
+    )
+    return rewrite_migration(operations, context)
+
+
+def _judged_online(finding: Finding, online: dict[int, Any]) -> Finding:
+    """``finding``, reported as answered when ``safemigrate`` runs its statement online."""
+    from django_safemigrate.online.forms import OnlineForm
+
+    plan = online.get(finding.operation_index) if finding.operation_index is not None else None
+    if plan is None:
+        return finding
+    for unit in plan.units:
+        if not isinstance(unit, OnlineForm) or finding.code not in unit.resolves:
+            continue
+        if finding.sql is not None and finding.sql not in {unit.original.sql, unit.source_sql}:
+            continue
+        steps = [
+            {"purpose": s.purpose, "transactional": s.transactional, "sql": list(s.statements)}
+            for s in unit.steps
+        ]
+        how = "; then ".join(s.purpose for s in unit.steps) or unit.note
+        return dataclasses.replace(
+            finding,
+            blocking=False,
+            message=f"{finding.message} safemigrate runs it online: {how}.",
+            online={"steps": steps, "note": unit.note},
+        )
+    return finding
 
 
 def _created_table(node: Any) -> str | None:

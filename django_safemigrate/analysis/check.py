@@ -248,4 +248,5 @@ def _analysis_options(
         small_table_rows=settings.small_table_rows,
         severity_overrides=dict(settings.rules),
         infer_phase=settings.infer_phase,
+        online=settings.online,
     )

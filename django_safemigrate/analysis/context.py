@@ -44,6 +44,9 @@ class MigrationContext:
     #: (:class:`~django_safemigrate.analysis.catalog.Catalog`); ``None`` offline. Rules
     #: never open a cursor themselves: inside the analysis every connection refuses.
     catalog: Catalog | None = None
+    #: The online plans of the operations ``safemigrate`` runs online (by operation index;
+    #: empty when online execution is off): :mod:`django_safemigrate.online.rewrite`.
+    online: dict[int, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def atomic(self) -> bool:

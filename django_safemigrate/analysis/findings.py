@@ -68,6 +68,10 @@ class Finding:
     table_bytes: int | None = None
     #: The reason given in the migration file when the finding is acknowledged.
     acknowledged: str | None = None
+    #: How ``safemigrate`` runs the statement instead, when it runs it online: its steps
+    #: (``{"steps": [{"purpose", "transactional", "sql"}], "note"}``). Such a finding is
+    #: reported and does not block.
+    online: dict[str, Any] | None = None
 
     def as_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -89,6 +93,8 @@ class Finding:
         if self.table_rows is not None:
             data["table_rows"] = self.table_rows
             data["table_bytes"] = self.table_bytes
+        if self.online is not None:
+            data["online"] = self.online
         return data
 
 
@@ -130,6 +136,9 @@ class MigrationReport:
     phase_reason: str = ""
     #: What each operation runs on the database (for the review screen).
     operations: tuple[Any, ...] = dataclasses.field(default=(), compare=False, repr=False)
+    #: The online plans of the operations that run online (by operation index;
+    #: :class:`django_safemigrate.online.rewrite.OnlineOperation`).
+    online: dict[int, Any] = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
     @property
     def risk(self) -> Risk:

@@ -39,9 +39,9 @@ from django.db.migrations.state import ProjectState
 from django.utils import timezone
 
 from django_safemigrate.conf import SECONDS, SettingsProblem, check_retries, check_seconds
-from django_safemigrate.exceptions import SafemigrateError, UsageError
+from django_safemigrate.exceptions import Blocked, SafemigrateError, UsageError
 from django_safemigrate.execution.committed import CommittedWrites, watch_committed
-from django_safemigrate.execution.ledger import StepEntry
+from django_safemigrate.execution.ledger import APP_LABEL, StepEntry
 from django_safemigrate.execution.preflight import (
     OldTransactionWatch,
     find_blockers,
@@ -270,11 +270,21 @@ class StepRunner:
         self._committed = CommittedWrites()
         #: (connection, pooled, defaults) of the migration connection's session, read once.
         self._defaults: tuple[int, bool, Timeouts] | None = None
+        #: The online plans of the migration being applied (by operation index).
+        self.online_plan: dict[int, Any] = {}
+        #: Whether the run began on a database with nothing applied (read once).
+        self._fresh: bool | None = None
 
     # -- planning ------------------------------------------------------------------------
 
-    def steps_for(self, migration: Migration, state: ProjectState) -> list[Step]:
-        self._whole = one_transaction(migration, self.connection)
+    def steps_for(
+        self, migration: Migration, state: ProjectState, *, online: bool | None = None
+    ) -> list[Step]:
+        """The steps of ``migration``: in online forms unless ``online`` is ``False`` or
+        the settings, the migration or a new database say otherwise."""
+        online = self._online(migration) if online is None else online
+        self._whole = one_transaction(migration, self.connection, online=online)
+        self.online_plan = {}
         if self._whole:
             # Nothing in it can refuse a transaction: one step, no need to render.
             self._rendered = {}
@@ -290,8 +300,37 @@ class StepRunner:
 
         with rendering(self.connection, self.pg_version) as renderer:
             operations, _ = renderer.render(migration, state.clone())
+            if online:
+                from django_safemigrate.online.rewrite import rewrite_migration
+
+                self.online_plan = rewrite_migration(
+                    operations, self.rewrite_context(renderer.connection)
+                )
         self._rendered = {op.index: op.statements for op in operations}
-        return plan_steps(migration, operations, self.pg_version)
+        return plan_steps(migration, operations, self.pg_version, self.online_plan)
+
+    def _online(self, migration: Migration) -> bool:
+        """Online forms for this migration: the setting (or the migration's own attribute),
+        on a database that held something before this run (a new one has no traffic)."""
+        from django_safemigrate.online import online_for
+
+        if not online_for(self.settings, migration):
+            return False
+        if self._fresh is None:
+            applied = self.executor.loader.applied_migrations
+            self._fresh = all(app_label == APP_LABEL for app_label, _ in applied)
+        return not self._fresh
+
+    def rewrite_context(self, rendering_connection: Any) -> Any:
+        """What the online rewrite needs: the server, the catalogs."""
+        from django_safemigrate.online.rewrite import RewriteContext, catalog_facts
+
+        return RewriteContext(
+            pg_version=self.pg_version,
+            facts=catalog_facts(getattr(rendering_connection, "catalog", None)),
+            connection=self.connection,
+            utc=str(self.connection.timezone_name) == "UTC",
+        )
 
     # -- applying ------------------------------------------------------------------------
 
@@ -300,11 +339,24 @@ class StepRunner:
         fingerprint = plan_fingerprint(steps)
         checksum = self.executor.checksum_of(migration)
         # A single step commits with the migration's record: nothing to resume.
-        done = (
-            self.executor.ledger.finished_steps(migration, checksum, fingerprint)
-            if len(steps) > 1
-            else set()
-        )
+        try:
+            done = (
+                self.executor.ledger.finished_steps(migration, checksum, fingerprint)
+                if len(steps) > 1
+                else set()
+            )
+        except Blocked:
+            if not self.online_plan:
+                raise
+            # Partly applied in its plain form (online execution was off, or the database
+            # was new, when it began): it resumes in that form rather than mixing two.
+            steps = self.steps_for(migration, state, online=False)
+            fingerprint = plan_fingerprint(steps)
+            done = self.executor.ledger.finished_steps(migration, checksum, fingerprint)
+            self.notify(
+                f"    {migration.app_label}.{migration.name} was partly applied in its plain "
+                "form; it resumes in that form"
+            )
         policy = RunnerPolicy.for_migration(self.settings, migration)
         self._state_before = state
         walk = _Walk(migration, state)
@@ -731,8 +783,26 @@ def _describe_timeouts(timeouts: Timeouts) -> str:
 _PLAIN_OPERATIONS: tuple[type, ...] = ()
 
 
-def one_transaction(migration: Migration, connection: Any) -> bool:
-    """True when the whole migration certainly runs as one transaction."""
+#: Django's operations whose SQL on an existing table can have an online form.
+_MAY_GO_ONLINE = frozenset(
+    {
+        "AddIndex",
+        "RemoveIndex",
+        "AddConstraint",
+        "AddField",
+        "AlterField",
+        "AlterUniqueTogether",
+        "AlterIndexTogether",
+        "AlterOrderWithRespectTo",
+    }
+)
+
+
+def one_transaction(migration: Migration, connection: Any, *, online: bool = False) -> bool:
+    """True when the whole migration certainly runs as one transaction.
+
+    With ``online``, only a migration none of whose operations can have an online form.
+    """
     global _PLAIN_OPERATIONS  # noqa: PLW0603 - filled once, lazily
     from django.db.backends.postgresql.schema import DatabaseSchemaEditor
     from django.db.migrations import operations as ops
@@ -765,6 +835,8 @@ def one_transaction(migration: Migration, connection: Any) -> bool:
         ]
         _PLAIN_OPERATIONS = tuple(getattr(ops, n) for n in names if hasattr(ops, n))
     for operation in migration.operations:
+        if online and type(operation).__name__ in _MAY_GO_ONLINE:
+            return False
         if type(operation) in _PLAIN_OPERATIONS:
             continue
         if type(operation) is ops.RunPython and operation.atomic is not False:

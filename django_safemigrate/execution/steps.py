@@ -21,12 +21,15 @@ import dataclasses
 import enum
 import hashlib
 import json
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from django.db.migrations import Migration
 
 from django_safemigrate.sql import OperationSQL, Statement
+
+if TYPE_CHECKING:
+    from django_safemigrate.online.rewrite import OnlineOperation
 
 
 class StepKind(enum.StrEnum):
@@ -80,9 +83,18 @@ def _python_outside_transaction(migration: Migration, operation: Any) -> bool:
 
 
 def plan_steps(
-    migration: Migration, operations: Sequence[OperationSQL], pg_version: int
+    migration: Migration,
+    operations: Sequence[OperationSQL],
+    pg_version: int,
+    online: Mapping[int, OnlineOperation] | None = None,
 ) -> list[Step]:
-    """The steps of ``migration``, from its rendered operations."""
+    """The steps of ``migration``, from its rendered operations.
+
+    ``online``: the online plans of the operations that have one (by operation index;
+    :func:`django_safemigrate.online.rewrite.rewrite_migration`). Each step of an online
+    form becomes a step of its own, so that the short transaction taking a strong lock
+    has committed before the long, weak-lock statement that follows it starts.
+    """
     steps: list[Step] = []
     pending: list[StepPart] = []
 
@@ -128,6 +140,10 @@ def plan_steps(
                     )
                 )
             continue
+        plan = online.get(op.index) if online else None
+        if plan is not None:
+            _plan_online(migration, op, plan, pg_version, steps, pending, close_transactional)
+            continue
         refusing = [s for s in op.statements if _refuses(s, pg_version)]
         if not refusing:
             pending.append(StepPart(op.index))
@@ -155,6 +171,63 @@ def plan_steps(
             pending.append(StepPart(op.index, tuple(batch)))
     close_transactional()
     return steps
+
+
+def _plan_online(  # noqa: PLR0917 - the planner's own state, passed down
+    migration: Migration,
+    op: OperationSQL,
+    plan: OnlineOperation,
+    pg_version: int,
+    steps: list[Step],
+    pending: list[StepPart],
+    close_transactional: Callable[[], None],
+) -> None:
+    """Steps for an operation with an online plan (see :func:`plan_steps`)."""
+    from django_safemigrate.online.forms import NotOnline, OnlineForm
+
+    name = _operation_name(op.operation)
+    for unit in plan.units:
+        if isinstance(unit, OnlineForm):
+            if not unit.steps:
+                continue
+            close_transactional()
+            for online_step in unit.steps:
+                kind = (
+                    StepKind.TRANSACTIONAL
+                    if online_step.transactional
+                    else StepKind.NON_TRANSACTIONAL
+                )
+                steps.append(
+                    Step(
+                        len(steps),
+                        kind,
+                        (StepPart(op.index, online_step.statements),),
+                        f"{name}, online: {online_step.purpose}: "
+                        + "; ".join(" ".join(sql.split()) for sql in online_step.statements),
+                    )
+                )
+            continue
+        # A statement that runs as emitted (a NotOnline one runs so only once reviewed).
+        statement = unit.original if isinstance(unit, NotOnline) else unit
+        reason = _refuses(statement, pg_version)
+        if reason is None:
+            last = pending[-1].statements if pending else None
+            if last and pending[-1].operation_index == op.index:
+                pending[-1] = StepPart(op.index, (*last, statement.sql))
+            else:
+                pending.append(StepPart(op.index, (statement.sql,)))
+            continue
+        close_transactional()
+        steps.append(
+            Step(
+                len(steps),
+                StepKind.NON_TRANSACTIONAL,
+                (StepPart(op.index, (statement.sql,)),),
+                f"{reason} ({name}): {_shorten(statement.sql)}",
+            )
+        )
+    if not migration.atomic:
+        close_transactional()
 
 
 def plan_fingerprint(steps: Sequence[Step]) -> str:
@@ -189,6 +262,24 @@ def _shorten(sql: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _part_statements(part: StepPart, op: OperationSQL) -> list[Statement]:
+    """What ``part`` runs: its own statements (a split, or an online form), else the
+    operation's rendered ones."""
+    if part.statements is None:
+        return list(op.statements)
+    rendered = {s.sql: s for s in op.statements}
+    found: list[Statement] = []
+    for sql in part.statements:
+        found.extend([rendered[sql]] if sql in rendered else _parse(sql))
+    return found
+
+
+def _parse(sql: str) -> list[Statement]:
+    from django_safemigrate.sql import parse
+
+    return parse(sql)
+
+
 def describe_step_locks(
     step: Step, operations: Sequence[OperationSQL], policy: Any, pg_version: int
 ) -> str:
@@ -199,13 +290,12 @@ def describe_step_locks(
     timeouts = set()
     for part in step.parts:
         op = operations[part.operation_index]
-        texts = part.statements if part.statements is not None else [s.sql for s in op.statements]
-        for statement in op.statements:
-            if statement.sql in texts and statement.tree is not None:
+        for statement in _part_statements(part, op):
+            if statement.tree is not None:
                 lock = statement_lock(statement.tree)
                 if lock is not None:
                     locks.append(lock)
-                timeouts.add(policy.timeouts_for(statement.sql, pg_version).lock_timeout)
+            timeouts.add(policy.timeouts_for(statement.sql, pg_version).lock_timeout)
         if not op.reduces_to_sql:
             timeouts.add(policy.strong.lock_timeout)
     from django_safemigrate.enums import LockMode
@@ -250,9 +340,17 @@ def strongest_lock(
             continue
         if not operation.reduces_to_sql:
             extra.add("row locks")
-        texts = set(part.statements) if part.statements is not None else None
-        for statement in statements:
-            if statement.tree is None or (texts is not None and statement.sql not in texts):
+        if part.statements is not None:
+            known = {s.sql: s for s in statements}
+            chosen = [
+                s
+                for sql in part.statements
+                for s in ([known[sql]] if sql in known else _parse(sql))
+            ]
+        else:
+            chosen = list(statements)
+        for statement in chosen:
+            if statement.tree is None:
                 continue
             lock = statement_lock(statement.tree)
             if lock is not None:

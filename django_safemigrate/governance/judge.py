@@ -150,6 +150,8 @@ def judge(
         small_table_rows=settings.small_table_rows,
         severity_overrides=dict(settings.rules),
         infer_phase=settings.infer_phase,
+        # What the runner does: online forms, except on a new database (no traffic yet).
+        online=settings.online and not fresh,
     )
     if ungoverned:
         # Nothing to judge: skip the analysis (a new database applies its whole history),

@@ -134,7 +134,7 @@ def snapshot_fields(
             "description": step.description,
             "locks": describe_step_locks(step, operations, policy, pg_version),
         }
-        for step in plan_steps(migration, operations, pg_version)
+        for step in plan_steps(migration, operations, pg_version, report.online)
     ]
     tables: dict[str, dict[str, Any]] = {}
     for finding in report.findings:

@@ -187,7 +187,8 @@ class Command(migrate.Command):
             # The SQL the judgement rendered (one walk for the whole plan, inside the
             # analysis's guards): what is shown is what was judged.
             operations = list(judged.operations[key])
-            steps = plan_steps(migration, operations, pg_version)
+            report_online = report.online if report is not None else {}
+            steps = plan_steps(migration, operations, pg_version, report_online)
             policy = RunnerPolicy.for_migration(settings, migration)
             for step in steps:
                 self.stdout.write(
