@@ -270,3 +270,20 @@ def test_a_kill_at_each_step_then_a_rerun_ends_as_an_uninterrupted_run(project, 
         # Each step is recorded once, and the ones after the kill ran in the rerun.
         indexes = [index for index, _, _ in steps(database)]
         assert sorted(indexes) == list(range(14)), indexes
+
+
+def test_zero_downtime_backend_forms_are_kept_and_validate_runs_in_its_own_step(project):
+    """django-pg-zero-downtime-migrations emits NOT VALID then VALIDATE itself: nothing
+    is rewritten, and the scan never runs in the transaction that took the strong lock."""
+    with fresh_database() as database:
+        env = prepared(database, project)
+        env["DATABASE_ENGINE"] = "django_zero_downtime_migrations.backends.postgres"
+        run_command(["safemigrate"], env, expect=0)
+        recorded = steps(database)
+        validating = [(k, d) for _, k, d in recorded if "VALIDATE CONSTRAINT" in d]
+        assert validating, recorded
+        for kind, description in validating:
+            assert kind == "transactional"
+            assert "ADD CONSTRAINT" not in description, description
+        assert not any(", online:" in d for _, _, d in recorded), recorded
+        assert leftovers(database) == []

@@ -73,6 +73,20 @@ def _refuses(statement: Statement, pg_version: int) -> str | None:
     return refuses_transaction(statement.tree, pg_version)
 
 
+def _validates(statement: Statement) -> bool:
+    """A ``VALIDATE CONSTRAINT`` the schema editor emitted (``RunSQL`` runs as written)."""
+    from pglast import ast
+    from pglast.enums import AlterTableType
+
+    node = statement.tree
+    if statement.handwritten or not isinstance(node, ast.AlterTableStmt) or not node.cmds:
+        return False
+    return all(
+        isinstance(c, ast.AlterTableCmd) and c.subtype == AlterTableType.AT_ValidateConstraint
+        for c in node.cmds
+    )
+
+
 def _python_outside_transaction(migration: Migration, operation: Any) -> bool:
     if operation.reduces_to_sql:
         return False
@@ -144,7 +158,7 @@ def plan_steps(
         if plan is not None:
             _plan_online(migration, op, plan, pg_version, steps, pending, close_transactional)
             continue
-        refusing = [s for s in op.statements if _refuses(s, pg_version)]
+        refusing = [s for s in op.statements if _refuses(s, pg_version) or _validates(s)]
         if not refusing:
             pending.append(StepPart(op.index))
             continue
@@ -152,13 +166,26 @@ def plan_steps(
         batch: list[str] = []
         for statement in op.statements:
             reason = _refuses(statement, pg_version)
-            if reason is None:
+            if reason is None and not _validates(statement):
                 batch.append(statement.sql)
                 continue
             if batch:
                 pending.append(StepPart(op.index, tuple(batch)))
                 batch = []
             close_transactional()
+            if reason is None:
+                # A backend's own NOT VALID, then VALIDATE (django-pg-zero-downtime-
+                # migrations): the strong lock of the first must be committed and gone
+                # before the scan of the second, so the scan is a transaction of its own.
+                steps.append(
+                    Step(
+                        len(steps),
+                        StepKind.TRANSACTIONAL,
+                        (StepPart(op.index, (statement.sql,)),),
+                        f"{_operation_name(operation)}: {_shorten(statement.sql)}",
+                    )
+                )
+                continue
             steps.append(
                 Step(
                     len(steps),

@@ -92,6 +92,8 @@ class RewriteContext:
     utc: bool = True
     #: The connection the fields' column types are read for (``None``: types unknown).
     connection: Any = None
+    #: (table, column) a ``CHECK (column IS NOT NULL)`` was added for by the backend.
+    proven_not_null: set[tuple[str | None, str]] = dataclasses.field(default_factory=set)
 
 
 def rewrite_migration(
@@ -270,16 +272,33 @@ def _alter_command(  # noqa: PLR0917 - one command of the statement, with its co
     table = node.relation
     subtype = cmd.subtype
     if subtype == AlterTableType.AT_AddConstraint and isinstance(cmd.def_, ast.Constraint):
+        proven = _not_null_check_column(cmd.def_)
+        if proven is not None:
+            ctx.proven_not_null.add((_relation(table), proven))
         return _add_constraint(statement, table, cmd.def_)
     if subtype == AlterTableType.AT_SetNotNull and cmd.name:
         if ctx.pg_version < 12:
             return None  # no scan-free SET NOT NULL before PostgreSQL 12
+        if (_relation(table), cmd.name) in ctx.proven_not_null:
+            return None  # the backend proved it with a check first (zero-downtime backend)
         return [_set_not_null(statement, table, cmd.name)]
     if subtype == AlterTableType.AT_AddColumn and isinstance(cmd.def_, ast.ColumnDef):
         return _add_column(statement, node, cmd.def_, following, consumed)
     if subtype == AlterTableType.AT_AlterColumnType and cmd.name:
         return _type_change(statement, table, cmd, ctx)
     return None
+
+
+def _not_null_check_column(constraint: ast.Constraint) -> str | None:
+    """The column of a ``CHECK (column IS NOT NULL)``, else ``None``."""
+    expr = constraint.raw_expr
+    if constraint.contype != ConstrType.CONSTR_CHECK or not isinstance(expr, ast.NullTest):
+        return None
+    if expr.nulltesttype != 1 or not isinstance(expr.arg, ast.ColumnRef):  # IS_NOT_NULL
+        return None
+    fields = expr.arg.fields or ()
+    last = fields[-1] if fields else None
+    return str(last.sval) if isinstance(last, ast.String) else None
 
 
 def _add_constraint(
