@@ -26,7 +26,7 @@ from tests.helpers import (
 from tests.schema_catalog import read_schema, schema_differences
 
 APP = "online_shop"
-ROWS = 2000
+ROWS = 5000
 
 
 @pytest.fixture
@@ -41,8 +41,8 @@ def prepared(database: str, project: Path, settings: dict[str, object] | None = 
     run_command(["safemigrate", APP, "0001"], env, expect=0)
     query(
         database,
-        f"INSERT INTO {APP}_item (qty, note, code) "
-        f"SELECT g, 'note ' || g, 'code ' || g FROM generate_series(1, {ROWS}) g",
+        f"INSERT INTO {APP}_item (qty, note, code, size) SELECT g, 'note ' || g, 'code ' || g, "
+        f"CASE WHEN g %% 2 = 0 THEN g END FROM generate_series(1, {ROWS}) g",
     )
     return env
 
@@ -71,7 +71,7 @@ def leftovers(database: str) -> list[tuple[str, ...]]:
 def test_each_risky_statement_runs_in_its_online_form(project):
     with fresh_database() as database:
         env = prepared(database, project)
-        result = run_command(["safemigrate", "-v", "2"], env, expect=0)
+        result = run_command(["safemigrate", APP, "0002", "-v", "2"], env, expect=0)
         recorded = steps(database)
         kinds = [kind for _, kind, _ in recorded]
         text = "\n".join(description for _, _, description in recorded)
@@ -113,6 +113,33 @@ def test_each_risky_statement_runs_in_its_online_form(project):
         ) == [(True, "0"), (True, None)]
         # Old code that does not know the new column can still insert.
         query(database, "INSERT INTO online_shop_item (qty, note) VALUES (1, 'old code')")
+
+
+def test_nulls_are_filled_in_batches_after_the_check_before_not_null(project):
+    with fresh_database() as database:
+        env = prepared(database, project)
+        run_command(["safemigrate"], env, expect=0)
+        recorded = steps(database, "0004_size_not_null")
+        purposes = [d for _, _, d in recorded]
+        check = next(i for i, p in enumerate(purposes) if "NOT NULL) NOT VALID" in p)
+        fill = next(i for i, p in enumerate(purposes) if "fill the NULLs of size" in p)
+        validate = next(i for i, p in enumerate(purposes) if "validate " in p)
+        assert check < fill < validate, purposes
+        assert recorded[fill][1] == "non_transactional"
+        # The odd ids were NULL: each batch of 2,000 keys committed on its own.
+        assert query(database, "SELECT count(*) FROM online_shop_item WHERE size = 7") == [
+            (ROWS // 2,)
+        ]
+        batches = query(
+            database, "SELECT count(DISTINCT xmin::text) FROM online_shop_item WHERE size = 7"
+        )
+        assert batches == [(3,)], batches
+        assert leftovers(database) == []
+        assert query(
+            database,
+            "SELECT attnotnull FROM pg_attribute WHERE attrelid = 'online_shop_item'::regclass "
+            "AND attname = 'size'",
+        ) == [(True,)]
 
 
 def test_online_schema_equals_a_plain_run_but_for_the_kept_default(project):
@@ -229,7 +256,9 @@ def reference(tmp_path_factory: pytest.TempPathFactory):
         run_command(["safemigrate"], prepared(database, project), expect=0)
         yield (
             read_schema(database, exclude_prefixes=["django_safemigrate"]),
-            query(database, "SELECT id, qty, note, code, flag FROM online_shop_item ORDER BY id"),
+            query(
+                database, "SELECT id, qty, note, code, flag, size FROM online_shop_item ORDER BY id"
+            ),
         )
 
 
@@ -264,7 +293,9 @@ def test_a_kill_at_each_step_then_a_rerun_ends_as_an_uninterrupted_run(project, 
         )
         assert differences == []
         assert (
-            query(database, "SELECT id, qty, note, code, flag FROM online_shop_item ORDER BY id")
+            query(
+                database, "SELECT id, qty, note, code, flag, size FROM online_shop_item ORDER BY id"
+            )
             == expected_rows
         )
         # Each step is recorded once, and the ones after the kill ran in the rerun.

@@ -92,6 +92,8 @@ class RewriteContext:
     utc: bool = True
     #: The connection the fields' column types are read for (``None``: types unknown).
     connection: Any = None
+    #: The primary key (column, database type) of a table before the operation.
+    primary_key: Callable[[str], tuple[str, str] | None] | None = None
     #: (table, column) a ``CHECK (column IS NOT NULL)`` was added for by the backend.
     proven_not_null: set[tuple[str | None, str]] = dataclasses.field(default_factory=set)
 
@@ -109,6 +111,7 @@ def rewrite_migration(
         if not op.reduces_to_sql or op.render_error or op.refused:
             continue
         ctx.old_type = _old_types(op, ctx.connection)
+        ctx.primary_key = _primary_keys(op, ctx.connection)
         units = _rewrite_operation(op, ctx)
         if units is not None:
             result[op.index] = OnlineOperation(op.index, units)
@@ -142,6 +145,33 @@ def _old_types(op: OperationSQL, connection: Any) -> Callable[[str, str], Any] |
     return read
 
 
+def _model_of(op: OperationSQL, table: str) -> Any:
+    state = op.from_state
+    if state is None:
+        return None
+    try:
+        rendered = state.apps.get_models()
+    except Exception:  # a state that does not render: nothing known
+        return None
+    return next((m for m in rendered if m._meta.db_table == table), None)
+
+
+def _primary_keys(op: OperationSQL, connection: Any) -> Callable[[str], Any] | None:
+    """Reads a table's primary key (column, type) from the project state before ``op``."""
+    if op.from_state is None or connection is None:
+        return None
+
+    def read(table: str) -> tuple[str, str] | None:
+        model = _model_of(op, table)
+        pk = model._meta.pk if model is not None else None
+        if pk is None:
+            return None
+        db_type = pk.rel_db_type(connection=connection)
+        return (str(pk.column), str(db_type)) if db_type else None
+
+    return read
+
+
 def _rewrite_operation(op: OperationSQL, ctx: RewriteContext) -> tuple[Unit, ...] | None:
     units: list[Unit] = []
     changed = False
@@ -168,7 +198,7 @@ def _rewrite_operation(op: OperationSQL, ctx: RewriteContext) -> tuple[Unit, ...
         skip.update(position + 1 + i for i in consumed)
         units.extend(new_units)
         changed = True
-    return tuple(units) if changed else None
+    return tuple(_check_before_fill(units)) if changed else None
 
 
 def _rewrite_statement(
@@ -182,12 +212,147 @@ def _rewrite_statement(
         return [_index_form(statement, node)], set()
     if isinstance(node, ast.DropStmt):
         return _drop_index(statement, node, ctx)
+    if isinstance(node, ast.UpdateStmt):
+        return _fill_nulls(statement, node, ctx)
     if isinstance(node, ast.AlterTableStmt) and node.objtype == ObjectType.OBJECT_TABLE:
         table = _relation(node.relation)
         if table is None or table in ctx.created or not node.cmds:
             return None
         return _alter_table(statement, node, ctx, following)
     return None
+
+
+# -- filling NULLs before NOT NULL --------------------------------------------------------
+
+
+#: Rows per batch of a backfill (one short transaction each).
+BATCH_ROWS = 2000
+
+
+def _fill_nulls(
+    statement: Statement, node: ast.UpdateStmt, ctx: RewriteContext
+) -> tuple[list[Unit], set[int]] | None:
+    """Django's ``UPDATE t SET col = <default> WHERE col IS NULL`` (an ``AlterField`` to
+    NOT NULL with a default) in keyset batches by primary key, each batch committed."""
+    table = _relation(node.relation)
+    where = node.whereClause
+    if (
+        table is None
+        or table in ctx.created
+        or node.fromClause
+        or getattr(node, "returningClause", None)
+        or getattr(node, "returningList", None)
+        or not node.targetList
+        or len(node.targetList) != 1
+        or not isinstance(where, ast.NullTest)
+        or where.nulltesttype != 0  # IS_NULL
+        or not isinstance(where.arg, ast.ColumnRef)
+    ):
+        return None
+    target = node.targetList[0]
+    column = _column_ref_name(where.arg)
+    if target.name != column or target.indirection:
+        return None
+    key = ctx.primary_key(table) if ctx.primary_key is not None else None
+    if key is None:
+        return None
+    body = fill_nulls_block(
+        _sql(node.relation), _quote(column), _sql(target.val), _quote(key[0]), key[1]
+    )
+    return [
+        OnlineForm(
+            statement,
+            (
+                OnlineStep(
+                    (body,),
+                    False,
+                    f"fill the NULLs of {column} in batches of {BATCH_ROWS} rows by primary "
+                    "key, each batch its own transaction",
+                ),
+            ),
+            frozenset({"SM207"}),
+            note="",
+        )
+    ], set()
+
+
+def fill_nulls_block(table: str, column: str, value: str, key: str, key_type: str) -> str:
+    """A ``DO`` block setting ``column`` to ``value`` where it is NULL, batch after batch.
+
+    Each batch is the next ``BATCH_ROWS`` keys (a keyset walk, so the whole table is
+    read once), committed on its own: row locks last one batch. Run again after an
+    interruption it walks the table again and only writes the rows still NULL.
+    """
+    batch = (
+        "SELECT max(k) INTO upper_key FROM (SELECT {key} AS k FROM {table}{after} "
+        f"ORDER BY {{key}} LIMIT {BATCH_ROWS}) AS batch;"
+    )
+    first = batch.format(key=key, table=table, after="")
+    later = batch.format(key=key, table=table, after=f" WHERE {key} > last_key")
+    return (
+        "DO $safemigrate$\n"
+        "DECLARE\n"
+        f"    last_key {key_type};\n"
+        f"    upper_key {key_type};\n"
+        "BEGIN\n"
+        "    LOOP\n"
+        "        IF last_key IS NULL THEN\n"
+        f"            {first}\n"
+        f"            UPDATE {table} SET {column} = {value} "
+        f"WHERE {key} <= upper_key AND {column} IS NULL;\n"
+        "        ELSE\n"
+        f"            {later}\n"
+        f"            UPDATE {table} SET {column} = {value} "
+        f"WHERE {key} > last_key AND {key} <= upper_key AND {column} IS NULL;\n"
+        "        END IF;\n"
+        "        EXIT WHEN upper_key IS NULL;\n"
+        "        last_key := upper_key;\n"
+        "        COMMIT;\n"
+        "    END LOOP;\n"
+        "END\n"
+        "$safemigrate$"
+    )
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _check_before_fill(units: list[Unit]) -> list[Unit]:
+    """Add the NOT NULL form's ``CHECK … NOT VALID`` before the batches that fill the
+    NULLs of the same column: from then on no new NULL can appear behind them, so the
+    validation that follows finds none."""
+    result = list(units)
+    fills = [u for u in units if isinstance(u, OnlineForm) and "SM207" in u.resolves and u.steps]
+    for fill in fills:
+        node: Any = fill.original.tree
+        column = _column_ref_name(node.whereClause.arg)
+        table = _relation(node.relation)
+        position = result.index(fill)
+        for j in range(position + 1, len(result)):
+            later = result[j]
+            if (
+                isinstance(later, OnlineForm)
+                and "SM106" in later.resolves
+                and len(later.steps) > 1
+                and _sets_not_null_on(later.original, table, column)
+            ):
+                result[j] = dataclasses.replace(later, steps=later.steps[1:])
+                result.insert(
+                    position,
+                    dataclasses.replace(later, steps=later.steps[:1], resolves=frozenset()),
+                )
+                break
+    return result
+
+
+def _sets_not_null_on(statement: Statement, table: str | None, column: str) -> bool:
+    node = statement.tree
+    if not isinstance(node, ast.AlterTableStmt) or _relation(node.relation) != table:
+        return False
+    return any(
+        c.subtype == AlterTableType.AT_SetNotNull and c.name == column for c in node.cmds or ()
+    )
 
 
 # -- indexes ----------------------------------------------------------------------------------

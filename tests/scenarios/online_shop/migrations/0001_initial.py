@@ -16,6 +16,7 @@ class Migration(migrations.Migration):
                 ("qty", models.IntegerField()),
                 ("note", models.CharField(max_length=100, null=True)),
                 ("code", models.CharField(max_length=20, null=True)),
+                ("size", models.IntegerField(null=True)),
             ],
         ),
     ]
