@@ -100,6 +100,8 @@ def _where(report: MigrationReport, finding: Finding) -> str:
 def _status(finding: Finding) -> str:
     if finding.acknowledged is not None:
         return f"acknowledged: {finding.acknowledged}"
+    if finding.online is not None:
+        return "not blocking: safemigrate runs it online"
     if not finding.blocking:
         return "not blocking: new or small table"
     return ""

@@ -27,6 +27,11 @@ def scenarios(tmp_path: Path) -> Path:
 
 
 def env_for(scenarios: Path, *apps: str, database: str | None = None, **kwargs):
+    # These tests are about the command's machinery, on lock findings that count: with
+    # online execution (tests/test_online.py) safemigrate would answer them.
+    settings = kwargs.get("settings")
+    if settings is None or (isinstance(settings, dict) and "ONLINE" not in settings):
+        kwargs["settings"] = {"ONLINE": False, **(settings or {})}
     env = command_env(
         database,
         apps=apps,

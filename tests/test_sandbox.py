@@ -189,7 +189,9 @@ def test_live_rendering_without_the_tables_is_the_offline_rendering(scenarios):
         assert any("FOREIGN KEY" in sql for sql in first), first
         assert "SM105" in constraints["codes"]
         assert not constraints["unrendered"]
-        assert seen["live"]["0003_smaller_key"]["codes"] == ["SM105", "SM107", "SM206"]
+        # SM111: the type change has no online form here (it is on a new table, so the
+        # finding does not block).
+        assert seen["live"]["0003_smaller_key"]["codes"] == ["SM105", "SM107", "SM111", "SM206"]
 
 
 def test_live_rendering_with_the_tables_adds_only_their_real_names(scenarios):
@@ -254,7 +256,9 @@ def test_checkmigrations_codes_match_live_and_offline(scenarios):
 
 def test_a_table_locked_by_another_session_does_not_hold_the_analysis(scenarios):
     with fresh_database() as database:
-        env = env_for(scenarios, database, "risky", settings={"SMALL_TABLE_ROWS": 100})
+        env = env_for(
+            scenarios, database, "risky", settings={"SMALL_TABLE_ROWS": 100, "ONLINE": False}
+        )
         run_command(["migrate", "risky", "0001"], env, expect=0)
         query(
             database,

@@ -51,6 +51,7 @@ def judge_report(
     facts: dict[str, Any] | None = None,
     infer_phase: bool = True,
     offline: bool = False,
+    online: bool = False,
 ) -> MigrationReport:
     """The report on a migration ``0002`` of app ``testapp`` made of ``operations``.
 
@@ -58,6 +59,7 @@ def judge_report(
     with those tables (and no others) were consulted. ``facts`` carries what rules
     learnt from earlier migrations, as a walk over several migrations shares it.
     ``offline`` renders without a connection, as ``checkmigrations --offline`` does.
+    ``online`` judges what ``safemigrate`` runs with online execution on.
     """
     state = ProjectState()
     if setup:
@@ -72,7 +74,9 @@ def judge_report(
             return None
         return TableInfo(name, tables[name], tables[name] * 100)
 
-    options = AnalysisOptions(pg_version=pg_version, small_table_rows=1000, infer_phase=infer_phase)
+    options = AnalysisOptions(
+        pg_version=pg_version, small_table_rows=1000, infer_phase=infer_phase, online=online
+    )
     connection = backend_connection(engine)
     if offline:
         # As checkmigrations --offline renders: never connects, fails where SQL needs the

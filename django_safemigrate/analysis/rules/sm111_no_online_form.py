@@ -46,4 +46,6 @@ def check(ctx: MigrationContext) -> Iterator[Hit]:
                 table=table,
                 lock=LockMode.ACCESS_EXCLUSIVE,
                 operation_index=index,
+                # A table new to this deploy, or a small one, is rewritten in no time.
+                blocking=not (ctx.is_new_table(table) or ctx.is_small_table(table)),
             )
