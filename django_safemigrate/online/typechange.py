@@ -93,6 +93,11 @@ class _Names:
         return derived_name(f"{self.table}__{self.column}", "__sm_sync")
 
     @property
+    def marker(self) -> str:
+        """The comment on the shadow column: whose it is."""
+        return f"django_safemigrate: {self.column} in its new type, while its type changes online"
+
+    @property
     def not_null_check(self) -> str:
         return derived_name(f"{self.table}_{self.column}", "__sm_notnull")
 
@@ -477,11 +482,22 @@ class _Plan:
         from_row = _expression(self.change, n.table, n.column, (n.column,))
         body = f"\nBEGIN\n  NEW.{quote(n.shadow)} := {from_new};\n  RETURN NEW;\nEND\n"
         tag = _dollar_tag(body)
+        marker = _literal(n.marker)
+        guard = (
+            f"\nBEGIN\n  IF EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = "
+            f"{_literal(table)}::regclass AND attname = {_literal(n.shadow)} AND NOT attisdropped "
+            f"AND col_description(attrelid, attnum) IS DISTINCT FROM {marker}) THEN\n"
+            f"    RAISE EXCEPTION {_literal(_guard_message(n))};\n  END IF;\nEND\n"
+        )
         statements = (
+            # The shadow's name is taken by a column that is not a shadow (its comment
+            # says whose it is): stop rather than drop it below.
+            f"DO {_dollar_tag(guard)}{guard}{_dollar_tag(guard)}",
             # A leftover of an expand that committed but was not recorded (nothing after
             # it ran) or of an abandoned attempt with another type: start again.
             f"ALTER TABLE {table} DROP COLUMN IF EXISTS {quote(n.shadow)}",
             f"ALTER TABLE {table} ADD COLUMN {quote(n.shadow)} {self.change.type_sql}",
+            f"COMMENT ON COLUMN {table}.{quote(n.shadow)} IS {marker}",
             # Fails here, before any trigger exists, if PostgreSQL cannot assign the
             # conversion to the new type (the ALTER would have refused it too).
             f"UPDATE {table} SET {quote(n.shadow)} = {from_row} WHERE false",
@@ -657,8 +673,8 @@ class _Plan:
                 + (
                     " and its indexes and constraints to the old names, set its default"
                     if facts is not None
-                    else " (its NOT NULL, default, indexes and constraints are read from the "
-                    "database when the deploy plans its steps)"
+                    else " (its NOT NULL, default, comment, indexes and constraints are read "
+                    "from the database when the deploy plans its steps)"
                 )
             ),
         )
@@ -693,8 +709,9 @@ class _Plan:
             yield f"ALTER TABLE {table} ALTER COLUMN {column} SET DEFAULT {facts.default}"
         if facts.statistics is not None:
             yield f"ALTER TABLE {table} ALTER COLUMN {column} SET STATISTICS {facts.statistics}"
-        if facts.comment is not None:
-            yield f"COMMENT ON COLUMN {table}.{column} IS {_literal(facts.comment)}"
+        # The shadow's comment (its marker) came with it: the column's own, or none.
+        comment = _literal(facts.comment) if facts.comment is not None else "NULL"
+        yield f"COMMENT ON COLUMN {table}.{column} IS {comment}"
         for index in facts.indexes:
             if index.comment is not None:
                 index_name = n.qualified(quote(index.name))
@@ -710,6 +727,13 @@ class _Plan:
                     f"COMMENT ON CONSTRAINT {quote(constraint.name)} ON {table} "
                     f"IS {_literal(constraint.comment)}"
                 )
+
+
+def _guard_message(names: _Names) -> str:
+    return (
+        f"{names.relation} already has a column {names.shadow} that is not the online type "
+        f"change's: rename or drop it, then run the change of {names.column} again."
+    )
 
 
 def _index_columns_sql(index: str, columns: tuple[str, ...]) -> str:
