@@ -319,6 +319,19 @@ def test_expand_stops_on_a_column_of_the_shadow_name(db: str) -> None:
     assert query(db, "SELECT DISTINCT qty__sm_new FROM items") == [("keep me",)]
 
 
+def test_trigger_fires_for_replica_sessions(db: str) -> None:
+    """Writes applied by logical replication run with session_replication_role = replica."""
+    create_items(db, rows=10)
+    form = online(db, QTY_BIGINT)
+    run_steps(db, form.steps[:2])
+    with connect(db) as conn:
+        conn.execute("SET session_replication_role = replica")
+        conn.execute("UPDATE items SET qty = 77, qty_copy = 77 WHERE id = 1")
+        conn.execute("INSERT INTO items (qty, qty_copy, code, code_copy) VALUES (78, 78, 'r', 'r')")
+    run_steps(db, form.steps[2:])
+    assert_in_step(db)
+
+
 def test_long_names_fit_in_63_bytes(db: str, twin: str) -> None:
     table, column, index = "t" * 60, "é" * 31, "i" * 63
     setup = f"""

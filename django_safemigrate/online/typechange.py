@@ -508,6 +508,10 @@ class _Plan:
             f"DROP TRIGGER IF EXISTS {quote(n.trigger)} ON {table}",
             f"CREATE TRIGGER {quote(n.trigger)} BEFORE INSERT OR UPDATE OF {quote(n.column)} "
             f"ON {table} FOR EACH ROW EXECUTE FUNCTION {function}()",
+            # Also for writes made with session_replication_role = replica (logical
+            # replication's apply workers, restores with --disable-triggers): a write the
+            # trigger missed after its batch was filled would keep a stale value.
+            f"ALTER TABLE {table} ENABLE ALWAYS TRIGGER {quote(n.trigger)}",
         )
         return OnlineStep(
             statements,
