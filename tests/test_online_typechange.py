@@ -26,6 +26,7 @@ from django_safemigrate.online.typechange import (
     type_change_form,
 )
 from django_safemigrate.sql import parse
+from django_safemigrate.transactions import refuses_transaction
 from tests.helpers import connect, fresh_database, query, url_for, wait_for
 from tests.schema_catalog import read_schema, schema_differences
 
@@ -272,6 +273,15 @@ def test_steps_are_the_documented_sequence(db: str) -> None:
         ]
     )
     assert "IF NOT EXISTS" not in " ".join(" ".join(s.statements) for s in builds)
+    # What the step planner will read: every statement parses; no statement of a
+    # transactional step refuses a transaction block; the backfill's DO does.
+    for step in form.steps:
+        for sql in step.statements:
+            (parsed,) = parse(sql)
+            assert parsed.tree is not None, sql
+            if step.transactional:
+                assert refuses_transaction(parsed.tree, 15) is None, sql
+    assert refuses_transaction(statement(form.steps[1].statements[0]).tree, 15) is not None
     switch = form.steps[-1]
     assert switch.transactional
     assert any("UNIQUE USING INDEX" in sql for sql in switch.statements)
