@@ -22,6 +22,7 @@ from tests.helpers import ROOT, server_url
 SCRIPTS = {
     "backfill": (["--rows", "3000", "--rounds", "1"], "| variant | total |"),
     "lock_timeout": (["--rounds", "1", "--hold", "1"], "| variant | migration time |"),
+    "online_typechange": (["--rows", "3000"], "whole sequence:"),
     "overhead": (["--rounds", "1", "--warmup", "0"], "| measurement | variant | median |"),
     "speed": (
         ["--sizes", "20", "40", "--rounds", "1", "--lint-sizes", "--since-size", "0"],
