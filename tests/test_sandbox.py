@@ -189,9 +189,7 @@ def test_live_rendering_without_the_tables_is_the_offline_rendering(scenarios):
         assert any("FOREIGN KEY" in sql for sql in first), first
         assert "SM105" in constraints["codes"]
         assert not constraints["unrendered"]
-        # SM111: the type change has no online form here (it is on a new table, so the
-        # finding does not block).
-        assert seen["live"]["0003_smaller_key"]["codes"] == ["SM105", "SM107", "SM111", "SM206"]
+        assert seen["live"]["0003_smaller_key"]["codes"] == ["SM105", "SM107", "SM206"]
 
 
 def test_live_rendering_with_the_tables_adds_only_their_real_names(scenarios):
