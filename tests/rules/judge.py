@@ -43,6 +43,7 @@ def judge_report(
     operations: Sequence[Any],
     *,
     setup: Sequence[Any] = (),
+    setup_app: str = APP,
     atomic: bool = True,
     pg_version: int = 15,
     engine: str | None = None,
@@ -60,10 +61,12 @@ def judge_report(
     learnt from earlier migrations, as a walk over several migrations shares it.
     ``offline`` renders without a connection, as ``checkmigrations --offline`` does.
     ``online`` judges what ``safemigrate`` runs with online execution on.
+    ``setup_app`` is the app whose migration ``setup`` is (another app's models).
     """
     state = ProjectState()
     if setup:
-        first = type("Migration", (Migration,), {"operations": list(setup)})("0001_setup", APP)
+        setup_migration = type("Migration", (Migration,), {"operations": list(setup)})
+        first = setup_migration("0001_setup", setup_app)
         state = first.mutate_state(state, preserve=False)
     body = {"operations": list(operations), "atomic": atomic, **(attrs or {})}
     migration = type("Migration", (Migration,), body)("0002_change", APP)

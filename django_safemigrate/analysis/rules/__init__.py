@@ -1,1 +1,2 @@
-"""One rule a module: ``smNNN_<name>.py``. The registry imports every module here."""
+"""One rule a module: ``smNNN_<name>.py`` (or a package of that name, when its reasoning needs
+several files). The registry imports every module here."""
