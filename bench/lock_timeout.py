@@ -30,7 +30,7 @@ client saw) and from when it was due ("as due", what a stream of independent req
 seen). Only reads due while the migration command ran count.
 
 The migration time is the wall-clock of the command's process (start-up included). Retries are
-safemigrate's "lock timeout (attempt N of M)" lines on stderr. Rounds run both variants once in
+safemigrate's "lock timeout on attempt N of M" lines on stderr. Rounds run both variants once in
 a shuffled order; the table shows per-variant medians over the rounds.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres python bench/lock_timeout.py
@@ -96,7 +96,7 @@ SAFEMIGRATE_SETTINGS = {
     "RETRY_BACKOFF": 0.2,
     "RETRY_BACKOFF_MAX": 1,
 }
-RETRY_LINE = re.compile(r"lock timeout \(attempt \d+ of \d+\)")
+RETRY_LINE = re.compile(r"lock timeout on attempt \d+ of \d+")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -534,8 +534,8 @@ def section_text(results: Results, pg_version: str, command: str, revision: str)
         "sending (max read, p99 read, reads > 1 s: what one client saw) and from when the read "
         'was due ("as due": what a steady stream of independent requests would have seen). '
         "Only reads due while the migration command ran count. Migration time: wall-clock of "
-        "the command's process (start-up included). Retries: safemigrate's \"lock timeout "
-        '(attempt N of M)" lines. Each sample runs on a fresh copy of one template database; '
+        "the command's process (start-up included). Retries: safemigrate's \"lock timeout on "
+        'attempt N of M" lines. Each sample runs on a fresh copy of one template database; '
         "each round runs both variants in a shuffled order.",
         "",
         "This run:",

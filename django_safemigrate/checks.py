@@ -19,7 +19,23 @@ def check_settings(**kwargs: Any) -> list[CheckMessage]:
         return [Error(p.message, hint=p.hint, id=p.check_id) for p in exc.problems]
     if settings.legacy_mode is not None:
         return [legacy_mode_warning(settings.legacy_mode)]
+    if settings.overridden_keys:
+        return [overridden_timing_warning(settings.overridden_keys)]
     return []
+
+
+def overridden_timing_warning(keys: tuple[str, ...]) -> Warning:
+    """``LOCK_RETRIES`` next to the older timing keys: say which one decides."""
+    names = ", ".join(keys)
+    return Warning(
+        f"SAFEMIGRATE sets both LOCK_RETRIES and {names}. LOCK_RETRIES decides the lock "
+        f"timeouts and retries of strong-lock steps, and {names} "
+        f"{'has' if len(keys) == 1 else 'have'} no effect on them (a migration's "
+        "safemigrate_timeouts with 'lock_timeout' or 'retries' still reads them).",
+        hint=f"Remove {names} to keep the schedule, or remove LOCK_RETRIES to go back to one "
+        "lock timeout with exponential backoff.",
+        id="safemigrate.W004",
+    )
 
 
 def legacy_mode_warning(mode: str) -> Warning:

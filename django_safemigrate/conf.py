@@ -20,6 +20,7 @@ from django.conf import settings as django_settings
 from django_safemigrate.enums import (
     ChecksumPolicy,
     CommandLineReviews,
+    LockRetriesExhausted,
     OnBlocked,
     RequestedPhase,
     Risk,
@@ -27,6 +28,30 @@ from django_safemigrate.enums import (
 
 #: The older package's string modes, accepted as the whole ``SAFEMIGRATE`` value.
 LEGACY_MODES = ("strict", "nonstrict", "disabled")
+
+#: One attempt of a strong-lock step: its ``lock_timeout`` and the sleep after it
+#: failed on a lock timeout or a deadlock, in seconds.
+LockAttempt = tuple[float, float]
+
+#: The default ``LOCK_RETRIES``, by tiers: (attempts, lock_timeout, sleep). A request
+#: for a strong lock that waits makes every later query on the table wait behind it,
+#: so each attempt waits briefly and gives the traffic room between attempts. Most
+#: locks are free within 100 ms; the longer tiers are for tables whose transactions
+#: always overlap (a gap never comes, so the wait must outlast the longest of them)
+#: and for a long transaction that ends within a minute or two. 45 attempts; at most
+#: 28 s spent waiting for locks and 1 min 23 s asleep between attempts (README,
+#: "Lock retries").
+_DEFAULT_TIERS = (
+    (5, 0.1, 0.05),
+    (5, 0.1, 0.5),
+    (10, 0.2, 1.0),
+    (10, 0.5, 2.0),
+    (10, 1.0, 3.0),
+    (5, 2.0, 5.0),
+)
+DEFAULT_LOCK_RETRIES: tuple[LockAttempt, ...] = tuple(
+    (lock, sleep) for count, lock, sleep in _DEFAULT_TIERS for _ in range(count)
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,9 +86,18 @@ class SafemigrateSettings:
     statement_timeout: float = 0.0
     #: How often a step that hit a lock timeout or a deadlock is tried again.
     retries: int = 5
-    #: First wait before a retry (seconds); doubles each time, with jitter, up to the max.
+    #: First wait before a retry (seconds); doubles each time up to the max.
     retry_backoff: float = 1.0
     retry_backoff_max: float = 30.0
+    #: The attempts of a strong-lock step: (lock_timeout, sleep after a failed attempt)
+    #: pairs. Derived from the four settings above when the project sets any of them
+    #: and not this one (:func:`schedule_from_retries`).
+    lock_retries: tuple[LockAttempt, ...] = DEFAULT_LOCK_RETRIES
+    #: When every attempt of ``lock_retries`` failed: stop, or one attempt that waits.
+    lock_retries_exhausted: LockRetriesExhausted = LockRetriesExhausted.STOP
+    #: The older timing keys set next to ``LOCK_RETRIES``, which overrides them
+    #: (system-check warning ``safemigrate.W004``).
+    overridden_keys: tuple[str, ...] = ()
     #: Before a strong-lock step: ``"wait"`` for old transactions on its tables (up to
     #: ``preflight_wait`` seconds, then go on under the lock timeout), ``"warn"``, or
     #: ``"stop"`` the run before the step.
@@ -136,6 +170,8 @@ _FIELDS = {
     "RETRIES": "retries",
     "RETRY_BACKOFF": "retry_backoff",
     "RETRY_BACKOFF_MAX": "retry_backoff_max",
+    "LOCK_RETRIES": "lock_retries",
+    "LOCK_RETRIES_EXHAUSTED": "lock_retries_exhausted",
     "PREFLIGHT": "preflight",
     "PREFLIGHT_MIN_AGE": "preflight_min_age",
     "PREFLIGHT_WAIT": "preflight_wait",
@@ -210,6 +246,15 @@ SECONDS = {
 }
 #: The most retries a step may have after lock timeouts or deadlocks.
 MAX_RETRIES = 100
+#: The most pairs ``LOCK_RETRIES`` may have.
+MAX_LOCK_ATTEMPTS = 100
+#: The sleep of a ``LOCK_RETRIES`` pair.
+LOCK_RETRY_SLEEP = Seconds(3_600)
+#: The most a whole ``LOCK_RETRIES`` schedule may take, lock waits and sleeps: more is a
+#: unit mistake, as for ``LOCK_WAIT``.
+MAX_LOCK_RETRIES_TOTAL = 86_400.0
+#: The settings that made the older single lock timeout with exponential backoff.
+OLDER_TIMING_KEYS = ("LOCK_TIMEOUT", "RETRIES", "RETRY_BACKOFF", "RETRY_BACKOFF_MAX")
 
 
 def check_seconds(what: str, value: Any, bounds: Seconds, example: float) -> float:
@@ -237,6 +282,91 @@ def check_retries(what: str, value: Any) -> int:
             "Set it to how many times a step may be retried after a lock timeout, e.g. 5.",
         )
     return value
+
+
+def check_lock_retries(what: str, value: Any) -> tuple[LockAttempt, ...]:
+    """``value`` as a lock-retry schedule, or :class:`SettingsProblem` naming ``what``.
+
+    A list of ``(lock_timeout, sleep)`` pairs of seconds. A ``lock_timeout`` of 0 (no
+    limit) never times out, so the attempts after it could only follow a deadlock: it
+    is accepted in the last pair only, as a deliberate final attempt that waits.
+    """
+    example = "[(0.1, 0.05), (0.2, 0.5), (0.5, 2), (1, 5)]"
+    hint = f"Set {what} to a list of (lock_timeout, sleep) pairs such as {example}."
+    if isinstance(value, str | bytes) or not isinstance(value, list | tuple):
+        raise SettingsProblem(
+            "safemigrate.E020",
+            f"{what} is {value!r}, but it must be a list of (lock_timeout, sleep) pairs "
+            "of seconds, one per attempt.",
+            hint,
+        )
+    if not value or len(value) > MAX_LOCK_ATTEMPTS:
+        raise SettingsProblem(
+            "safemigrate.E020",
+            f"{what} has {len(value)} pairs, but it must have from 1 to {MAX_LOCK_ATTEMPTS} "
+            "(one per attempt).",
+            hint,
+        )
+    schedule: list[LockAttempt] = []
+    for index, pair in enumerate(value):
+        item = f"{what}[{index}]"
+        if isinstance(pair, str | bytes) or not isinstance(pair, list | tuple) or len(pair) != 2:
+            raise SettingsProblem(
+                "safemigrate.E020",
+                f"{item} is {pair!r}, but each item must be a pair (lock_timeout, sleep) of "
+                "seconds.",
+                hint,
+            )
+        lock = check_seconds(f"{item}'s lock_timeout", pair[0], SECONDS["LOCK_TIMEOUT"], 0.1)
+        sleep = check_seconds(f"{item}'s sleep", pair[1], LOCK_RETRY_SLEEP, 0.5)
+        if lock == 0 and index < len(value) - 1:
+            raise SettingsProblem(
+                "safemigrate.E020",
+                f"{item} has lock_timeout 0 (no limit), but only the last pair may: an "
+                "attempt without a lock timeout queues until the lock is granted, blocking "
+                "every later query on the table meanwhile, and the attempts after it would "
+                "never be needed for a lock timeout.",
+                "Give it a lock timeout, or move it to the end; or set "
+                "SAFEMIGRATE['LOCK_RETRIES_EXHAUSTED'] = 'wait', which adds such an attempt "
+                "after the schedule.",
+            )
+        schedule.append((lock, sleep))
+    total = schedule_seconds(schedule)
+    if total > MAX_LOCK_RETRIES_TOTAL:
+        raise SettingsProblem(
+            "safemigrate.E020",
+            f"{what} adds up to {total:g} seconds of lock waits and sleeps, more than "
+            f"{MAX_LOCK_RETRIES_TOTAL:g} (a day): a unit mistake (milliseconds written as "
+            "seconds?) rather than a schedule.",
+            hint,
+        )
+    return tuple(schedule)
+
+
+def schedule_seconds(schedule: tuple[LockAttempt, ...] | list[LockAttempt]) -> float:
+    """The longest a schedule can take: every lock timeout, and the sleeps between attempts
+    (the last pair's sleep only comes before the final attempt of ``"wait"``)."""
+    return sum(lock for lock, _ in schedule) + sum(sleep for _, sleep in schedule[:-1])
+
+
+def check_exhausted(what: str, value: Any) -> LockRetriesExhausted:
+    try:
+        return LockRetriesExhausted(value)
+    except ValueError:
+        raise SettingsProblem(
+            "safemigrate.E021",
+            f"{what} is {value!r}, but it must be 'stop' or 'wait'.",
+            "Use 'stop' to fail the run (the step is rolled back) when every attempt timed "
+            "out, or 'wait' for one last attempt that waits for the lock without a timeout.",
+        ) from None
+
+
+def schedule_from_retries(
+    lock_timeout: float, retries: int, backoff: float, backoff_max: float
+) -> tuple[LockAttempt, ...]:
+    """The older settings' behaviour as a schedule: ``retries + 1`` attempts under the
+    same ``lock_timeout``, the sleep doubling from ``backoff`` up to ``backoff_max``."""
+    return tuple((lock_timeout, min(backoff_max, backoff * 2.0**n)) for n in range(retries + 1))
 
 
 def _number(key: str, value: Any) -> float:
@@ -293,6 +423,18 @@ def parse_settings(raw: object, database_aliases: Mapping[str, Any]) -> Safemigr
             problems.append(problem)
     if problems:
         raise InvalidSettings(problems)
+    older = tuple(key for key in OLDER_TIMING_KEYS if key in raw)
+    if "LOCK_RETRIES" in raw:
+        values["overridden_keys"] = older
+    elif older:
+        # A project that tuned the single lock timeout keeps what it chose.
+        defaults = SafemigrateSettings()
+        values["lock_retries"] = schedule_from_retries(
+            values.get("lock_timeout", defaults.lock_timeout),
+            values.get("retries", defaults.retries),
+            values.get("retry_backoff", defaults.retry_backoff),
+            values.get("retry_backoff_max", defaults.retry_backoff_max),
+        )
     return SafemigrateSettings(**values)
 
 
@@ -328,6 +470,10 @@ def _parse_value(key: str, value: Any, database_aliases: Mapping[str, Any]) -> A
         return value
     if key == "RETRIES":
         return check_retries("SAFEMIGRATE['RETRIES']", value)
+    if key == "LOCK_RETRIES":
+        return check_lock_retries("SAFEMIGRATE['LOCK_RETRIES']", value)
+    if key == "LOCK_RETRIES_EXHAUSTED":
+        return check_exhausted("SAFEMIGRATE['LOCK_RETRIES_EXHAUSTED']", value)
     if key == "FAIL_ON":
         return parse_fail_on(value, "SAFEMIGRATE['FAIL_ON']", check_id="safemigrate.E007")
     if key == "SMALL_TABLE_ROWS":

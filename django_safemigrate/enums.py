@@ -164,6 +164,15 @@ class OnBlocked(enum.StrEnum):
     APPLY_UNBLOCKED = "apply_unblocked"
 
 
+class LockRetriesExhausted(enum.StrEnum):
+    """What a strong-lock step does once its lock-retry schedule has run out."""
+
+    #: Fail the run (exit 1); the step was rolled back.
+    STOP = "stop"
+    #: One last attempt without a lock timeout: it queues until the lock is granted.
+    WAIT = "wait"
+
+
 class GovernedStatus(enum.StrEnum):
     """A governed migration's status in the admin's list."""
 

@@ -173,7 +173,7 @@ def test_valid_migration_timeouts_are_used(database, scenarios):
         database, apps=["badoverride"], pythonpath=[scenarios], extra={"BAD_OVERRIDE": override}
     )
     result = run_command(["safemigrate", "--plan"], env, expect=0)
-    assert "lock_timeout 2.5s: AddField" in result.out
+    assert "lock_timeout 2.5s over 2 attempts: AddField" in result.out
     run_command(["safemigrate"], env, expect=0)
     assert ("badoverride", "0002_thing_name") in applied(database)
 

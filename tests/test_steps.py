@@ -171,7 +171,8 @@ def test_lock_timeout_is_retried_and_never_stalls_other_queries(database, scenar
         stop.set()
         thread.join()
         blocker.close()
-    assert "lock timeout (attempt 1 of 21); rolled back, retrying" in result.err
+    assert "lock timeout on attempt 1 of 21 (lock_timeout 0.3s)" in result.err
+    assert "; rolled back; next attempt in 0.2s with lock_timeout 0.3s" in result.err
     assert ("basic", "0003_item_sku") in applied(database)
     attempts = query(
         database,
@@ -188,12 +189,17 @@ def test_plan_shows_the_steps_their_locks_and_timeouts_and_changes_nothing(datab
     env = command_env(database, apps=["mixed"], pythonpath=[scenarios])
     result = run_command(["safemigrate", "--plan"], env, expect=0)
     assert "mixed.0002_sku_index_backfill" in result.out
-    assert "step 1/3 transactional, lock ACCESS EXCLUSIVE, lock_timeout 5s: AddField" in result.out
+    assert (
+        "step 1/3 transactional, lock ACCESS EXCLUSIVE, lock_timeout 0.1s to 2s over 45 "
+        "attempts: AddField"
+    ) in result.out
     assert (
         "step 2/3 non_transactional, lock SHARE UPDATE EXCLUSIVE, no lock_timeout: "
         "CREATE INDEX CONCURRENTLY"
     ) in result.out
-    assert "step 3/3 transactional, no table lock, lock_timeout 5s: RunPython" in result.out
+    assert (
+        "step 3/3 transactional, no table lock, lock_timeout 0.1s to 2s over 45 attempts: RunPython"
+    ) in result.out
     assert applied(database) == []
 
 
@@ -255,9 +261,9 @@ def test_preflight_finds_old_transactions_on_the_tables_a_step_locks(database, s
         assert ("basic", "0003_item_sku") in applied(database)
     if policy == "wait":
         # It waited for the reporting job instead of queueing behind it.
-        assert "lock timeout (attempt" not in result.err
+        assert "lock timeout on attempt" not in result.err
     if policy == "warn":
-        assert "lock timeout (attempt 1 of 21)" in result.err
+        assert "lock timeout on attempt 1 of 21" in result.err
 
 
 def test_the_ledger_keeps_each_steps_kind_lock_and_duration(database, scenarios):

@@ -18,8 +18,11 @@
   step, just before its COMMIT: a step that finished after the lock was lost is
   rolled back rather than recorded while another runner may be working.
 * A transactional step that fails on a lock timeout (55P03) or a deadlock
-  (40P01) rolled back whole, so it is retried with exponential backoff and
-  jitter.
+  (40P01) rolled back whole, so it is tried again under the next pair of its
+  lock-retry schedule (:mod:`.retries`): short lock waits first, growing, with
+  sleeps in between that let the queries queued behind it through. A step
+  outside a transaction is tried again only when its statement is safe to run
+  twice.
 * A step that fails for good is kept as :attr:`StepRunner.failure`, with what
   it left committed when it ran outside a transaction, for the failure message.
 """
@@ -27,7 +30,6 @@
 from __future__ import annotations
 
 import dataclasses
-import random
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -38,7 +40,15 @@ from django.db.migrations import Migration
 from django.db.migrations.state import ProjectState
 from django.utils import timezone
 
-from django_safemigrate.conf import SECONDS, SettingsProblem, check_retries, check_seconds
+from django_safemigrate.conf import (
+    SECONDS,
+    SettingsProblem,
+    check_exhausted,
+    check_lock_retries,
+    check_retries,
+    check_seconds,
+    schedule_from_retries,
+)
 from django_safemigrate.exceptions import Blocked, SafemigrateError, UsageError
 from django_safemigrate.execution.committed import CommittedWrites, watch_committed
 from django_safemigrate.execution.ledger import APP_LABEL, StepEntry
@@ -46,6 +56,16 @@ from django_safemigrate.execution.preflight import (
     OldTransactionWatch,
     find_blockers,
     strong_lock_tables,
+)
+from django_safemigrate.execution.retries import (
+    Attempt,
+    LockRetries,
+    attempt_line,
+    describe_holders,
+    failed_attempts,
+    not_retried,
+    safe_to_run_again,
+    seconds,
 )
 from django_safemigrate.execution.steps import (
     Step,
@@ -69,7 +89,7 @@ class PreflightStop(SafemigrateError):
 RETRYABLE = {"55P03": "lock timeout", "40P01": "deadlock"}
 
 #: Attribute of a Migration class overriding timeouts and retries for it, e.g.
-#: ``safemigrate_timeouts = {"lock_timeout": 10, "statement_timeout": 0, "retries": 2}``.
+#: ``safemigrate_timeouts = {"lock_retries": [(0.5, 1)] * 10, "statement_timeout": 600}``.
 OVERRIDE_ATTRIBUTE = "safemigrate_timeouts"
 
 
@@ -88,24 +108,52 @@ class Timeouts:
 class RunnerPolicy:
     """Timeouts and retries for one migration (settings, then the migration's override)."""
 
+    #: Statements that take strong locks, RunSQL and RunPython; their lock timeout is
+    #: the one of the attempt being run (:meth:`for_attempt`), at first the first one.
     strong: Timeouts
+    #: Statements that wait for old snapshots by design: outside the schedule.
     relaxed: Timeouts
-    retries: int
-    backoff: float
-    backoff_max: float
+    lock_retries: LockRetries
 
     @classmethod
     def for_migration(cls, settings: Any, migration: Migration) -> RunnerPolicy:
         override = migration_override(migration)
-        lock = float(override.get("lock_timeout", settings.lock_timeout))
         statement = float(override.get("statement_timeout", settings.statement_timeout))
-        return cls(
-            strong=Timeouts(lock, statement),
-            relaxed=Timeouts(0, float(override.get("statement_timeout", 0))),
-            retries=int(override.get("retries", settings.retries)),
-            backoff=settings.retry_backoff,
-            backoff_max=settings.retry_backoff_max,
+        if "lock_retries" in override:
+            schedule = override["lock_retries"]
+        elif "lock_timeout" in override or "retries" in override:
+            # The older override: one lock timeout, exponential backoff.
+            schedule = schedule_from_retries(
+                float(override.get("lock_timeout", settings.lock_timeout)),
+                int(override.get("retries", settings.retries)),
+                settings.retry_backoff,
+                settings.retry_backoff_max,
+            )
+        else:
+            schedule = settings.lock_retries
+        lock_retries = LockRetries(
+            schedule, override.get("lock_retries_exhausted", settings.lock_retries_exhausted)
         )
+        first = lock_retries.attempts()[0]
+        return cls(
+            strong=Timeouts(first.lock_timeout, statement),
+            relaxed=Timeouts(0, float(override.get("statement_timeout", 0))),
+            lock_retries=lock_retries,
+        )
+
+    def for_attempt(self, attempt: Attempt) -> RunnerPolicy:
+        """This policy with ``attempt``'s lock timeout for the strong statements."""
+        strong = Timeouts(attempt.lock_timeout, self.strong.statement_timeout)
+        return dataclasses.replace(self, strong=strong)
+
+    def describe_lock_timeout(self, step: Step, limit: float) -> str:
+        """The lock timeouts of ``step`` whose longest statement timeout is ``limit``."""
+        if not limit:
+            return "no lock_timeout"
+        if step.kind is not StepKind.TRANSACTIONAL:
+            once = self.lock_retries.attempts(retried=False)[0].lock_timeout
+            return f"lock_timeout {seconds(once)}" if once else "no lock_timeout"
+        return self.lock_retries.describe()
 
     def timeouts_for(self, sql: str, pg_version: int) -> Timeouts:
         """Concurrent builds and ``VALIDATE CONSTRAINT`` wait for old snapshots by design."""
@@ -114,12 +162,8 @@ class RunnerPolicy:
             return self.relaxed
         return self.strong
 
-    def delay(self, attempt: int) -> float:
-        base = min(self.backoff_max, self.backoff * (2 ** (attempt - 1)))
-        return float(base * (0.5 + random.random() / 2))  # jitter, not cryptography
 
-
-def migration_override(migration: Migration) -> dict[str, float]:
+def migration_override(migration: Migration) -> dict[str, Any]:
     """The migration's ``safemigrate_timeouts``, validated like the settings they override.
 
     Raises :class:`UsageError` naming the migration: commands check every migration
@@ -142,12 +186,25 @@ def migration_override(migration: Migration) -> dict[str, float]:
             f"{', '.join(repr(k) for k in unknown)}; the keys are "
             f"{', '.join(repr(k) for k in _OVERRIDE_KEYS)}. {where}"
         )
-    values: dict[str, float] = {}
+    older = [key for key in ("lock_timeout", "retries") if key in raw]
+    if "lock_retries" in raw and older:
+        raise UsageError(
+            f"Migration {name} sets {OVERRIDE_ATTRIBUTE} with both 'lock_retries' and "
+            f"{' and '.join(repr(k) for k in older)}, which say the same thing two ways. "
+            f"Keep 'lock_retries' (the schedule of its attempts), or keep "
+            f"{' and '.join(repr(k) for k in older)} (one lock timeout, exponential backoff). "
+            f"{where}"
+        )
+    values: dict[str, Any] = {}
     try:
         for key, value in raw.items():
             what = f"Migration {name}'s {OVERRIDE_ATTRIBUTE}['{key}']"
             if key == "retries":
                 values[key] = check_retries(what, value)
+            elif key == "lock_retries":
+                values[key] = check_lock_retries(what, value)
+            elif key == "lock_retries_exhausted":
+                values[key] = check_exhausted(what, value)
             else:
                 values[key] = check_seconds(what, value, SECONDS[_OVERRIDE_KEYS[key]], 10)
     except SettingsProblem as exc:
@@ -157,8 +214,10 @@ def migration_override(migration: Migration) -> dict[str, float]:
 
 #: The keys of ``safemigrate_timeouts``, and the settings whose range they share.
 _OVERRIDE_KEYS = {
-    "lock_timeout": "LOCK_TIMEOUT",
+    "lock_retries": "LOCK_RETRIES",
+    "lock_retries_exhausted": "LOCK_RETRIES_EXHAUSTED",
     "statement_timeout": "STATEMENT_TIMEOUT",
+    "lock_timeout": "LOCK_TIMEOUT",
     "retries": "RETRIES",
 }
 
@@ -174,6 +233,8 @@ class StepFailure:
     description: str
     #: What stays committed, in words ("3 rows inserted into shop_item"); "" for nothing.
     committed: str = ""
+    #: How its attempts went, in a sentence; "" when it failed on its only attempt.
+    attempts: str = ""
 
     @property
     def label(self) -> str:
@@ -181,6 +242,9 @@ class StepFailure:
 
     def consequences(self) -> str:
         """What became of the failed step, and what to do: sentences for the message."""
+        return f"{self.attempts} {self._left()}" if self.attempts else self._left()
+
+    def _left(self) -> str:
         if self.kind is StepKind.TRANSACTIONAL:
             return (
                 f"The failed {self.label} ran in a transaction and was rolled back; finished "
@@ -411,34 +475,50 @@ class StepRunner:
         entry: StepEntry,
         label: str,
     ) -> None:
-        """Run ``step``, again after a lock timeout or a deadlock (it rolled back whole)."""
+        """Run ``step`` under its lock-retry schedule: again after a lock timeout or a
+        deadlock, when it rolled back whole or its statement is safe to run again."""
         name = f"{migration.app_label}.{migration.name}"
         # Django's own loop (one-transaction migrations) advances the state in
         # place; rather than copy it for a rare retry, rebuild it then.
         checkpoint = None if self._whole else walk.snapshot()
-        attempt = 1
+        refused = not_retried(step)
+        attempts = policy.lock_retries.attempts(retried=not refused)
         where = f"step {step.index + 1}/{step_count} of {name}"
-        while True:
-            entry.attempts = attempt
+        started = time.monotonic()
+        #: What each failed attempt hit ("lock timeout", "deadlock").
+        failed: list[str] = []
+        for attempt in attempts:
+            entry.attempts = attempt.number
             self.executor.ledger.check_lock(f"before {where}")
             try:
-                self._run_step(migration, step, step_count, policy, walk, entry=entry, where=where)
+                self._run_step(
+                    migration,
+                    step,
+                    step_count,
+                    policy.for_attempt(attempt),
+                    walk,
+                    entry=entry,
+                    where=where,
+                )
             except DatabaseError as exc:
                 code = sqlstate(exc)
-                if (
-                    step.kind is StepKind.AUTOCOMMIT_PYTHON
-                    or code not in RETRYABLE
-                    or attempt > policy.retries
-                ):
-                    self.failure = self._failure(migration, step, step_count)
+                if code in RETRYABLE:
+                    failed.append(RETRYABLE[code])
+                if code not in RETRYABLE or attempt.last:
+                    elapsed = time.monotonic() - started
+                    told = failed_attempts(attempt, failed, elapsed, refused)
+                    if told:
+                        # Kept with the error in the ledger's record of the migration.
+                        exc.add_note(told)
+                    self.failure = self._failure(migration, step, step_count, told)
                     raise
-                wait = policy.delay(attempt)
+                following = attempts[attempt.number]
                 self.notify(
-                    f"    {label}: {RETRYABLE[code]} (attempt {attempt} of "
-                    f"{policy.retries + 1}); rolled back, retrying in {wait:.1f}s"
+                    self._attempt_failed(
+                        migration, step, label, attempt, following=following, what=failed[-1]
+                    )
                 )
-                time.sleep(wait)
-                attempt += 1
+                time.sleep(attempt.sleep)
                 # The failed attempt advanced the state: start the step again from
                 # where it began.
                 if checkpoint is None:
@@ -451,7 +531,33 @@ class StepRunner:
                 raise
             return
 
-    def _failure(self, migration: Migration, step: Step, step_count: int) -> StepFailure:
+    def _attempt_failed(
+        self,
+        migration: Migration,
+        step: Step,
+        label: str,
+        attempt: Attempt,
+        *,
+        following: Attempt,
+        what: str,
+    ) -> str:
+        """The stderr line of a failed attempt that will be tried again."""
+        try:
+            holders = describe_holders(self.connection, self._step_tables(migration, step))
+        except Error:  # the question is a courtesy: never let it hide the retry
+            holders = ""
+        return attempt_line(
+            label,
+            attempt,
+            following=following,
+            what=what,
+            holders=holders,
+            transactional=step.kind is StepKind.TRANSACTIONAL,
+        )
+
+    def _failure(
+        self, migration: Migration, step: Step, step_count: int, attempts: str = ""
+    ) -> StepFailure:
         committed = ""
         if step.kind is StepKind.AUTOCOMMIT_PYTHON:
             committed = self._committed.describe()
@@ -464,10 +570,12 @@ class StepRunner:
             kind=step.kind,
             description=step.description,
             committed=committed,
+            attempts=attempts,
         )
 
     def _left_behind(self, step: Step) -> str:
-        """What a failed statement that ran alone leaves: a concurrent build, its index."""
+        """What a failed statement that ran alone leaves: a concurrent build or reindex,
+        its INVALID index."""
         from pglast import ast
 
         for part in step.parts:
@@ -490,7 +598,49 @@ class StepRunner:
                         "what the block committed itself before the error (a COMMIT inside "
                         "it) stays committed"
                     )
+                if (
+                    isinstance(node, ast.ReindexStmt)
+                    and node.relation is not None
+                    and not safe_to_run_again(statement.sql)
+                ):
+                    try:
+                        names = self._reindex_leftovers(node.relation)
+                    except Error:
+                        return ""
+                    if names:
+                        one = len(names) == 1
+                        return (
+                            f"the failed REINDEX CONCURRENTLY left the INVALID "
+                            f"{'index' if one else 'indexes'} {', '.join(names)} behind "
+                            f"({'it slows' if one else 'they slow'} writes and, if unique, "
+                            f"{'enforces' if one else 'enforce'} uniqueness); drop "
+                            f"{'it' if one else 'them'} with DROP INDEX CONCURRENTLY before "
+                            "the next run, which reindexes again"
+                        )
         return ""
+
+    def _reindex_leftovers(self, relation: Any) -> list[str]:
+        """INVALID ``…_ccnew``/``…_ccold`` indexes of the table that a failed ``REINDEX
+        CONCURRENTLY`` of ``relation`` (an index or a table) left behind."""
+        quote = self.connection.ops.quote_name
+        name = quote(relation.relname)
+        if relation.schemaname:
+            name = f"{quote(relation.schemaname)}.{name}"
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                r"""
+                SELECT c.relname FROM pg_index i
+                JOIN pg_class c ON c.oid = i.indexrelid
+                WHERE NOT i.indisvalid
+                  AND (c.relname LIKE '%%\_ccnew%%' OR c.relname LIKE '%%\_ccold%%')
+                  AND i.indrelid = coalesce(
+                      (SELECT indrelid FROM pg_index WHERE indexrelid = to_regclass(%s)),
+                      to_regclass(%s))
+                ORDER BY 1
+                """,
+                [name, name],
+            )
+            return [row[0] for row in cursor.fetchall()]
 
     def _state_of_applied(self) -> ProjectState:
         """The project state of what the database has applied (after a rolled-back step)."""
@@ -500,19 +650,23 @@ class StepRunner:
         state: ProjectState = loader.project_state(nodes, at_end=True)
         return state
 
-    def _preflight(self, migration: Migration, step: Step, label: str) -> None:
-        """Deal with old transactions on the tables this step will lock (policy from settings)."""
+    def _step_tables(self, migration: Migration, step: Step) -> list[str]:
+        """The existing tables ``step`` locks in a mode that blocks writes (or reads)."""
+        if self._whole:
+            return operation_tables(migration, self._state_before)
         trees = [
             s.tree
             for part in step.parts
             for s in self._statements_of(migration, part)
             if s.tree is not None
         ]
+        return strong_lock_tables(trees)
+
+    def _preflight(self, migration: Migration, step: Step, label: str) -> None:
+        """Deal with old transactions on the tables this step will lock (policy from settings)."""
         if not self._watch.may_have_old_transactions():
             return
-        tables = strong_lock_tables(trees)
-        if self._whole:
-            tables = operation_tables(migration, self._state_before)
+        tables = self._step_tables(migration, step)
         if not tables:
             return
         min_age = self.settings.preflight_min_age

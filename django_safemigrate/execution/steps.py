@@ -310,7 +310,8 @@ def _parse(sql: str) -> list[Statement]:
 def describe_step_locks(
     step: Step, operations: Sequence[OperationSQL], policy: Any, pg_version: int
 ) -> str:
-    """``lock ACCESS EXCLUSIVE, lock_timeout 5s`` for the strongest statement of a step."""
+    """``lock ACCESS EXCLUSIVE, lock_timeout 0.1s to 2s over 45 attempts`` for the
+    strongest statement of a step."""
     from django_safemigrate.execution.locks import statement_lock
 
     locks = []
@@ -330,8 +331,7 @@ def describe_step_locks(
     strongest = max(locks, key=list(LockMode).index) if locks else None
     lock_text = f"lock {strongest.value}" if strongest else "no table lock"
     limit = max(timeouts) if timeouts else policy.strong.lock_timeout
-    timeout_text = f"lock_timeout {limit:g}s" if limit else "no lock_timeout"
-    return f"{lock_text}, {timeout_text}"
+    return f"{lock_text}, {policy.describe_lock_timeout(step, limit)}"
 
 
 #: The table lock Django's own operations take on an existing table (for the progress
