@@ -92,6 +92,10 @@ class RewriteContext:
     utc: bool = True
     #: The connection the fields' column types are read for (``None``: types unknown).
     connection: Any = None
+    #: Why the project state alone rules out an online type change of (table, column):
+    #: a key the shadow column would leave behind (what the catalogs say decides when
+    #: there is a database; without one, the models do).
+    state_blocker: Callable[[str, str], str | None] | None = None
     #: The primary key (column, database type) of a table before the operation.
     primary_key: Callable[[str], tuple[str, str] | None] | None = None
     #: (table, column) a ``CHECK (column IS NOT NULL)`` was added for by the backend.
@@ -112,6 +116,7 @@ def rewrite_migration(
             continue
         ctx.old_type = _old_types(op, ctx.connection)
         ctx.primary_key = _primary_keys(op, ctx.connection)
+        ctx.state_blocker = _state_blockers(op)
         units = _rewrite_operation(op, ctx)
         if units is not None:
             result[op.index] = OnlineOperation(op.index, units)
@@ -154,6 +159,48 @@ def _model_of(op: OperationSQL, table: str) -> Any:
     except Exception:  # a state that does not render: nothing known
         return None
     return next((m for m in rendered if m._meta.db_table == table), None)
+
+
+def _state_blockers(op: OperationSQL) -> Callable[[str, str], str | None] | None:
+    """Reads from the project state before ``op`` what keeps a column from its online type
+    change: it is (part of) the primary key, has a foreign key, or one points to it."""
+    if op.from_state is None:
+        return None
+
+    def read(table: str, column: str) -> str | None:
+        model = _model_of(op, table)
+        if model is None:
+            return None
+        field = next((f for f in model._meta.concrete_fields if f.column == column), None)
+        if field is None:
+            return None
+        if field.primary_key:
+            return f"{column} is the primary key of {table}, which the online form does not rebuild"
+        if field.is_relation and field.many_to_one:
+            return f"{column} has a foreign key, which the online form does not carry over"
+        try:
+            rendered = op.from_state.apps.get_models()  # type: ignore[union-attr]
+        except Exception:  # a state that does not render: nothing more known
+            return None
+        for other in rendered:
+            for related in other._meta.concrete_fields:
+                remote = getattr(related, "remote_field", None)
+                if not related.is_relation or remote is None or not related.many_to_one:
+                    continue
+                target = remote.model
+                if getattr(target, "_meta", None) is None or target._meta.db_table != table:
+                    continue
+                if getattr(remote, "get_related_field", None) and (
+                    remote.get_related_field().column == column
+                ):
+                    return (
+                        f"{column} is referenced by the foreign key {other._meta.db_table}."
+                        f"{related.column}; change both columns together in a maintenance "
+                        "window"
+                    )
+        return None
+
+    return read
 
 
 def _primary_keys(op: OperationSQL, connection: Any) -> Callable[[str], Any] | None:
@@ -754,6 +801,12 @@ def _type_change(
         return None
     schema = getattr(table, "schemaname", None) or None
     facts = ctx.facts(name, schema, column) if ctx.facts is not None else None
+    if facts is None and ctx.state_blocker is not None:
+        # No catalogs to read (offline, or the table is not there yet): the models tell
+        # the keys, so that an offline judgement reaches the same verdict as a live one.
+        blocker = ctx.state_blocker(name, column)
+        if blocker is not None:
+            return [NotOnline(statement, blocker)]
     form = typechange.type_change_form(
         statement,
         table=name,

@@ -57,3 +57,12 @@ def test_does_not_block_on_a_small_or_new_table():
     assert not small.blocking
     new = flags("SM111", judge([BIGGER_KEY], setup=[ITEM], tables={}, online=True))
     assert not new.blocking
+
+
+def test_offline_the_models_tell_the_keys():
+    """Without a database the verdict comes from the models: the same as a live one."""
+    finding = flags("SM111", judge([BIGGER_KEY], setup=[ITEM], online=True, offline=True))
+    assert "primary key" in finding.message
+    # An ordinary column has its online form offline too.
+    wider = migrations.AlterField("item", "qty", models.BigIntegerField())
+    leaves_alone("SM111", judge([wider], setup=[ITEM], online=True, offline=True))
