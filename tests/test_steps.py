@@ -190,7 +190,7 @@ def test_plan_shows_the_steps_their_locks_and_timeouts_and_changes_nothing(datab
     result = run_command(["safemigrate", "--plan"], env, expect=0)
     assert "mixed.0002_sku_index_backfill" in result.out
     assert (
-        "step 1/3 transactional, lock ACCESS EXCLUSIVE, lock_timeout 0.1s to 2s over 45 "
+        "step 1/3 transactional, lock ACCESS EXCLUSIVE, lock_timeout 0.1s to 2s over 50 "
         "attempts: AddField"
     ) in result.out
     assert (
@@ -198,7 +198,7 @@ def test_plan_shows_the_steps_their_locks_and_timeouts_and_changes_nothing(datab
         "CREATE INDEX CONCURRENTLY"
     ) in result.out
     assert (
-        "step 3/3 transactional, no table lock, lock_timeout 0.1s to 2s over 45 attempts: RunPython"
+        "step 3/3 transactional, no table lock, lock_timeout 0.1s to 2s over 50 attempts: RunPython"
     ) in result.out
     assert applied(database) == []
 

@@ -72,7 +72,7 @@ class LockRetries:
         return [Attempt(i, len(pairs), lock, sleep) for i, (lock, sleep) in enumerate(pairs, 1)]
 
     def describe(self) -> str:
-        """``lock_timeout 0.1s to 2s over 45 attempts`` (for ``--plan`` and reviews)."""
+        """``lock_timeout 0.1s to 2s over 50 attempts`` (for ``--plan`` and reviews)."""
         attempts = self.attempts()
         bounded = [a.lock_timeout for a in attempts if a.lock_timeout]
         if not bounded:

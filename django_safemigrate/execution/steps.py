@@ -310,7 +310,7 @@ def _parse(sql: str) -> list[Statement]:
 def describe_step_locks(
     step: Step, operations: Sequence[OperationSQL], policy: Any, pg_version: int
 ) -> str:
-    """``lock ACCESS EXCLUSIVE, lock_timeout 0.1s to 2s over 45 attempts`` for the
+    """``lock ACCESS EXCLUSIVE, lock_timeout 0.1s to 2s over 50 attempts`` for the
     strongest statement of a step."""
     from django_safemigrate.execution.locks import statement_lock
 

@@ -16,6 +16,12 @@ import dataclasses
 
 from django_safemigrate.sql import Statement
 
+#: What a backfill ``DO`` block runs after each committed batch: a pause as long as the
+#: batch took (``safemigrate_batch_began`` is set when the batch begins), so the backfill
+#: takes at most half of what the server gives to one session and production queries keep
+#: their latency.
+PAUSE = "PERFORM pg_sleep(extract(epoch FROM clock_timestamp() - safemigrate_batch_began));"
+
 
 @dataclasses.dataclass(frozen=True)
 class OnlineStep:

@@ -48,7 +48,7 @@ from pglast import ast
 from pglast.enums import AlterTableType, ConstrType, ObjectType, SortByDir, SortByNulls
 from pglast.stream import RawStream
 
-from django_safemigrate.online.forms import NotOnline, OnlineForm, OnlineStep
+from django_safemigrate.online.forms import PAUSE, NotOnline, OnlineForm, OnlineStep
 from django_safemigrate.sql import OperationSQL, Statement, parse
 
 #: One element of an operation's online plan: a statement that runs as emitted, or the
@@ -314,7 +314,7 @@ def _fill_nulls(
                     (body,),
                     False,
                     f"fill the NULLs of {column} in batches of {BATCH_ROWS} rows by primary "
-                    "key, each batch its own transaction",
+                    "key, each batch its own transaction, pausing as long as it took",
                 ),
             ),
             frozenset({"SM207"}),
@@ -341,8 +341,10 @@ def fill_nulls_block(table: str, column: str, value: str, key: str, key_type: st
         "DECLARE\n"
         f"    last_key {key_type};\n"
         f"    upper_key {key_type};\n"
+        "    safemigrate_batch_began timestamptz;\n"
         "BEGIN\n"
         "    LOOP\n"
+        "        safemigrate_batch_began := clock_timestamp();\n"
         "        IF last_key IS NULL THEN\n"
         f"            {first}\n"
         f"            UPDATE {table} SET {column} = {value} "
@@ -355,6 +357,7 @@ def fill_nulls_block(table: str, column: str, value: str, key: str, key_type: st
         "        EXIT WHEN upper_key IS NULL;\n"
         "        last_key := upper_key;\n"
         "        COMMIT;\n"
+        f"        {PAUSE}\n"
         "    END LOOP;\n"
         "END\n"
         "$safemigrate$"

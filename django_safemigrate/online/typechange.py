@@ -43,7 +43,7 @@ from pglast.enums import A_Expr_Kind, AlterTableType
 from pglast.parser import ParseError
 from pglast.stream import RawStream
 
-from django_safemigrate.online.forms import NotOnline, OnlineForm, OnlineStep
+from django_safemigrate.online.forms import PAUSE, NotOnline, OnlineForm, OnlineStep
 from django_safemigrate.online.typechange_facts import (
     CheckFacts,
     ColumnFacts,
@@ -557,14 +557,17 @@ class _Plan:
         )
         after = f"{row} > {tup(lows)}"
         body = (
-            f"\nDECLARE\n{declare}  safemigrate_started boolean := false;\nBEGIN\n  LOOP\n"
+            f"\nDECLARE\n{declare}  safemigrate_started boolean := false;\n"
+            "  safemigrate_batch_began timestamptz;\nBEGIN\n  LOOP\n"
+            "    safemigrate_batch_began := clock_timestamp();\n"
             f"    IF safemigrate_started THEN\n      {next_batch(f' WHERE {after}')}\n"
             f"    ELSE\n      {next_batch('')}\n    END IF;\n"
             "    EXIT WHEN NOT FOUND;\n"
             f"    IF safemigrate_started THEN\n      {update(f'{after} AND ')}\n"
             f"    ELSE\n      {update('')}\n    END IF;\n"
             + "".join(f"    {lo} := {hi};\n" for lo, hi in zip(lows, highs, strict=True))
-            + "    safemigrate_started := true;\n    COMMIT;\n  END LOOP;\nEND\n"
+            + "    safemigrate_started := true;\n    COMMIT;\n"
+            + f"    {PAUSE}\n  END LOOP;\nEND\n"
         )
         tag = _dollar_tag(body)
         by = f"its primary key ({', '.join(key)})"
@@ -575,7 +578,8 @@ class _Plan:
             transactional=False,
             purpose=(
                 f"fill {n.shadow} for the existing rows, {BATCH_ROWS:,} rows a transaction by "
-                f"{by}; a rerun rewrites only the rows not yet converted"
+                f"{by}, pausing as long as each batch took; a rerun rewrites only the rows "
+                "not yet converted"
             ),
         )
 
