@@ -955,6 +955,11 @@ def section_text(
     )
     total = len(results.samples)
     met = sum(judge(s, options.first_lock_timeout).all_met for s in results.samples)
+    by_variant: dict[str, list[int]] = {}
+    for sample in results.samples:
+        counts = by_variant.setdefault(sample.variant, [0, 0])
+        counts[0] += judge(sample, options.first_lock_timeout).all_met
+        counts[1] += 1
     lines = [
         f"## {SECTION_TITLE}",
         "",
@@ -988,7 +993,7 @@ def section_text(
         "- Django's `migrate`: `manage.py migrate` with a settings module that does not "
         "install django_safemigrate (Django's own command, no lock timeout);",
         "- `safemigrate`: `manage.py safemigrate` with django_safemigrate installed and no "
-        "`SAFEMIGRATE` setting (every default: `LOCK_TIMEOUT` 5 s, 5 retries);",
+        "`SAFEMIGRATE` setting (every default: online execution, lock retries from 0.1 s);",
         "- `safemigrate`, ZDM backend: the same with "
         "`django_zero_downtime_migrations.backends.postgres` as `ENGINE` (django-pg-zero-"
         f"downtime-migrations {importlib.metadata.version('django-pg-zero-downtime-migrations')},"
@@ -1024,7 +1029,13 @@ def section_text(
         "",
         *results_table(results.samples, options),
         "",
-        f"Rows meeting every target: {met} of {total}.",
+        f"Rows meeting every target: {met} of {total}. By variant: "
+        + "; ".join(
+            f"{v.label} {by_variant[v.name][0]} of {by_variant[v.name][1]}"
+            for v in VARIANTS
+            if v.name in by_variant
+        )
+        + ".",
         "",
         *failed_deploys(results.samples),
         *reproduce_lines(command),
