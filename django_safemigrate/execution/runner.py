@@ -393,6 +393,7 @@ class StepRunner:
             pg_version=self.pg_version,
             facts=catalog_facts(getattr(rendering_connection, "catalog", None)),
             connection=self.connection,
+            strict=True,
             utc=str(self.connection.timezone_name) == "UTC",
         )
 

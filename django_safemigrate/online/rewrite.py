@@ -48,6 +48,7 @@ from pglast import ast
 from pglast.enums import AlterTableType, ConstrType, ObjectType, SortByDir, SortByNulls
 from pglast.stream import RawStream
 
+from django_safemigrate.exceptions import SafemigrateError
 from django_safemigrate.online.forms import PAUSE, NotOnline, OnlineForm, OnlineStep
 from django_safemigrate.sql import OperationSQL, Statement, parse
 
@@ -61,6 +62,14 @@ _NAME_MAX = 63
 #: What reads the facts about a column whose type change rewrites the table
 #: (``None`` when there is no database to read them from).
 FactsReader = Callable[[str, str | None, str], Any]
+
+
+class OnlinePlanError(SafemigrateError):
+    """The runner could not plan an online form from the catalogs (nothing ran)."""
+
+
+#: What a catalog read returns when it failed (a lock timeout, a lost connection).
+UNREADABLE: Any = type("Unreadable", (), {"__repr__": lambda self: "UNREADABLE"})()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,6 +105,11 @@ class RewriteContext:
     #: a key the shadow column would leave behind (what the catalogs say decides when
     #: there is a database; without one, the models do).
     state_blocker: Callable[[str, str], str | None] | None = None
+    #: The runner plans what it runs: a catalog it cannot read stops the run instead of
+    #: being guessed around (the analysis reports it as having no online form).
+    strict: bool = False
+    #: (table, column) added by earlier statements of the migration.
+    added_columns: set[tuple[str, str]] = dataclasses.field(default_factory=set)
     #: The primary key (column, database type) of a table before the operation.
     primary_key: Callable[[str], tuple[str, str] | None] | None = None
     #: (table, column) a ``CHECK (column IS NOT NULL)`` was added for by the backend.
@@ -498,6 +512,7 @@ def _alter_command(  # noqa: PLR0917 - one command of the statement, with its co
             return None  # the backend proved it with a check first (zero-downtime backend)
         return [_set_not_null(statement, table, cmd.name)]
     if subtype == AlterTableType.AT_AddColumn and isinstance(cmd.def_, ast.ColumnDef):
+        ctx.added_columns.add((_relation(table) or "", str(cmd.def_.colname)))
         return _add_column(statement, node, cmd.def_, following, consumed)
     if subtype == AlterTableType.AT_AlterColumnType and cmd.name:
         return _type_change(statement, table, cmd, ctx)
@@ -803,7 +818,31 @@ def _type_change(
     if sm107.verdict(change, pg_version=ctx.pg_version, utc=ctx.utc) is not sm107.Verdict.REWRITE:
         return None
     schema = getattr(table, "schemaname", None) or None
+    if (name, column) in ctx.added_columns:
+        return [
+            NotOnline(
+                statement,
+                f"{column} is added earlier in the same migration, so its type change cannot "
+                "be planned from the catalogs; give it its final type in the AddField",
+            )
+        ]
     facts = ctx.facts(name, schema, column) if ctx.facts is not None else None
+    if facts is UNREADABLE:
+        reason = (
+            f"the catalogs of {name}.{column} could not be read to plan its online form "
+            "(a lock timeout on the catalogs, or a lost connection)"
+        )
+        if ctx.strict:
+            raise OnlinePlanError(
+                f"Planning the steps of a type change: {reason}. Nothing of this migration "
+                "ran; run safemigrate again."
+            )
+        return [NotOnline(statement, reason)]
+    if facts is None and ctx.facts is not None and ctx.strict:
+        raise OnlinePlanError(
+            f"Planning the steps of a type change: {name}.{column} is not in the catalogs. "
+            "Nothing of this migration ran."
+        )
     if facts is None and ctx.state_blocker is not None:
         # No catalogs to read (offline, or the table is not there yet): the models tell
         # the keys, so that an offline judgement reaches the same verdict as a live one.
@@ -917,7 +956,7 @@ def catalog_facts(catalog: Any) -> FactsReader | None:
         return catalog.read(
             ("column_facts", schema, table, column),
             lambda cursor: typechange.column_facts(cursor, table, column, schema),
-            None,
+            UNREADABLE,
         )
 
     return read
