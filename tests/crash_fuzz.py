@@ -202,31 +202,55 @@ def _interrupt(
     database: str, env: dict[str, str], event: str, at: float, report: FuzzReport
 ) -> bool:
     """Start a run and interrupt it after ``at`` seconds; True if it finished first."""
-    proc = start_command(["safemigrate"], env)
-    deadline = time.monotonic() + at
+
+    def after(proc: subprocess.Popen[str]) -> bool:
+        return _wait_alive(proc, time.monotonic() + at)
+
+    return _interrupt_when(database, env, event, after, report)
+
+
+def _wait_alive(proc: subprocess.Popen[str], deadline: float) -> bool:
+    """Wait until ``deadline``; False if the process ended before."""
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            proc.communicate()
-            return proc.returncode == 0
-        time.sleep(0.01)
+            return False
+        time.sleep(0.005)
+    return proc.poll() is None
+
+
+def _interrupt_when(
+    database: str,
+    env: dict[str, str],
+    event: str,
+    moment: Callable[[subprocess.Popen[str]], bool],
+    report: FuzzReport,
+) -> bool:
+    """Start a run and interrupt it when ``moment`` returns (False: the run ended first);
+    True if the run finished first."""
+    # A runner killed earlier can leave its session behind until this run ends it.
+    stale = set(_runner_backends(database))
+    proc = start_command(["safemigrate"], env)
+    if not moment(proc):
+        proc.communicate()
+        return proc.returncode == 0
     if event == "kill":
         os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+        proc.communicate()
         report.kills += 1
         return False
-    backends = _runner_backends(database)
+    backends = [pid for pid in _runner_backends(database) if pid not in stale]
     give_up = time.monotonic() + 2.0
     while not backends and proc.poll() is None and time.monotonic() < give_up:
         # Between taking the lock and marking its session: look again shortly.
         time.sleep(0.02)
-        backends = _runner_backends(database)
+        backends = [pid for pid in _runner_backends(database) if pid not in stale]
     if proc.poll() is not None:
         proc.communicate()
         return proc.returncode == 0
     if not backends:
         # Not holding the lock yet (or between statements): a kill instead.
         os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+        proc.communicate()
         report.kills += 1
         return False
     query(database, "SELECT pg_terminate_backend(%s)", [backends[0]])
@@ -325,6 +349,25 @@ ONLINE_STEPS = (
 )
 
 
+#: The share of interruptions aimed at the start of a run (startup, lock, analysis)
+#: rather than at a moment of its steps.
+ONLINE_EARLY = 0.1
+#: A statement of a step on the table, as ``pg_stat_activity`` shows it (not a catalog read).
+ONLINE_STATEMENT = (
+    r"^\s*(ALTER TABLE|CREATE (UNIQUE )?INDEX|DROP INDEX|DO|UPDATE)\M.*fuzz_online_item"
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class TimedStep:
+    """A step of the clean run: seconds from the start of its first step of the scenario."""
+
+    name: str
+    index: int
+    start: float
+    end: float
+
+
 @dataclasses.dataclass(frozen=True)
 class OnlineReference:
     """What an uninterrupted run leaves, and when its steps run."""
@@ -333,6 +376,8 @@ class OnlineReference:
     applied: list[tuple[str, str]]
     data: tuple[int, str]
     steps: list[tuple[object, ...]]
+    #: The scenario's steps after the base, in the order they ran.
+    timeline: list[TimedStep]
     #: Seconds from the start of the run to its first step of the scenario, and to its end.
     first_step: float
     duration: float
@@ -395,11 +440,27 @@ def _online_reference(template: str, workdir: Path) -> OnlineReference:
         if proc.returncode != 0:
             raise RuntimeError(f"the clean run failed ({proc.returncode}):\n{out}\n{err}")
         (data,) = query(clean, ONLINE_DATA)
+        recorded = query(
+            clean,
+            "SELECT name, step_index, started_at, finished_at FROM django_safemigrate_steprecord "
+            "WHERE app_label = %s AND name > %s ORDER BY started_at, id",
+            [ONLINE_APP, ONLINE_BASE],
+        )
+        origin = recorded[0][2]
         return OnlineReference(
             schema=schema(clean),
             applied=sorted(applied(clean)),
             data=(int(data[0]), str(data[1])),
             steps=query(clean, ONLINE_STEPS, [ONLINE_APP]),
+            timeline=[
+                TimedStep(
+                    str(name),
+                    int(index),
+                    (started - origin).total_seconds(),
+                    (finished - origin).total_seconds(),
+                )
+                for name, index, started, finished in recorded
+            ],
             first_step=first_step if first_step is not None else 0.3,
             duration=duration,
         )
@@ -429,10 +490,6 @@ def run_online_fuzz(
             f"clean run: {reference.duration:.2f}s, first online step after "
             f"{reference.first_step:.2f}s, {len(reference.steps)} steps"
         )
-        # Interruptions fall between a little before the first step and the expected end:
-        # mostly inside the online sequences, some in the startup and analysis before them.
-        earliest = max(0.2, reference.first_step - 0.3)
-        online = reference.duration - reference.first_step
         events = ["kill"] * kills + ["terminate"] * terminations
         rng.shuffle(events)
         while events:
@@ -441,11 +498,10 @@ def run_online_fuzz(
             with _copy_of(template, "fuzzonline") as database:
                 env = _online_env(database, workdir)
                 for position, event in enumerate(batch):
-                    # A rerun has only the steps left to run: aim within what remains.
-                    left = 1 - _steps_done(database) / len(reference.steps)
-                    at = rng.uniform(earliest, reference.first_step + left * online)
-                    if _interrupt(database, env, event, at, report):
-                        # Finished first: the rest of the batch goes to a new copy.
+                    moment = _online_moment(database, reference, rng)
+                    if moment is None or _interrupt_when(database, env, event, moment, report):
+                        # Nothing left, or the run finished first: the rest of the batch
+                        # goes to a new copy, so that every event hits a run in progress.
                         events = batch[position:] + events
                         break
                     _note_interruption(database, reference, report)
@@ -476,13 +532,65 @@ def _note_interruption(database: str, reference: OnlineReference, report: FuzzRe
             report.left_midway[what] += 1
 
 
-def _steps_done(database: str) -> int:
-    (count,) = query(
-        database,
-        "SELECT count(*) FROM django_safemigrate_steprecord WHERE app_label = %s AND name > %s",
-        [ONLINE_APP, ONLINE_BASE],
-    )[0]
-    return int(count)
+def _online_moment(
+    database: str, reference: OnlineReference, rng: random.Random
+) -> Callable[[subprocess.Popen[str]], bool] | None:
+    """When to interrupt the next run on ``database`` (``None``: nothing left to run).
+
+    A moment of the clean run's timeline is drawn at random over the steps still to run
+    (half of the time uniformly over their time, half of the time in a step drawn
+    uniformly), and found again in this run by its anchor: the record of the step before
+    it (the ledger), or, for the first step still to run, its first statement on the table
+    (``pg_stat_activity``). Wall-clock offsets from the start of the run would mostly
+    miss: how long startup and analysis take varies more than many steps last. A share of
+    the interruptions goes to the start of the run instead (before its lock, during its
+    analysis)."""
+    done = {(name, index) for name, index, *_ in query(database, ONLINE_STEPS, [ONLINE_APP])}
+    remaining = [s for s in reference.timeline if (s.name, s.index) not in done]
+    if not remaining:
+        return None
+    if rng.random() < ONLINE_EARLY:
+        at = rng.uniform(0.2, reference.first_step)
+        return lambda proc: _wait_alive(proc, time.monotonic() + at)
+    if rng.random() < 0.5:
+        # Any moment of the steps left: a long step is hit more often than a short one.
+        point = rng.uniform(remaining[0].start, remaining[-1].end)
+        position = next((i for i, s in enumerate(remaining) if s.end > point), len(remaining) - 1)
+    else:
+        # Any step left, at a moment between the end of the one before and its own end:
+        # the short transactions and the boundaries between steps get their share.
+        position = rng.randrange(len(remaining))
+        low = remaining[position - 1].end if position else remaining[0].start
+        point = rng.uniform(low, remaining[position].end)
+    target = remaining[position]
+    stale = _runner_backends(database)
+    if position == 0:
+        offset = max(0.0, point - target.start)
+        anchor_sql = (
+            "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() "
+            "AND application_name LIKE 'django_safemigrate runner%%' "
+            "AND pid <> ALL(%s) AND query ~* %s"
+        )
+        anchor_params: list[object] = [stale, ONLINE_STATEMENT]
+    else:
+        before = remaining[position - 1]
+        offset = max(0.0, point - before.end)
+        anchor_sql = (
+            "SELECT 1 FROM django_safemigrate_steprecord "
+            "WHERE app_label = %s AND name = %s AND step_index = %s"
+        )
+        anchor_params = [ONLINE_APP, before.name, before.index]
+
+    def wait(proc: subprocess.Popen[str]) -> bool:
+        give_up = time.monotonic() + 300
+        with connect(database) as conn:
+            while not conn.execute(anchor_sql, anchor_params).fetchall():
+                if proc.poll() is not None or time.monotonic() > give_up:
+                    return False
+                time.sleep(0.005)
+        return _wait_alive(proc, time.monotonic() + offset)
+
+    return wait
 
 
 def _verify_online(database: str, reference: OnlineReference, round_: int) -> list[str]:
