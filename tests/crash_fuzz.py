@@ -364,6 +364,8 @@ class TimedStep:
 
     name: str
     index: int
+    #: ``transactional``, or a step run alone (``non_transactional``, ``autocommit_python``).
+    kind: str
     start: float
     end: float
 
@@ -442,11 +444,12 @@ def _online_reference(template: str, workdir: Path) -> OnlineReference:
         (data,) = query(clean, ONLINE_DATA)
         recorded = query(
             clean,
-            "SELECT name, step_index, started_at, finished_at FROM django_safemigrate_steprecord "
+            "SELECT name, step_index, kind, started_at, finished_at "
+            "FROM django_safemigrate_steprecord "
             "WHERE app_label = %s AND name > %s ORDER BY started_at, id",
             [ONLINE_APP, ONLINE_BASE],
         )
-        origin = recorded[0][2]
+        origin = recorded[0][3]
         return OnlineReference(
             schema=schema(clean),
             applied=sorted(applied(clean)),
@@ -456,10 +459,11 @@ def _online_reference(template: str, workdir: Path) -> OnlineReference:
                 TimedStep(
                     str(name),
                     int(index),
+                    str(kind),
                     (started - origin).total_seconds(),
                     (finished - origin).total_seconds(),
                 )
-                for name, index, started, finished in recorded
+                for name, index, kind, started, finished in recorded
             ],
             first_step=first_step if first_step is not None else 0.3,
             duration=duration,
@@ -490,6 +494,8 @@ def run_online_fuzz(
             f"clean run: {reference.duration:.2f}s, first online step after "
             f"{reference.first_step:.2f}s, {len(reference.steps)} steps"
         )
+        deck = _Deck(reference.timeline, rng, alternate=True)
+        alone = _Deck([s for s in reference.timeline if s.kind != "transactional"], rng)
         events = ["kill"] * kills + ["terminate"] * terminations
         rng.shuffle(events)
         while events:
@@ -498,7 +504,15 @@ def run_online_fuzz(
             with _copy_of(template, "fuzzonline") as database:
                 env = _online_env(database, workdir)
                 for position, event in enumerate(batch):
-                    moment = _online_moment(database, reference, rng)
+                    if event == "terminate":
+                        # A SIGKILL of the client never cuts a statement on the server (it
+                        # finishes, or the next runner ends it); a terminated backend does:
+                        # aim inside a step that runs alone.
+                        moment = _online_moment(database, reference, rng, alone, inside=True)
+                    else:
+                        # The first interruption of a copy aims at the next card of the deck.
+                        aimed = deck if position == 0 else None
+                        moment = _online_moment(database, reference, rng, aimed)
                     if moment is None or _interrupt_when(database, env, event, moment, report):
                         # Nothing left, or the run finished first: the rest of the batch
                         # goes to a new copy, so that every event hits a run in progress.
@@ -532,27 +546,75 @@ def _note_interruption(database: str, reference: OnlineReference, report: FuzzRe
             report.left_midway[what] += 1
 
 
+class _Deck:
+    """Steps to aim interruptions at, each in turn: every step gets its share.
+
+    Shuffled; with ``alternate``, a step that runs alone (a concurrent build or drop, a
+    committing ``DO`` block: what a crash can leave half-done) alternates with a
+    transactional one, so that even a few rounds interrupt both kinds. Refilled when
+    empty.
+    """
+
+    def __init__(
+        self, steps: Sequence[TimedStep], rng: random.Random, *, alternate: bool = False
+    ) -> None:
+        self.steps = list(steps)
+        self.rng = rng
+        self.alternate = alternate
+        self.cards: list[TimedStep] = []
+
+    def draw(self, remaining: Sequence[TimedStep]) -> TimedStep | None:
+        """The next card among ``remaining`` (the steps this run still has to do)."""
+        if not self.cards:
+            alone = [s for s in self.steps if s.kind != "transactional"]
+            transactional = [s for s in self.steps if s.kind == "transactional"]
+            self.rng.shuffle(alone)
+            self.rng.shuffle(transactional)
+            if self.alternate:
+                for i in range(max(len(alone), len(transactional))):
+                    self.cards += alone[i : i + 1] + transactional[i : i + 1]
+            else:
+                self.cards = alone + transactional
+                self.rng.shuffle(self.cards)
+        card = next((c for c in self.cards if c in remaining), None)
+        if card is not None:
+            self.cards.remove(card)
+        return card
+
+
 def _online_moment(
-    database: str, reference: OnlineReference, rng: random.Random
+    database: str,
+    reference: OnlineReference,
+    rng: random.Random,
+    deck: _Deck | None = None,
+    *,
+    inside: bool = False,
 ) -> Callable[[subprocess.Popen[str]], bool] | None:
     """When to interrupt the next run on ``database`` (``None``: nothing left to run).
 
-    A moment of the clean run's timeline is drawn at random over the steps still to run
-    (half of the time uniformly over their time, half of the time in a step drawn
-    uniformly), and found again in this run by its anchor: the record of the step before
-    it (the ledger), or, for the first step still to run, its first statement on the table
-    (``pg_stat_activity``). Wall-clock offsets from the start of the run would mostly
-    miss: how long startup and analysis take varies more than many steps last. A share of
-    the interruptions goes to the start of the run instead (before its lock, during its
-    analysis)."""
+    A moment of the clean run's timeline is drawn at random over the steps still to run:
+    in the next step of ``deck`` (while the step runs if ``inside``, else between the end
+    of the step before and its own end); otherwise half of the time uniformly over their
+    time, half of the time in a step drawn uniformly. It is found again in this run by its
+    anchor: the record of the step before it (the ledger), or, for the first step still
+    to run, its first statement on the table (``pg_stat_activity``). Wall-clock offsets
+    from the start of the run would mostly miss: how long startup and analysis take
+    varies more than many steps last. A share of the interruptions goes to the start of
+    the run instead (before its lock, during its analysis).
+    """
     done = {(name, index) for name, index, *_ in query(database, ONLINE_STEPS, [ONLINE_APP])}
     remaining = [s for s in reference.timeline if (s.name, s.index) not in done]
     if not remaining:
         return None
-    if rng.random() < ONLINE_EARLY:
+    aim = deck.draw(remaining) if deck is not None else None
+    if aim is not None:
+        position = remaining.index(aim)
+        low = remaining[position - 1].end if position and not inside else aim.start
+        point = rng.uniform(low, aim.end)
+    elif rng.random() < ONLINE_EARLY:
         at = rng.uniform(0.2, reference.first_step)
         return lambda proc: _wait_alive(proc, time.monotonic() + at)
-    if rng.random() < 0.5:
+    elif rng.random() < 0.5:
         # Any moment of the steps left: a long step is hit more often than a short one.
         point = rng.uniform(remaining[0].start, remaining[-1].end)
         position = next((i for i, s in enumerate(remaining) if s.end > point), len(remaining) - 1)
