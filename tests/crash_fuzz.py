@@ -347,8 +347,6 @@ ONLINE_STEPS = (
     "WHERE app_label = %s GROUP BY name, step_index, step_count, kind "
     "ORDER BY name, step_index, step_count, kind"
 )
-
-
 #: The share of interruptions aimed at the start of a run (startup, lock, analysis)
 #: rather than at a moment of its steps.
 ONLINE_EARLY = 0.1
@@ -498,7 +496,11 @@ def run_online_fuzz(
         alone = _Deck([s for s in reference.timeline if s.kind != "transactional"], rng)
         events = ["kill"] * kills + ["terminate"] * terminations
         rng.shuffle(events)
+        most = 3 * (kills + terminations) + 10
         while events:
+            if report.rounds == most:
+                report.failures.append(f"{len(events)} interruptions never hit a run in progress")
+                break
             batch, events = events[:per_round], events[per_round:]
             report.rounds += 1
             with _copy_of(template, "fuzzonline") as database:
