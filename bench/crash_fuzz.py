@@ -142,13 +142,13 @@ trigger on the table, shadow column or sync function.
 - Machine: {cpu}, {os.cpu_count()} cores; PostgreSQL {server}; Python {platform.python_version()}
 - Seed {args.seed}, {args.per_round} interruptions per round
 
-| SIGKILLs | terminated backends | rounds | failures | duration |
+| SIGKILLs | terminated backends | rounds | rounds failed | duration |
 |--:|--:|--:|--:|--:|
 | {r.kills} | {r.terminations} | {r.rounds} | {len(r.failures)} | {elapsed:.0f} s |
 
 Where the interruptions stopped the plan (the first step not recorded): {stops}.
 What they had left for the next run to finish or clean up: {left or "nothing"}.
-
+{_failed_rounds(r.failures)}
 Reproduce:
 
 ```console
@@ -169,6 +169,21 @@ $ DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres python bench/crash_fu
         os.replace(temporary, path)
         return
     update_benchmarks(path, title, section)
+
+
+def _failed_rounds(failures: list[str]) -> str:
+    """The rounds that failed, each with what interrupted it and the first line of what
+    differed (the script's output has the rest)."""
+    if not failures:
+        return ""
+    lines = ["", "Rounds that failed:", ""]
+    for failure in failures:
+        head, _, problems = failure.partition("): ")
+        firsts = "; ".join(
+            part.split("\n")[0].rstrip(":") for part in problems.split("; ") if part.strip()
+        )
+        lines.append(f"- {head}): {firsts[:600]}")
+    return "\n".join(lines) + "\n"
 
 
 def _by_migration(stopped_at: dict[str, int]) -> str:

@@ -518,6 +518,7 @@ def run_online_fuzz(
             report.rounds += 1
             with _copy_of(template, "fuzzonline") as database:
                 env = _online_env(database, workdir)
+                hits: list[str] = []
                 for position, event in enumerate(batch):
                     if event == "terminate":
                         # A SIGKILL of the client never cuts a statement on the server (it
@@ -533,32 +534,39 @@ def run_online_fuzz(
                         # goes to a new copy, so that every event hits a run in progress.
                         events = batch[position:] + events
                         break
-                    _note_interruption(database, reference, report)
+                    hits.append(f"{event} at {_note_interruption(database, reference, report)}")
                 final = run_command(["safemigrate"], env, expect=None, timeout=300)
                 report.reruns += 1
                 if final.code != 0:
+                    problems = [f"final run exit {final.code}: {final.err[-2000:]}"]
+                else:
+                    problems = _verify_online(database, reference)
+                if problems:
+                    # One entry per round: what interrupted it, then everything that differs.
                     report.failures.append(
-                        f"round {report.rounds}: final run exit {final.code}: {final.err[-2000:]}"
+                        f"round {report.rounds} ({', '.join(hits) or 'no interruption'}): "
+                        + "; ".join(problems)
                     )
-                    continue
-                report.failures += _verify_online(database, reference, report.rounds)
             log(f"round {report.rounds}: {report.kills} kills, {report.terminations} terminations")
     finally:
         _drop(template)
     return report
 
 
-def _note_interruption(database: str, reference: OnlineReference, report: FuzzReport) -> None:
+def _note_interruption(database: str, reference: OnlineReference, report: FuzzReport) -> str:
+    """Count where an interruption stopped the plan and what it left; the former."""
     done = {(name, index) for name, index, *_ in query(database, ONLINE_STEPS, [ONLINE_APP])}
     missing = [(n, i, c) for n, i, c, *_ in reference.steps if (n, i) not in done]
     if missing:
         name, index, count = missing[0]
-        report.stopped_at[f"{name} step {int(index) + 1}/{count}"] += 1
+        where = f"{name} step {int(index) + 1}/{count}"
     else:
-        report.stopped_at["after the last step"] += 1
+        where = "the end (every step recorded)"
+    report.stopped_at[where] += 1
     for what, sql in ONLINE_LEFTOVERS.items():
         if query(database, sql):
             report.left_midway[what] += 1
+    return where
 
 
 class _Deck:
@@ -670,14 +678,15 @@ def _online_moment(
     return wait
 
 
-def _verify_online(database: str, reference: OnlineReference, round_: int) -> list[str]:
+def _verify_online(database: str, reference: OnlineReference) -> list[str]:
+    """How ``database`` differs from the clean run (nothing: it does not)."""
     problems = []
     rows = query(database, "SELECT app, name, count(*) FROM django_migrations GROUP BY app, name")
     twice = [f"{a}.{n}" for a, n, c in rows if c != 1]
     if twice:
-        problems.append(f"round {round_}: recorded more than once: {twice}")
+        problems.append(f"recorded more than once: {twice}")
     if sorted(applied(database)) != reference.applied:
-        problems.append(f"round {round_}: applied migrations differ from a clean run")
+        problems.append("applied migrations differ from a clean run")
     records = query(
         database,
         "SELECT name, count(*) FROM django_safemigrate_migrationrecord "
@@ -685,24 +694,25 @@ def _verify_online(database: str, reference: OnlineReference, round_: int) -> li
         [ONLINE_APP],
     )
     if records:
-        problems.append(f"round {round_}: ledger records applied more than once: {records}")
+        problems.append(f"ledger records applied more than once: {records}")
     steps = query(database, ONLINE_STEPS, [ONLINE_APP])
     if steps != reference.steps:
         problems.append(
-            f"round {round_}: step records differ from a clean run: "
-            f"{sorted(set(steps) ^ set(reference.steps))}"
+            "step records (name, index, count, kind, times recorded) differ from a clean run: "
+            f"missing {sorted(set(reference.steps) - set(steps))}, "
+            f"unexpected {sorted(set(steps) - set(reference.steps))}"
         )
     for what, sql in ONLINE_LEFTOVERS.items():
         found = [row[0] for row in query(database, sql)]
         if found:
-            problems.append(f"round {round_}: {what} left: {found}")
+            problems.append(f"{what} left: {found}")
     for what, sql in ONLINE_CHECKS.items():
         (count,) = query(database, sql)[0]
         if count:
-            problems.append(f"round {round_}: {count} {what}")
+            problems.append(f"{count} {what}")
     (data,) = query(database, ONLINE_DATA)
     if (int(data[0]), str(data[1])) != reference.data:
-        problems.append(f"round {round_}: the table's rows differ from a clean run")
+        problems.append("the table's rows differ from a clean run")
     got = schema(database)
     if got != reference.schema:
         import difflib
@@ -710,5 +720,5 @@ def _verify_online(database: str, reference: OnlineReference, round_: int) -> li
         diff = "\n".join(
             difflib.unified_diff(reference.schema.splitlines(), got.splitlines(), lineterm="", n=1)
         )
-        problems.append(f"round {round_}: schema differs from a clean run:\n{diff[:3000]}")
+        problems.append(f"schema differs from a clean run:\n{diff[:3000]}")
     return problems
