@@ -20,6 +20,7 @@ import argparse
 import datetime
 import os
 import platform
+import re
 import sys
 import tempfile
 import time
@@ -190,8 +191,8 @@ def _by_migration(stopped_at: dict[str, int]) -> str:
     """``0004_ref_unique 5 (steps 1, 3), …`` from counts by step."""
     by: dict[str, dict[int, int]] = {}
     for where, count in stopped_at.items():
-        name, _, step = where.partition(" step ")
-        index = int(step.split("/")[0]) if step else 0
+        found = re.fullmatch(r"(\S+) step (\d+)/\d+", where)
+        name, index = (found[1], int(found[2])) if found else (where, 0)
         by.setdefault(name, {})
         by[name][index] = by[name].get(index, 0) + count
     parts = []
