@@ -180,10 +180,15 @@ def _failed_rounds(failures: list[str]) -> str:
     lines = ["", "Rounds that failed:", ""]
     for failure in failures:
         head, _, problems = failure.partition("): ")
-        firsts = "; ".join(
-            part.split("\n")[0].rstrip(":") for part in problems.split("; ") if part.strip()
-        )
-        lines.append(f"- {head}): {firsts[:600]}")
+        first, _, diff = problems.partition("\n")
+        # A schema difference: its changed lines, in a row.
+        changed = [
+            "`" + line.strip() + "`"
+            for line in diff.splitlines()
+            if line[:1] in "+-" and not line.startswith(("+++", "---"))
+        ]
+        text = first.rstrip(":") + (": " + " ".join(changed) if changed else "")
+        lines.append(f"- {head}): {text[:1500]}")
     return "\n".join(lines) + "\n"
 
 

@@ -678,6 +678,25 @@ def _online_moment(
     return wait
 
 
+def _steps_differ(steps: list[tuple[object, ...]], reference: OnlineReference) -> str:
+    """``0011_x: steps 1/3, 2/3, 3/3 (a clean run: 1/6, …, 6/6)`` for each migration whose
+    step records differ (a step recorded twice is marked ``(2 times)``)."""
+
+    def by_name(rows: list[tuple[object, ...]]) -> dict[str, str]:
+        found: dict[str, list[str]] = {}
+        for name, index, count, _kind, times in rows:
+            mark = f" ({times} times)" if times != 1 else ""
+            found.setdefault(str(name), []).append(f"{int(str(index)) + 1}/{count}{mark}")
+        return {name: ", ".join(parts) for name, parts in found.items()}
+
+    got, wanted = by_name(steps), by_name(reference.steps)
+    return "; ".join(
+        f"{name}: steps {got.get(name, 'none')} (a clean run: {wanted.get(name, 'none')})"
+        for name in sorted(set(got) | set(wanted))
+        if got.get(name) != wanted.get(name)
+    )
+
+
 def _verify_online(database: str, reference: OnlineReference) -> list[str]:
     """How ``database`` differs from the clean run (nothing: it does not)."""
     problems = []
@@ -697,11 +716,7 @@ def _verify_online(database: str, reference: OnlineReference) -> list[str]:
         problems.append(f"ledger records applied more than once: {records}")
     steps = query(database, ONLINE_STEPS, [ONLINE_APP])
     if steps != reference.steps:
-        problems.append(
-            "step records (name, index, count, kind, times recorded) differ from a clean run: "
-            f"missing {sorted(set(reference.steps) - set(steps))}, "
-            f"unexpected {sorted(set(steps) - set(reference.steps))}"
-        )
+        problems.append(f"step records differ from a clean run: {_steps_differ(steps, reference)}")
     for what, sql in ONLINE_LEFTOVERS.items():
         found = [row[0] for row in query(database, sql)]
         if found:
