@@ -616,14 +616,15 @@ def _online_moment(
     """When to interrupt the next run on ``database`` (``None``: nothing left to run).
 
     A moment of the clean run's timeline is drawn at random over the steps still to run:
-    in the next step of ``deck`` (while the step runs if ``inside``, else between the end
-    of the step before and its own end); otherwise half of the time uniformly over their
-    time, half of the time in a step drawn uniformly. It is found again in this run by its
-    anchor: the record of the step before it (the ledger), or, for the first step still
-    to run, its first statement on the table (``pg_stat_activity``). Wall-clock offsets
-    from the start of the run would mostly miss: how long startup and analysis take
-    varies more than many steps last. A share of the interruptions goes to the start of
-    the run instead (before its lock, during its analysis).
+    in the next step of ``deck`` (while the step runs if ``inside`` or if it runs alone,
+    else between the end of the step before and its own end); otherwise half of the time
+    uniformly over their time, half of the time in a step drawn uniformly. It is found
+    again in this run by its anchor: the record of the step before it (the ledger), or,
+    for the first step still to run, its first statement on the table
+    (``pg_stat_activity``). Wall-clock offsets from the start of the run would mostly
+    miss: how long startup and analysis take varies more than many steps last. A share of
+    the interruptions goes to the start of the run instead (before its lock, during its
+    analysis).
     """
     done = {(name, index) for name, index, *_ in query(database, ONLINE_STEPS, [ONLINE_APP])}
     remaining = [s for s in reference.timeline if (s.name, s.index) not in done]
@@ -632,7 +633,10 @@ def _online_moment(
     aim = deck.draw(remaining) if deck is not None else None
     if aim is not None:
         position = remaining.index(aim)
-        low = remaining[position - 1].end if position and not inside else aim.start
+        # Inside a step that runs alone (what a crash there leaves is what matters), else
+        # from the end of the step before (the boundary and the planning between).
+        within = inside or aim.kind != "transactional"
+        low = remaining[position - 1].end if position and not within else aim.start
         point = rng.uniform(low, aim.end)
     elif rng.random() < ONLINE_EARLY:
         at = rng.uniform(0.2, reference.first_step)

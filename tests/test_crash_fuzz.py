@@ -16,9 +16,9 @@ def test_random_kills_and_terminations_inside_the_online_forms_end_as_a_clean_ru
     """Each round starts with the table created and filled, so the later migrations run
     in their online forms; after the interruptions and a last run, schema, rows and ledger
     equal an uninterrupted run's and nothing temporary is left."""
-    report = run_online_fuzz(tmp_path, kills=5, terminations=3, per_round=2, seed=20261126)
+    report = run_online_fuzz(tmp_path, kills=6, terminations=3, per_round=2, seed=20261126)
     assert report.failures == []
-    assert report.kills == 5
+    assert report.kills == 6
     assert report.terminations == 3
     # The interruptions stopped the online sequences part-way, not only before them.
     assert any(not where.startswith("0003") for where in report.stopped_at), report.stopped_at
