@@ -318,3 +318,40 @@ def test_zero_downtime_backend_forms_are_kept_and_validate_runs_in_its_own_step(
             assert "ADD CONSTRAINT" not in description, description
         assert not any(", online:" in d for _, _, d in recorded), recorded
         assert leftovers(database) == []
+
+
+def test_a_type_change_whose_catalogs_cannot_be_read_is_not_run_without_them(project):
+    """A session holding the table keeps the catalogs from being read: the deploy stops
+    with nothing of the change applied, instead of running a form planned without the
+    column's constraints; once the table is free it runs in full."""
+    import psycopg
+
+    from tests.helpers import url_for
+
+    (project / APP / "migrations" / "0005_qty_bigint.py").write_text(
+        "from django.db import migrations, models\n\n\n"
+        "class Migration(migrations.Migration):\n"
+        '    dependencies = [("online_shop", "0004_size_not_null")]\n'
+        '    operations = [migrations.AlterField("item", "qty", models.BigIntegerField())]\n'
+    )
+    with fresh_database() as database:
+        env = prepared(database, project)
+        run_command(["safemigrate", APP, "0004"], env, expect=0)
+        with psycopg.connect(url_for(database)) as holder:
+            holder.execute(f"LOCK TABLE {APP}_item IN ACCESS EXCLUSIVE MODE")
+            result = run_command(["safemigrate"], env, expect=None, timeout=300)
+            holder.rollback()
+        assert result.code in (1, 3), result.output
+        assert "could not be read" in result.output, result.output
+        column = (
+            "SELECT format_type(atttypid, atttypmod), attnotnull FROM pg_attribute "
+            "WHERE attrelid = 'online_shop_item'::regclass AND attname = 'qty'"
+        )
+        assert query(database, column) == [("integer", True)]
+        run_command(["safemigrate"], env, expect=0)
+        assert query(database, column) == [("bigint", True)]
+        assert query(
+            database,
+            "SELECT convalidated FROM pg_constraint WHERE conname = 'online_item_qty_gte_0'",
+        ) == [(True,)]
+        assert leftovers(database) == []
