@@ -355,3 +355,28 @@ def test_a_type_change_whose_catalogs_cannot_be_read_is_not_run_without_them(pro
             "SELECT convalidated FROM pg_constraint WHERE conname = 'online_item_qty_gte_0'",
         ) == [(True,)]
         assert leftovers(database) == []
+
+
+def test_plain_migrate_runs_the_online_forms_too(project):
+    with fresh_database() as database:
+        env = prepared(database, project)
+        result = run_command(["migrate", APP, "0002"], env, expect=0)
+        # Django's output at the default verbosity.
+        assert "  Applying online_shop.0002_online... OK" in result.out
+        assert "step " not in result.out
+        recorded = steps(database)
+        assert len(recorded) == 14
+        assert any("CREATE INDEX CONCURRENTLY online_item_qty_idx" in d for _, _, d in recorded)
+        assert leftovers(database) == []
+
+
+def test_plain_migrate_without_online_execution_is_djangos(project):
+    with fresh_database() as database:
+        env = prepared(database, project, {"ONLINE": False})
+        run_command(["migrate", APP, "0002"], env, expect=0)
+        # Django applied it in one transaction, without step records.
+        assert steps(database) == []
+        assert query(
+            database,
+            "SELECT indisvalid FROM pg_index WHERE indexrelid = 'online_item_qty_idx'::regclass",
+        ) == [(True,)]

@@ -148,8 +148,55 @@ class Command(django_migrate.Command):
     def handle_locked(self, ledger: Ledger, *args: Any, **options: Any) -> None:
         """Apply the plan; the plan itself is computed now, after the lock is held."""
         self.watch_governed(ledger, options["database"])
-        with ledgered_executor(ledger):
+        self._step_lines: list[str] = []
+        with ledgered_executor(ledger, self.online_runner(options)):
             super().handle(*args, **options)
+
+    def online_runner(self, options: dict[str, Any]) -> Any:
+        """With online execution on (``SAFEMIGRATE['ONLINE']``) on PostgreSQL, and a
+        database that already holds migrations, a step runner that applies the risky
+        statements on existing tables in their online forms, as ``safemigrate`` does;
+        otherwise ``None``: Django applies each migration. The steps are reported from
+        ``-v 2``."""
+        from django.db.migrations.recorder import MigrationRecorder
+
+        from django_safemigrate.analysis.database import server_major
+        from django_safemigrate.execution.runner import StepRunner
+
+        settings = get_settings()
+        connection = connections[options["database"]]
+        if not settings.online or connection.vendor != "postgresql":
+            return None
+        if options.get("fake") or options.get("fake_initial"):
+            return None
+        applied = MigrationRecorder(connection).applied_migrations()
+        if all(app_label == "django_safemigrate" for app_label, _ in applied):
+            # A new database (Django's test databases among them): no table is in use,
+            # so Django applies each migration as it always does.
+            return None
+        verbosity = int(options.get("verbosity", 1))
+        runners: list[StepRunner] = []
+
+        def report(line: str) -> None:
+            if verbosity >= 2:
+                self._step_lines.append(line)
+
+        def factory(executor: Any) -> StepRunner:
+            if runners:
+                runners[0].executor = executor
+                return runners[0]
+            runners.append(
+                StepRunner(
+                    executor,
+                    settings=settings,
+                    pg_version=server_major(connection),
+                    report=report,
+                    notify=self.stderr.write,
+                )
+            )
+            return runners[0]
+
+        return factory
 
     def watch_governed(self, ledger: Ledger, using: str) -> None:
         """Note the governed migrations not applied yet, to mark them applied as they are."""
@@ -164,6 +211,11 @@ class Command(django_migrate.Command):
         self, action: str, migration: Any = None, fake: bool = False
     ) -> None:
         super().migration_progress_callback(action, migration, fake)
+        if action == "apply_success":
+            # The steps of the migration just applied (from -v 2), after Django's "OK".
+            for line in getattr(self, "_step_lines", ()):
+                self.stdout.write(line)
+            self._step_lines = []
         if action == "apply_success" and not fake:
             from django_safemigrate.governance.signals import migration_applied
 
