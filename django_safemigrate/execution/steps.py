@@ -289,15 +289,15 @@ def _shorten(sql: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _part_statements(part: StepPart, op: OperationSQL) -> list[Statement]:
+def _part_statements(part: StepPart, rendered: Sequence[Statement]) -> list[Statement]:
     """What ``part`` runs: its own statements (a split, or an online form), else the
-    operation's rendered ones."""
+    operation's ``rendered`` ones."""
     if part.statements is None:
-        return list(op.statements)
-    rendered = {s.sql: s for s in op.statements}
+        return list(rendered)
+    known = {s.sql: s for s in rendered}
     found: list[Statement] = []
     for sql in part.statements:
-        found.extend([rendered[sql]] if sql in rendered else _parse(sql))
+        found.extend([known[sql]] if sql in known else _parse(sql))
     return found
 
 
@@ -318,7 +318,7 @@ def describe_step_locks(
     timeouts = set()
     for part in step.parts:
         op = operations[part.operation_index]
-        for statement in _part_statements(part, op):
+        for statement in _part_statements(part, op.statements):
             if statement.tree is not None:
                 lock = statement_lock(statement.tree)
                 if lock is not None:
@@ -367,15 +367,7 @@ def strongest_lock(
             continue
         if not operation.reduces_to_sql:
             extra.add("row locks")
-        if part.statements is not None:
-            known = {s.sql: s for s in statements}
-            chosen = [
-                s
-                for sql in part.statements
-                for s in ([known[sql]] if sql in known else _parse(sql))
-            ]
-        else:
-            chosen = list(statements)
+        chosen = _part_statements(part, statements)
         for statement in chosen:
             if statement.tree is None:
                 continue

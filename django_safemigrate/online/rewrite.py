@@ -41,7 +41,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hashlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pglast import ast
@@ -139,29 +139,26 @@ def rewrite_migration(
 
 def _old_types(op: OperationSQL, connection: Any) -> Callable[[str, str], Any] | None:
     """Reads a column's type before ``op`` from the project state, parsed like SM107 does."""
-    state = op.from_state
-    if state is None or connection is None:
+    if op.from_state is None or connection is None:
         return None
 
     def read(table: str, column: str) -> Any:
         from django_safemigrate.analysis.rules import sm107_column_type_change_rewrites as sm107
 
-        try:
-            rendered = state.apps.get_models()
-        except Exception:  # a state that does not render: the old type stays unknown
+        model = _model_of(op, table)
+        field = _field(model, column) if model is not None else None
+        if field is None:
             return None
-        for model in rendered:
-            if model._meta.db_table != table:
-                continue
-            for field in model._meta.concrete_fields:
-                if field.column == column:
-                    params = field.db_parameters(connection=connection)
-                    collation = params.get("collation") or getattr(field, "db_collation", None)
-                    text = params.get("type")
-                    return sm107.parse_type(str(text), collation) if text else None
-        return None
+        params = field.db_parameters(connection=connection)
+        collation = params.get("collation") or getattr(field, "db_collation", None)
+        text = params.get("type")
+        return sm107.parse_type(str(text), collation) if text else None
 
     return read
+
+
+def _field(model: Any, column: str) -> Any:
+    return next((f for f in model._meta.concrete_fields if f.column == column), None)
 
 
 def _model_of(op: OperationSQL, table: str) -> Any:
@@ -185,7 +182,7 @@ def _state_blockers(op: OperationSQL) -> Callable[[str, str], str | None] | None
         model = _model_of(op, table)
         if model is None:
             return None
-        field = next((f for f in model._meta.concrete_fields if f.column == column), None)
+        field = _field(model, column)
         if field is None:
             return None
         if field.primary_key:
@@ -472,8 +469,7 @@ def _alter_table(
     cmds = tuple(node.cmds or ())
     many = len(cmds) > 1
     for cmd in cmds:
-        single = _single(node, cmd)
-        own = _parsed(single) if many else statement
+        own = _parsed(_alter(node.relation, cmd)) if many else statement
         replaced = _alter_command(own, node, cmd, ctx, following, consumed)
         if replaced is None:
             units.append(own)
@@ -675,7 +671,6 @@ def _add_column(
         plain = copy.deepcopy(column)
         plain.constraints = tuple(kept) or None
         add = ast.AlterTableCmd(subtype=AlterTableType.AT_AddColumn, def_=plain)
-        add.missing_ok = False
         add_sql = _alter(table, add)
         units.append(
             OnlineForm(
@@ -878,10 +873,6 @@ def _parsed(sql: str) -> Statement:
     return parse(sql)[0]
 
 
-def _single(node: ast.AlterTableStmt, cmd: ast.AlterTableCmd) -> str:
-    return _alter(node.relation, cmd)
-
-
 def _alter(relation: Any, *cmds: Any) -> str:
     return _sql(
         ast.AlterTableStmt(
@@ -928,20 +919,6 @@ def _unique_name(table: str, column: str) -> str:
         else:
             second = second[:-1]
     return f"{first.decode(errors='ignore')}_{second.decode(errors='ignore')}_key"
-
-
-def describe_units(units: Iterable[Unit]) -> list[str]:
-    """The SQL the units run, in order (for ``--plan`` and the admin)."""
-    lines: list[str] = []
-    for unit in units:
-        if isinstance(unit, OnlineForm):
-            for step in unit.steps:
-                lines.extend(step.statements)
-        elif isinstance(unit, NotOnline):
-            lines.append(unit.original.sql)
-        else:
-            lines.append(unit.sql)
-    return lines
 
 
 def catalog_facts(catalog: Any) -> FactsReader | None:
