@@ -54,6 +54,9 @@ class Result:
 def render_json(result: Result) -> str:
     counts = {risk: 0 for risk in Risk}
     migrations = []
+    # One meaning of ``blocking``: the finding fails this run (its --fail-on); the summary
+    # counts exactly those.
+    failing = {id(f) for f in result.blocking()}
     for report in result.reports:
         counts[report.risk] += 1
         migrations.append(
@@ -67,7 +70,9 @@ def render_json(result: Result) -> str:
                 "phase": report.phase.value,
                 "risk": report.risk.value,
                 "review": _review_json(result, report),
-                "findings": [f.as_json() for f in report.findings],
+                "findings": [
+                    {**f.as_json(), "blocking": id(f) in failing} for f in report.findings
+                ],
             }
         )
     data: dict[str, Any] = {

@@ -104,7 +104,17 @@ def test_json_follows_schema_version_1(scenarios):
     assert finding["operation_index"] == 1
     assert finding["line"] == 8
     assert finding["table"] == "risky_item"
-    assert finding["lock"] == "SHARE"
+    # CREATE INDEX alone takes SHARE, but the AddField before it in the same transaction
+    # took ACCESS EXCLUSIVE on the table, held through the whole build.
+    assert finding["lock"] == "ACCESS EXCLUSIVE"
+    assert finding["held_locks"] == [
+        {
+            "table": "risky_item",
+            "lock": "ACCESS EXCLUSIVE",
+            "operation_index": 0,
+            "sql": 'ALTER TABLE "risky_item" ADD COLUMN "legacy" varchar(20) NULL',
+        }
+    ]
     assert finding["rewrites_table"] is False
     assert finding["sql"].startswith("CREATE INDEX")
     assert by_name["0003_remove_item_legacy"]["risk"] == "destructive"
@@ -113,7 +123,7 @@ def test_json_follows_schema_version_1(scenarios):
     for risk in ("safe", "risky", "destructive"):
         assert summary[risk] == sum(m["risk"] == risk for m in data["migrations"])
     assert summary["blocking"] == sum(
-        f["blocking"] and not f["acknowledged"] for m in data["migrations"] for f in m["findings"]
+        f["blocking"] for m in data["migrations"] for f in m["findings"]
     )
 
 
@@ -127,6 +137,37 @@ def test_github_annotations_point_at_the_line(scenarios):
         in (index)
     )
     assert "%0AHint: " in index
+
+
+@pytest.mark.parametrize(
+    ("policy", "expected"),
+    [("risky", {"SM101", "SM201"}), ("destructive", {"SM201"}), ("never", set())],
+)
+def test_json_blocking_means_fails_this_run(scenarios, policy, expected):
+    # One meaning for the word: a finding is blocking when it fails the run under the
+    # --fail-on in force, and the summary counts exactly those findings.
+    result = check(
+        scenarios,
+        "--all",
+        "--offline",
+        "--format",
+        "json",
+        "--fail-on",
+        policy,
+        apps=("risky", "acked"),
+        expect=None,
+    )
+    assert result.code == (1 if expected else 0), result.output
+    data = as_json(result)
+    every = [f for m in data["migrations"] for f in m["findings"]]
+    assert data["summary"]["blocking"] == sum(f["blocking"] for f in every)
+    ours = ("risky", "acked")
+    findings = [f for m in data["migrations"] if m["app_label"] in ours for f in m["findings"]]
+    assert {f["code"] for f in findings} >= {"SM101", "SM201"}
+    assert {f["code"] for f in findings if f["blocking"]} == expected
+    # The acknowledged finding never blocks.
+    assert all(not f["blocking"] for f in findings if f["acknowledged"])
+    assert any(f["acknowledged"] for f in findings)
 
 
 @pytest.mark.parametrize(("policy", "code"), [("risky", 1), ("destructive", 1), ("never", 0)])

@@ -37,9 +37,10 @@ from django_safemigrate.analysis.registry import (
     iter_statement_checks,
     rules,
 )
+from django_safemigrate.analysis.run_order import created_table
 from django_safemigrate.analysis.sandbox import rendering
 from django_safemigrate.checksum import migration_checksum
-from django_safemigrate.enums import Risk
+from django_safemigrate.enums import LockMode, Risk
 from django_safemigrate.exceptions import UsageError
 from django_safemigrate.sql import (
     IncrementalApps,
@@ -287,7 +288,7 @@ def analyse_migration(
                 node: Any = statement.tree
                 if node is None:
                     node = UnparsableSQL(statement.sql, statement.error or "")
-                created = _created_table(node)
+                created = created_table(node)
                 if created:
                     # Later statements (the new table's indexes and constraints) touch an
                     # empty table that nothing else uses yet.
@@ -305,6 +306,7 @@ def analyse_migration(
 
         if mctx.online:
             findings = [_judged_online(f, mctx.online) for f in findings]
+        findings = [_with_held_locks(f, mctx) for f in findings]
         ordered = tuple(sorted(findings, key=lambda f: (f.operation_index or 0, f.code)))
         phase = phase_of(
             migration, ordered, operations, mctx.created_tables, infer=options.infer_phase
@@ -378,16 +380,66 @@ def _judged_online(finding: Finding, online: dict[int, Any]) -> Finding:
     return finding
 
 
-def _created_table(node: Any) -> str | None:
-    from pglast import ast as pg
+def _with_held_locks(finding: Finding, mctx: MigrationContext) -> Finding:
+    """``finding``, with the locks earlier statements of its transaction still hold.
 
-    if isinstance(node, pg.CreateStmt):
-        relation = node.relation
-    elif isinstance(node, pg.CreateTableAsStmt) and node.into is not None:
-        relation = node.into.rel
-    else:
-        return None
-    return str(relation.relname) if relation is not None else None
+    A lock is held until the transaction commits, so while the statement the finding is
+    about runs (an index build, a scan, a rewrite, or a wait in the lock queue) the tables
+    locked before it in the same transaction stay locked as long: a stronger lock on the
+    finding's own table raises its lock; one on another table is named in the message.
+    """
+    if (
+        finding.sql is None
+        or finding.operation_index is None
+        or finding.online is not None
+        or (finding.lock is None and not finding.rewrites_table)
+    ):
+        return finding
+    placed = mctx.run_order.find_sql(finding.operation_index, finding.sql)
+    if placed is None:
+        return finding
+    held = mctx.run_order.held_before(placed)
+    own = finding.lock
+    notes = []
+    named = []
+    for h in held:
+        if h.table == finding.table:
+            if own is None or _rank(h.lock) > _rank(own):
+                own = h.lock
+                named.append(h)
+                reads = "reads and writes" if h.lock.blocks_reads else "writes"
+                notes.append(
+                    f"{h.table} is already locked in {h.lock} mode by an earlier statement of "
+                    f"the same transaction, {h.describe()}, held until it commits: {reads} "
+                    "on it wait for as long as this statement runs."
+                )
+        else:
+            named.append(h)
+            reads = "reads and writes" if h.lock.blocks_reads else "writes"
+            notes.append(
+                f"Meanwhile {h.table} stays locked in {h.lock} mode by an earlier statement of "
+                f"the same transaction, {h.describe()}: {reads} on it wait as long."
+            )
+    if not notes:
+        return finding
+    return dataclasses.replace(
+        finding,
+        lock=own,
+        message=" ".join([finding.message, *notes]),
+        held_locks=tuple(
+            {
+                "table": h.table,
+                "lock": h.lock.value,
+                "operation_index": h.by.operation_index,
+                "sql": h.by.statement.sql,
+            }
+            for h in named
+        ),
+    )
+
+
+def _rank(mode: LockMode) -> int:
+    return list(LockMode).index(mode)
 
 
 def _finding(

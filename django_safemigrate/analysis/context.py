@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +12,7 @@ from django.db.migrations import Migration
 from django.db.migrations.state import ProjectState
 
 from django_safemigrate.analysis.findings import TableInfo
+from django_safemigrate.analysis.run_order import RunOrder
 from django_safemigrate.sql import OperationSQL, Statement
 
 if TYPE_CHECKING:
@@ -47,6 +49,16 @@ class MigrationContext:
     #: The online plans of the operations ``safemigrate`` runs online (by operation index;
     #: empty when online execution is off): :mod:`django_safemigrate.online.rewrite`.
     online: dict[int, Any] = dataclasses.field(default_factory=dict)
+
+    @functools.cached_property
+    def run_order(self) -> RunOrder:
+        """The migration's statements in run order, with their transactions."""
+        return RunOrder(self.migration, self.operations, self.connection)
+
+    @property
+    def state_before(self) -> ProjectState | None:
+        """The project state before the migration: the models the code still running has."""
+        return next((op.from_state for op in self.operations if op.from_state is not None), None)
 
     @property
     def atomic(self) -> bool:

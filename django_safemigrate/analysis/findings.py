@@ -72,6 +72,9 @@ class Finding:
     #: (``{"steps": [{"purpose", "transactional", "sql"}], "note"}``). Such a finding is
     #: reported and does not block.
     online: dict[str, Any] | None = None
+    #: Locks that earlier statements of the same transaction still hold while this
+    #: statement runs (``{"table", "lock", "operation_index", "sql"}``).
+    held_locks: tuple[dict[str, Any], ...] = ()
 
     def as_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -95,6 +98,8 @@ class Finding:
             data["table_bytes"] = self.table_bytes
         if self.online is not None:
             data["online"] = self.online
+        if self.held_locks:
+            data["held_locks"] = list(self.held_locks)
         return data
 
 
