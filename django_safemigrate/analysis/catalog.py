@@ -76,6 +76,20 @@ class Catalog:
         )
         return next((s["name"] for s in sequences if s["column"] == column), None)
 
+    def table_of_index(self, index: str) -> str | None:
+        """The table of the index ``index`` (as the search path finds it), or ``None``."""
+
+        def query(cursor: Any) -> str | None:
+            cursor.execute(
+                "SELECT t.relname FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid "
+                "WHERE i.indexrelid = to_regclass(%s)",
+                ['"' + index.replace('"', '""') + '"'],
+            )
+            row = cursor.fetchone()
+            return str(row[0]) if row else None
+
+        return self.read(("index table", index), query, None)
+
     def validated_checks(self, table: str) -> list[tuple[str, str]]:
         """Name and definition of each validated CHECK constraint of ``table``."""
 

@@ -98,16 +98,30 @@ def _table_of_index(names: list[str], ctx: StatementContext) -> str | None:
         table = ctx.operation.table_of(model_name)
         if table:
             return table
-    state = ctx.operation.from_state
-    if state is None or not names:
+    state = ctx.operation.from_state or ctx.migration.state_before
+    if not names:
         return None
+    catalog = ctx.migration.catalog
+    if catalog is not None:
+        for name in names:
+            live = catalog.table_of_index(name)
+            if live:
+                return live
+    if state is None:
+        return None
+    tables = []
     for (app_label, model_name), model_state in state.models.items():
         options = model_state.options
+        # Options.db_table's default, without rendering every model of the state.
+        default = truncate_name(
+            f"{app_label}_{model_name}", ctx.migration.connection.ops.max_name_length()
+        )
+        table = str(options.get("db_table") or default)
         declared = [*options.get("indexes", ()), *options.get("constraints", ())]
         if any(getattr(index, "name", None) in names for index in declared):
-            # Options.db_table's default, without rendering every model of the state.
-            default = truncate_name(
-                f"{app_label}_{model_name}", ctx.migration.connection.ops.max_name_length()
-            )
-            return str(options.get("db_table") or default)
-    return None
+            return table
+        tables.append(table)
+    # The names Django makes up for field indexes (db_index, unique's _like, foreign keys)
+    # begin with the table's name: the longest table name that prefixes one.
+    prefixed = [t for t in tables if any(n.startswith(f"{t}_") for n in names)]
+    return max(prefixed, key=len, default=None)

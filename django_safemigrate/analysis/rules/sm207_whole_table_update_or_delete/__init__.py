@@ -1,5 +1,5 @@
-"""An UPDATE or DELETE in hand-written SQL whose WHERE does not pick rows by key touches every
-matching row in one transaction.
+"""An UPDATE or DELETE whose WHERE does not pick rows by key touches every matching row in one
+transaction.
 
 ``RunSQL("UPDATE shop_order SET status = 'new'")`` writes a new version of every
 row of the table in one statement: it holds a row lock on each of them until
@@ -36,9 +36,11 @@ its valid unique indexes without predicate or expression. For a table that is
 no model's and that no live database describes, only ``ctid`` is a known key:
 the finding says so.
 
-Only SQL written by hand (``RunSQL``, also on the database side of
-``SeparateDatabaseAndState``) is judged: Django's own statements scope their
-UPDATEs. Data-modifying ``WITH`` clauses count too
+SQL written by hand (``RunSQL``, also on the database side of
+``SeparateDatabaseAndState``) and the SQL Django renders are judged alike: an
+``AlterField`` that makes a nullable column NOT NULL with a default renders
+``UPDATE … SET col = <default> WHERE col IS NULL``, which rewrites every NULL row
+in the migration's transaction. Data-modifying ``WITH`` clauses count too
 (``WITH moved AS (DELETE FROM t RETURNING *) INSERT …``).
 
 Safe alternative for an UPDATE: ``Backfill``, which walks the primary key in
@@ -124,8 +126,6 @@ BATCHES = (
 
 @rule.on_statement(ast.UpdateStmt, ast.DeleteStmt, ast.InsertStmt, ast.SelectStmt)
 def check(node: Any, ctx: StatementContext) -> Iterator[Hit]:
-    if not ctx.statement.handwritten:
-        return
     for stmt, ctes in _modifying(node, {}):
         table = relation_name(stmt.relation)
         if table is None:
