@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -102,7 +103,8 @@ def _where(report: MigrationReport, finding: Finding) -> str:
     return f"{path}:{finding.line}" if finding.line else path
 
 
-def _status(finding: Finding) -> str:
+def status_of(finding: Finding) -> str:
+    """Why a finding does not count, in words (``""`` when it counts)."""
     if finding.acknowledged is not None:
         return f"acknowledged: {finding.acknowledged}"
     if finding.online is not None:
@@ -122,7 +124,7 @@ def render_text(result: Result, *, verbose: bool = False) -> str:
                 if f.table_rows is not None:
                     size = f", ~{f.table_rows:,} rows"
                 table = f" [table {f.table}{size}{', ' + f.lock.value if f.lock else ''}]"
-            status = _status(f)
+            status = status_of(f)
             suffix = f" ({status})" if status else ""
             lines.append(
                 f"{_where(report, f)}: {f.code} [{f.severity.value}] {f.message}{table}{suffix}"
@@ -150,6 +152,17 @@ def _summary_line(result: Result) -> str:
     )
 
 
+def repository_path(path: str | None) -> str | None:
+    """``path`` relative to the working directory, with forward slashes; ``None`` for a file
+    outside it (an installed package's migration), which no repository file stands for."""
+    if not path:
+        return None
+    relative = os.path.relpath(os.path.abspath(path))
+    if relative == os.pardir or relative.startswith(os.pardir + os.sep):
+        return None
+    return relative.replace(os.sep, "/")
+
+
 def _escape_data(text: str) -> str:
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
@@ -167,21 +180,26 @@ def render_github(result: Result) -> str:
             level = "error" if id(f) in blocking else "warning"
             if f.acknowledged is not None or f.severity is Risk.SAFE:
                 level = "notice"
-            props = [f"file={_escape_property(report.path or '')}"]
-            if f.line:
-                props.append(f"line={f.line}")
+            props = []
+            # An installed package's migration is not in the repository: no file to annotate.
+            path = repository_path(report.path)
+            if path is not None:
+                props.append(f"file={_escape_property(path)}")
+                if f.line:
+                    props.append(f"line={f.line}")
             props.append(f"title={_escape_property(f'{f.code} {f.rule} [{f.severity.value}]')}")
             body = f"{f.message}\nHint: {f.hint}"
-            status = _status(f)
+            status = status_of(f)
             if status:
                 body += f"\n({status})"
             lines.append(f"::{level} {','.join(props)}::{_escape_data(body)}")
     for p in result.problems:
         props = []
-        if p.path:
-            props.append(f"file={_escape_property(p.path)}")
-        if p.line:
-            props.append(f"line={p.line}")
+        path = repository_path(p.path)
+        if path is not None:
+            props.append(f"file={_escape_property(path)}")
+            if p.line:
+                props.append(f"line={p.line}")
         props.append(f"title={_escape_property(p.code)}")
         lines.append(f"::error {','.join(props)}::{_escape_data(p.message)}")
     lines.append(_summary_line(result))

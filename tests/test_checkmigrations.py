@@ -44,10 +44,12 @@ def env_for(scenarios: Path, *apps: str, database: str | None = None, **kwargs):
 
 
 def check(scenarios, *args, apps=("risky",), expect, database=None, **kwargs):
+    # From the project's directory, as CI runs it: paths in reports are relative to it.
     return run_command(
         ["checkmigrations", *args],
         env_for(scenarios, *apps, database=database, **kwargs),
         expect=expect,
+        cwd=scenarios,
     )
 
 

@@ -25,6 +25,7 @@ from django_safemigrate.reporting import (
     render_rule_list,
     render_text,
 )
+from django_safemigrate.sarif import render_sarif
 
 
 class Command(BaseCommand):
@@ -52,7 +53,7 @@ class Command(BaseCommand):
             help="Database for table sizes, server version and what is applied "
             "(default: 'default'). Without --all/--since, the migrations not applied there.",
         )
-        parser.add_argument("--format", choices=("text", "json", "github"), default="text")
+        parser.add_argument("--format", choices=("text", "json", "github", "sarif"), default="text")
         parser.add_argument(
             "--fail-on",
             choices=("risky", "destructive", "never"),
@@ -145,7 +146,9 @@ class Command(BaseCommand):
         )
         for note in run.notes:
             self.stderr.write(note)
-        renderer = {"json": render_json, "github": render_github}.get(options["format"])
+        renderer = {"json": render_json, "github": render_github, "sarif": render_sarif}.get(
+            options["format"]
+        )
         output = (
             renderer(run.result)
             if renderer
@@ -153,4 +156,11 @@ class Command(BaseCommand):
         )
         self.stdout.write(output)
         if run.result.failed:
-            raise CommandError("Migrations need attention (see above).", returncode=ExitCode.FAILED)
+            result = run.result
+            policy = result.fail_on.value if result.fail_on else "never"
+            where = "above" if options["format"] == "text" else "in the report on standard output"
+            raise CommandError(
+                f"{len(result.blocking())} finding(s) at or above --fail-on {policy} and "
+                f"{len(result.problems)} project problem(s): see {where}.",
+                returncode=ExitCode.FAILED,
+            )
