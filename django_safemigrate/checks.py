@@ -93,14 +93,16 @@ def check_lockfile(**kwargs: Any) -> list[CheckMessage]:
         return []
     try:
         entries = lockfile.read(path)
-        loader = load_disk_migrations()
     except SafemigrateError as exc:
         return [Error(str(exc), id="safemigrate.E012")]
-    hint = "Restore the released version and put the change in a new migration."
+    try:
+        loader = load_disk_migrations("The lockfile was not compared with the migrations.")
+    except SafemigrateError as exc:
+        return [Error(str(exc), id="safemigrate.E022")]
     return [
         Warning(
             problem.message,
-            hint=hint,
+            hint=problem.hint,
             obj=f"{problem.app_label}.{problem.name}",
             id="safemigrate.W001" if problem.code == "SM904" else "safemigrate.W002",
         )

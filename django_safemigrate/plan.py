@@ -71,24 +71,27 @@ def sharing_disk_scan() -> Iterator[None]:
             SharedDiskLoader._shared = None
 
 
-def load_disk_migrations() -> MigrationLoader:
-    """Import every migration module without touching a database."""
+def load_disk_migrations(nothing: str = "Nothing was applied.") -> MigrationLoader:
+    """Import every migration module without touching a database.
+
+    ``nothing`` ends an error's message: what the command did not do.
+    """
     try:
         return SharedDiskLoader(None)
     except NodeNotFoundError as exc:
         raise BrokenMigration(
             f"The migration graph is broken: {exc}. A migration depends on one that does not "
-            "exist; restore the missing file or fix the dependency. Nothing was applied."
+            f"exist; restore the missing file or fix the dependency. {nothing}"
         ) from exc
     except BadMigrationError as exc:
-        raise BrokenMigration(f"{exc}. Nothing was applied.") from exc
+        raise BrokenMigration(f"{exc}. {nothing}") from exc
     except CircularDependencyError as exc:
-        raise BrokenMigration(describe_cycle(exc)) from exc
+        raise BrokenMigration(describe_cycle(exc, nothing)) from exc
     except Exception as exc:
-        raise BrokenMigration(_describe_import_failure(exc)) from exc
+        raise BrokenMigration(_describe_import_failure(exc, nothing)) from exc
 
 
-def describe_cycle(exc: CircularDependencyError) -> str:
+def describe_cycle(exc: CircularDependencyError, nothing: str = "Nothing was applied.") -> str:
     """Name the migrations (and their files) whose dependencies form a circle."""
     keys = [tuple(item.strip().split(".", 1)) for item in str(exc).split(",") if "." in item]
     named = []
@@ -99,8 +102,7 @@ def describe_cycle(exc: CircularDependencyError) -> str:
     return (
         f"The migration dependencies form a circle: {circle}. Each depends, directly or "
         "through the others, on itself, so no order can apply them. Remove the dependency "
-        "that points forward in one of these files and run the command again. Nothing was "
-        "applied."
+        f"that points forward in one of these files and run the command again. {nothing}"
     )
 
 
@@ -151,7 +153,7 @@ def describe_inconsistent_history(exc: InconsistentMigrationHistory, nothing: st
     )
 
 
-def _describe_import_failure(exc: BaseException) -> str:
+def _describe_import_failure(exc: BaseException, nothing: str) -> str:
     where = _failing_migration_file(exc)
     what = "".join(traceback.format_exception_only(type(exc), exc)).strip().splitlines()
     summary = what[-1] if what else type(exc).__name__
@@ -162,7 +164,7 @@ def _describe_import_failure(exc: BaseException) -> str:
     )
     return (
         f"{place}: {summary}. Fix the file (run 'python -c \"import <module>\"' to see the "
-        "full error) and run the command again. Nothing was applied."
+        f"full error) and run the command again. {nothing}"
     )
 
 
@@ -202,7 +204,10 @@ class Selection:
 
 
 def validate_selection(
-    loader: MigrationLoader, app_label: str | None, migration_name: str | None
+    loader: MigrationLoader,
+    app_label: str | None,
+    migration_name: str | None,
+    nothing: str = "Nothing was applied.",
 ) -> Selection:
     """Check app label and migration name the way ``migrate`` will, but as usage errors."""
     if not app_label:
@@ -212,13 +217,13 @@ def validate_selection(
     except LookupError:
         raise UsageError(
             f"There is no installed app with label '{app_label}'. Check the spelling against "
-            "INSTALLED_APPS (the label is the last part of the app's dotted path unless its "
-            "AppConfig sets another). Nothing was applied."
+            f"INSTALLED_APPS (the label is the last part of the app's dotted path unless its "
+            f"AppConfig sets another). {nothing}"
         ) from None
     if app_label not in loader.migrated_apps:
         raise UsageError(
             f"The app '{app_label}' has no migrations. Run 'python manage.py makemigrations "
-            f"{app_label}' first, or name another app. Nothing was applied."
+            f"{app_label}' first, or name another app. {nothing}"
         )
     if migration_name and migration_name != "zero":
         try:
@@ -226,13 +231,13 @@ def validate_selection(
         except AmbiguityError:
             raise UsageError(
                 f"More than one migration of '{app_label}' starts with '{migration_name}'. "
-                "Give more of its name. Nothing was applied."
+                f"Give more of its name. {nothing}"
             ) from None
         except KeyError:
             raise UsageError(
                 f"The app '{app_label}' has no migration whose name starts with "
                 f"'{migration_name}'. 'python manage.py showmigrations {app_label}' lists them. "
-                "Nothing was applied."
+                f"{nothing}"
             ) from None
         migration_name = migration.name
     return Selection(app_label, migration_name)

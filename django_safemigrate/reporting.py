@@ -134,7 +134,7 @@ def render_text(result: Result, *, verbose: bool = False) -> str:
                 lines.append(f"    sql: {f.sql}")
     for p in result.problems:
         where = f"{p.path}:{p.line}: " if p.path and p.line else (f"{p.path}: " if p.path else "")
-        lines.append(f"{where}{p.code} [problem] {p.message}")
+        lines.append(f"{where}{p.code} [problem] {p.text}")
     lines.append(_summary_line(result))
     return "\n".join(lines)
 
@@ -201,7 +201,7 @@ def render_github(result: Result) -> str:
             if p.line:
                 props.append(f"line={p.line}")
         props.append(f"title={_escape_property(p.code)}")
-        lines.append(f"::error {','.join(props)}::{_escape_data(p.message)}")
+        lines.append(f"::error {','.join(props)}::{_escape_data(p.text)}")
     lines.append(_summary_line(result))
     return "\n".join(lines)
 

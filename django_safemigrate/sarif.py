@@ -114,7 +114,7 @@ def _problem(problem: Problem, index: dict[str, int], *, failing: bool) -> dict[
         "ruleId": problem.code,
         "ruleIndex": index[problem.code],
         "level": "error" if failing else "warning",
-        "message": {"text": problem.message},
+        "message": {"text": problem.text},
         "partialFingerprints": {
             "safemigrate/v1": _fingerprint(
                 problem.app_label or "", problem.name or "", problem.code, None, problem.message

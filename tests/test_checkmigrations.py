@@ -282,11 +282,15 @@ def test_broken_migration_file_exits_2(scenarios):
     result = check(scenarios, "--all", "--offline", apps=("broken",), expect=2)
     assert "0002_imports_missing_module.py" in result.err
     assert "Traceback" not in result.err
+    # The command checks; it never applies anything, and says so.
+    assert "Nothing was checked." in result.err
+    assert "applied" not in result.err
 
 
 def test_unknown_app_exits_2(scenarios):
     result = check(scenarios, "nosuchapp", "--all", "--offline", expect=2)
     assert "no installed app with label 'nosuchapp'" in result.err
+    assert result.err.rstrip().endswith("Nothing was checked.")
 
 
 def test_lockfile_catches_an_edited_released_migration_without_a_database(scenarios):
@@ -440,9 +444,22 @@ def test_lockfile_problems_surface_in_manage_py_check(scenarios):
     result = run_command(["check"], env, expect=0)
     assert "safemigrate.W001" in result.err
     assert "risky.0002_item_name_index was edited after it was released" in result.err
+    # The advice is said once, as the hint.
+    assert result.err.count("Restore the released version") == 1
+    assert "HINT: Restore the released version" in result.err
     (scenarios / "migrations.lock").write_text("not a lockfile line\n")
     result = run_command(["check"], env, expect=1)
     assert "safemigrate.E012" in result.err
+
+
+def test_a_broken_graph_is_not_reported_as_an_unreadable_lockfile(scenarios):
+    env = env_for(scenarios, "risky")
+    run_command(["checkmigrations", "--update-lockfile"], env, expect=0)
+    result = run_command(["check"], env_for(scenarios, "risky", "broken"), expect=1)
+    assert "safemigrate.E022" in result.err
+    assert "safemigrate.E012" not in result.err
+    assert "0002_imports_missing_module.py" in result.err
+    assert "The lockfile was not compared with the migrations." in result.err
 
 
 def test_with_all_an_empty_database_does_not_make_every_table_new(scenarios):

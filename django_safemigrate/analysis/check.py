@@ -60,8 +60,10 @@ def run_check(request: CheckRequest, settings: SafemigrateSettings) -> CheckRun:
 
 def _run_check(request: CheckRequest, settings: SafemigrateSettings) -> CheckRun:
     notes: list[str] = []
-    loader = load_disk_migrations()
-    chosen = validate_selection(loader, request.app_label, request.migration_name)
+    loader = load_disk_migrations("Nothing was checked.")
+    chosen = validate_selection(
+        loader, request.app_label, request.migration_name, "Nothing was checked."
+    )
     connection = postgres_connection(request.database)
 
     live = False

@@ -113,9 +113,18 @@ class Problem:
     line: int | None = None
     app_label: str | None = None
     name: str | None = None
+    #: What to do about it, when the message does not say.
+    hint: str | None = None
+
+    @property
+    def text(self) -> str:
+        """The message and the hint, as one paragraph."""
+        return f"{self.message} {self.hint}" if self.hint else self.message
 
     def as_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.hint:
+            data["hint"] = self.hint
         if self.path:
             data["path"] = self.path
         if self.line:

@@ -137,8 +137,9 @@ def lockfile_problems(
             problems.append(
                 Problem(
                     "SM905",
-                    f"{key[0]}.{key[1]} is in {lockfile} but its file is gone. Restore it; "
-                    "released migrations are retired by squashing, not by deleting.",
+                    f"{key[0]}.{key[1]} is in {lockfile} but its file is gone.",
+                    hint="Restore it; released migrations are retired by squashing, not by "
+                    "deleting.",
                     path=lockfile,
                     app_label=key[0],
                     name=key[1],
@@ -155,8 +156,8 @@ def lockfile_problems(
                 Problem(
                     "SM904",
                     f"{key[0]}.{key[1]} was edited after it was released (lockfile "
-                    f"{checksum[:19]}…, file {current[:19]}…). Restore the released version and "
-                    "put the change in a new migration.",
+                    f"{checksum[:19]}…, file {current[:19]}…).",
+                    hint="Restore the released version and put the change in a new migration.",
                     path=migration_path(migration),
                     app_label=key[0],
                     name=key[1],

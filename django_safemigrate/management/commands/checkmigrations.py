@@ -111,7 +111,7 @@ class Command(BaseCommand):
         settings = get_settings()
         path = options["lockfile"] or lockfile.default_path(settings.lockfile)
         if options["update_lockfile"]:
-            loader = load_disk_migrations()
+            loader = load_disk_migrations("Nothing was checked.")
             checksums = {
                 key: migration_checksum(m)
                 for key, m in loader.disk_migrations.items()

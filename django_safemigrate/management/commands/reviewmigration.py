@@ -67,8 +67,10 @@ class Command(BaseCommand):
         from django_safemigrate.governance.judge import judge
         from django_safemigrate.models import GovernedMigration
 
-        loader = load_disk_migrations()
-        chosen = validate_selection(loader, options["app_label"], options["migration_name"])
+        loader = load_disk_migrations("Nothing was recorded.")
+        chosen = validate_selection(
+            loader, options["app_label"], options["migration_name"], "Nothing was recorded."
+        )
         assert chosen.app_label is not None
         assert chosen.migration_name is not None
         migration = loader.get_migration_by_prefix(chosen.app_label, chosen.migration_name)
