@@ -175,6 +175,8 @@ def test_plan_shows_the_gate_decision_and_changes_nothing(database, scenarios):
     assert "deferred" in out
     assert "ph_orders.0003_order_ref: safe, pre_deploy" in out
     assert "blocked" in out
+    # Each migration is named once, on the line with its judgement.
+    assert out.count("ph_orders.0003_order_ref") == 1, out
 
 
 # -- reviews ----------------------------------------------------------------------------

@@ -272,6 +272,14 @@ def test_migrations_applied_before_install_are_adopted_then_guarded(database, sc
 def test_plan_changes_nothing(database, scenarios):
     result = run_command(["safemigrate", "--plan"], env_for(database, scenarios, "basic"), expect=0)
     assert "basic.0003_item_sku" in result.out
+    # Each migration is named once, on the line that gives its judgement.
+    headings = [line for line in result.out.splitlines() if line.startswith("basic.0003")]
+    assert len(headings) == 1, result.out
+    assert not any(
+        line.strip().startswith("basic.0003")
+        for line in result.out.splitlines()
+        if line.startswith(" ")
+    )
     assert not table_exists(database, "basic_item")
     assert not table_exists(database, "django_safemigrate_run")
 

@@ -168,22 +168,22 @@ class Command(migrate.Command):
             if backwards:
                 self.stdout.write(f"{migration} (unapply)", self.style.MIGRATE_HEADING)
                 continue
-            self.stdout.write(str(migration), self.style.MIGRATE_HEADING)
             key = (migration.app_label, migration.name)
             report = judged.reports.get(key)
+            # One line per migration: its name, then the judgement when there is one.
+            line = str(migration)
             if report is not None:
                 decision = decisions[key]
                 verdict = decision.verdict.value
                 if judged.result.stopped and decision.verdict is Verdict.RUN:
                     verdict = "run (once nothing else is blocked)"
-                line = (
-                    f"  {migration.app_label}.{migration.name}: {report.risk.value}, "
-                    f"{report.phase.value}, review {decision.review.value.replace('_', ' ')}, "
-                    f"{verdict}"
+                line += (
+                    f": {report.risk.value}, {report.phase.value}, "
+                    f"review {decision.review.value.replace('_', ' ')}, {verdict}"
                 )
                 if decision.reasons:
                     line += ": " + "; ".join(decision.reasons)
-                self.stdout.write(line)
+            self.stdout.write(line, self.style.MIGRATE_HEADING)
             # The SQL the judgement rendered (one walk for the whole plan, inside the
             # analysis's guards): what is shown is what was judged.
             operations = list(judged.operations[key])
