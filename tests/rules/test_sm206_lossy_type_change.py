@@ -106,6 +106,7 @@ CASES = [
     *both("numeric(12,0)", "integer", "2147483648", FAILS, FAILS),
     *both("numeric(9,0)", "integer", "-999999999", KEEPS, KEEPS),
     *both("numeric(4,0)", "smallint", "-9999", KEEPS, KEEPS),
+    *both("numeric(2,-3)", "smallint", "99000", FAILS, FAILS),
     *both("double precision", "bigint", "0.5", CHANGES, CHANGES),
     *both("double precision", "bigint", "1e19", FAILS, FAILS),
     *both("real", "integer", "0.5", CHANGES, CHANGES),

@@ -154,7 +154,7 @@ def _too_long(old: ColumnType, limit: int, *, explicit: bool, utc: bool) -> list
         texts = widest_texts(old, utc=utc)
         if texts is None or (texts and len(texts[-1]) <= limit):
             return []
-    elif old.mods and old.name != "citext" and old.mods[0] <= limit:
+    elif old.mods and old.mods[0] <= limit:
         return []
     longer = next((t for t in texts or () if len(t) > limit), None)
     what = f"values longer than {limit} characters"
@@ -185,7 +185,7 @@ def _numbers(old: ColumnType, new: ColumnType) -> list[Loss]:
     o, n = _name(old), _name(new)
     found: list[Loss] = []
     if o in _INTEGER_BITS and n in _INTEGER_BITS and _INTEGER_BITS[n] < _INTEGER_BITS[o]:
-        found.append(_out_of_range(new, str(INTEGER_MAX[n] + 1)))
+        found.append(_out_of_range(new, (str(INTEGER_MAX[n] + 1), None)))
     if o in _INTEGER_BITS and n in _MANTISSA_BITS and _INTEGER_BITS[o] > _MANTISSA_BITS[n]:
         what = f"rounds integers beyond ±{2 ** _MANTISSA_BITS[n]} to the nearest {new}"
         found.append(Loss(what, True, _INTEGER_TO_FLOAT[n]))
@@ -193,10 +193,10 @@ def _numbers(old: ColumnType, new: ColumnType) -> list[Loss]:
         if o in _FLOATS or not old.mods or scale_of(old.mods) > 0:
             after = "1" if o == "numeric" else "0"  # half away from zero; floats: half to even
             example = _example(Decimal("0.5"), old, after)
-            found.append(Loss("rounds away the fractional part of every value", True, example))
+            found.append(Loss("rounds every value to a whole number", True, example))
         if o in _FLOATS or not old.mods or _digits(old.mods) > _INTEGER_DIGITS[n]:
             value = Decimal("1e19") if o in _FLOATS else Decimal(INTEGER_MAX[n] + 1)
-            found.append(_out_of_range(new, _text(value, old)))
+            found.append(_out_of_range(new, _example(value, old, None)))
     if (o == "numeric" or o in _FLOATS or o in _INTEGER_BITS) and n == "numeric":
         found += _to_numeric(old, new)
     if o == "numeric" and n in _FLOATS and (not old.mods or old.mods[0] > _FLOATS[n]):
@@ -206,7 +206,7 @@ def _numbers(old: ColumnType, new: ColumnType) -> list[Loss]:
     if (o, n) == ("float8", "float4"):
         what = "rounds values with more than 6 significant digits to the nearest real"
         found.append(Loss(what, True, ("1.23456789", "1.2345679")))
-        found.append(_out_of_range(new, "1e+300"))
+        found.append(_out_of_range(new, ("1e+300", None)))
     return found
 
 
@@ -294,8 +294,8 @@ def _interval_fields(old: tuple[int, ...], new: tuple[int, ...]) -> list[Loss]:
     return [Loss(f"drops the parts of every value smaller than a {unit}", True, example)]
 
 
-def _out_of_range(new: ColumnType, before: str) -> Loss:
-    return Loss(f"fails on values out of the range of {new}", False, (before, None))
+def _out_of_range(new: ColumnType, example: tuple[str, str | None] | None) -> Loss:
+    return Loss(f"fails on values out of the range of {new}", False, example)
 
 
 def _digits(mods: tuple[int, ...]) -> int:
