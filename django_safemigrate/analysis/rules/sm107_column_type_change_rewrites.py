@@ -149,6 +149,8 @@ class TypeChange:
     using: Any | None
     #: The model owning the column, before the operation.
     model: type[models.Model] | None
+    #: The ``USING`` expression as written (``None`` without one), plain or not.
+    written_using: Any | None = None
 
 
 def type_changes(node: ast.AlterTableStmt, ctx: StatementContext) -> Iterator[TypeChange]:
@@ -170,10 +172,10 @@ def type_changes(node: ast.AlterTableStmt, ctx: StatementContext) -> Iterator[Ty
         new = column_type(definition.typeName, collation)
         model = model or _model_of_table(table, ctx)
         old = _old_type(model, column, ctx) if model is not None else None
-        using = definition.raw_default
+        written = using = definition.raw_default
         if using is not None and _is_plain_using(using, column, new):
             using = None
-        yield TypeChange(table, column, new, old, using, model)
+        yield TypeChange(table, column, new, old, using, model, written)
 
 
 class Verdict(enum.Enum):
