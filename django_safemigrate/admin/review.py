@@ -1,0 +1,575 @@
+"""The review screen: every migration ``safemigrate`` judged, and the decision form.
+
+The list follows the plan (the order ``migrate`` applies migrations in), the
+migrations still waiting first, each with where it stands in words: which migration
+it waits for, who rejected it and why, whether the current ``REVIEW`` setting asks
+for a review. A migration's page shows what a reviewer reads before deciding: the
+findings with their hints, each operation's SQL and the Python it runs, each step's
+exact statements with its locks and timeouts, the sizes of the tables, the run that
+judged it, what depends on it and every decision (who, when, why, and what became
+of it). Users with the ``decide_migration`` permission approve or reject it there;
+the others are told which permission that needs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Iterator
+from contextvars import ContextVar
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.db import connection
+from django.db.models import F, IntegerField, Q
+from django.db.models.expressions import RawSQL
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.http.response import HttpResponseBase, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+
+from django_safemigrate.admin.ledger import ReadOnlyAdmin, short_checksum
+from django_safemigrate.enums import Decision, GovernedStatus, MigrationOutcome, ReviewState, Risk
+from django_safemigrate.governance.history import History, read_history
+from django_safemigrate.governance.overview import (
+    Graph,
+    State,
+    held_back,
+    read_graph,
+    requiring,
+    review_required,
+    state_of,
+)
+from django_safemigrate.governance.store import PERMISSION
+from django_safemigrate.models import GovernedMigration, MigrationRecord, Run
+
+
+@dataclasses.dataclass
+class _Page:
+    """What one request's page reads once: the migration files, the waiting migrations."""
+
+    graph: Graph | None = None
+    others: dict[str, GovernedMigration] | None = None
+
+
+#: The page being rendered (the admin instance is shared by every request and thread).
+_page: ContextVar[_Page | None] = ContextVar("safemigrate_review_page", default=None)
+
+
+@contextlib.contextmanager
+def _rendering() -> Iterator[None]:
+    token = _page.set(_Page())
+    try:
+        yield
+    finally:
+        _page.reset(token)
+
+
+def _current() -> _Page:
+    return _page.get() or _Page()
+
+
+def _graph() -> Graph:
+    page = _current()
+    if page.graph is None:
+        page.graph = read_graph()
+    return page.graph
+
+
+def _others() -> dict[str, GovernedMigration]:
+    page = _current()
+    if page.others is None:
+        page.others = held_back(list(GovernedMigration.objects.filter(applied_at__isnull=True)))
+    return page.others
+
+
+def _badge(kind: str, value: str, label: str) -> SafeString:
+    return format_html('<span class="sm-badge sm-{}-{}">{}</span>', kind, value, label)
+
+
+def _review_at() -> Risk | None:
+    from django_safemigrate.conf import get_settings
+
+    return get_settings().review
+
+
+def _review_setting() -> str:
+    """The current ``REVIEW`` setting in words, for the screen's explanations."""
+    from django_safemigrate.conf import get_settings
+
+    settings = get_settings()
+    if settings.legacy_mode is not None:
+        return (
+            f"SAFEMIGRATE = {settings.legacy_mode!r} (the older package's mode): no migration "
+            "needs a review."
+        )
+    risks = requiring(settings.review)
+    if not risks:
+        return "REVIEW = 'never': no migration needs a review."
+    assert settings.review is not None
+    return (
+        f"REVIEW = {settings.review.value!r}: {' and '.join(risks)} migrations need an "
+        "approval before safemigrate applies them."
+    )
+
+
+class _PlanPosition(RawSQL):
+    """A migration's place in the plan ``migrate`` follows (``NULL``: no such file here)."""
+
+    def __init__(self, order: list[str]) -> None:
+        table = connection.ops.quote_name(GovernedMigration._meta.db_table)
+        super().__init__(
+            f"array_position(%s::text[], {table}.app_label || '.' || {table}.name)",
+            (order,),
+            output_field=IntegerField(),
+        )
+
+
+class ReviewFilter(admin.SimpleListFilter):
+    """Where migrations stand with their reviewers, under the current ``REVIEW`` setting."""
+
+    title = "review"
+    parameter_name = "review"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [
+            ("needed", "needs a review"),
+            ("approved", "approved"),
+            ("rejected", "rejected"),
+            ("not_required", "not required"),
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: Any) -> Any:
+        required = Q(risk__in=requiring(_review_at()))
+        decided = Q(status__in=[GovernedStatus.APPROVED.value, GovernedStatus.REJECTED.value])
+        if self.value() == "needed":
+            return queryset.filter(required, applied_at__isnull=True).exclude(decided)
+        if self.value() in ("approved", "rejected"):
+            return queryset.filter(status=self.value())
+        if self.value() == "not_required":
+            return queryset.exclude(required).exclude(decided)
+        return queryset
+
+
+class AppliedFilter(admin.SimpleListFilter):
+    title = "applied"
+    parameter_name = "applied"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("no", "not yet (waiting)"), ("yes", "applied")]
+
+    def queryset(self, request: HttpRequest, queryset: Any) -> Any:
+        if self.value() == "no":
+            return queryset.filter(applied_at__isnull=True)
+        if self.value() == "yes":
+            return queryset.filter(applied_at__isnull=False)
+        return queryset
+
+
+@admin.register(GovernedMigration)
+class GovernedMigrationAdmin(ReadOnlyAdmin):
+    """Every migration ``safemigrate`` judged, where it stands, and the reviewers' decisions.
+
+    The list follows the plan (the order ``migrate`` applies them in), the migrations
+    still waiting first; each row says where the migration stands in words (which
+    migration it waits for, who rejected it). A migration's page shows what a reviewer
+    reads before deciding, and the decision form to users with the permission.
+    """
+
+    change_list_template = "admin/django_safemigrate/governedmigration/change_list.html"
+    change_form_template = "admin/django_safemigrate/governedmigration/change_form.html"
+    list_display = [
+        "position",
+        "migration",
+        "risk_badge",
+        "review",
+        "state",
+        "phase",
+    ]
+    list_display_links = ["migration"]
+    list_filter = [AppliedFilter, ReviewFilter, "risk", "phase", "app_label"]
+    search_fields = ["app_label", "name", "checksum"]
+    list_per_page = 100
+    fieldsets = [
+        (None, {"fields": ["state", "risk_badge", "review", "phase", "phase_reason"]}),
+        ("This version", {"fields": ["checksum", "path", "database"]}),
+        ("Ledger", {"fields": ["judged_by", "first_seen", "last_seen", "detected", "applied"]}),
+    ]
+    readonly_fields = [
+        "migration",
+        "state",
+        "risk_badge",
+        "review",
+        "phase",
+        "phase_reason",
+        "checksum",
+        "path",
+        "database",
+        "judged_by",
+        "first_seen",
+        "last_seen",
+        "detected",
+        "applied",
+    ]
+
+    # What the page's parts read, once per request.
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        graph = _graph()
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(plan_position=_PlanPosition(graph.order()))
+            .prefetch_related("reviews")
+        )
+
+    def get_ordering(self, request: HttpRequest) -> list[Any]:
+        # Waiting migrations first, in the order migrate applies them; then the applied
+        # ones, the latest first.
+        return [
+            F("applied_at").desc(nulls_first=True),
+            F("plan_position").asc(nulls_last=True),
+        ]
+
+    def history(self, obj: GovernedMigration) -> History:
+        """Its decisions for its current version, under the current ``REVIEW`` setting."""
+        cached: History | None = getattr(obj, "_safemigrate_history", None)
+        if cached is None:
+            reviews = sorted(obj.reviews.all(), key=lambda r: (r.created_at, r.pk))
+            required = review_required(obj.risk, _review_at())
+            cached = read_history(reviews, obj.checksum, required=required)
+            obj._safemigrate_history = cached  # type: ignore[attr-defined]
+        return cached
+
+    def state_of(self, obj: GovernedMigration) -> State:
+        return state_of(
+            obj,
+            self.history(obj),
+            required=review_required(obj.risk, _review_at()),
+            others=_others(),
+        )
+
+    # Columns and fields.
+
+    @admin.display(description="#", ordering="plan_position")
+    def position(self, obj: GovernedMigration) -> str:
+        value = getattr(obj, "plan_position", None)
+        return str(value) if value is not None else "-"
+
+    @admin.display(description="migration", ordering="name")
+    def migration(self, obj: GovernedMigration) -> SafeString:
+        return format_html(
+            '<span class="sm-app">{}.</span><wbr><span class="sm-name">{}</span>',
+            obj.app_label,
+            obj.name,
+        )
+
+    @admin.display(description="state")
+    def state(self, obj: GovernedMigration) -> SafeString:
+        state = self.state_of(obj)
+        details = format_html_join(
+            "", '<p class="sm-detail-line">{}</p>', ((d,) for d in state.details)
+        )
+        return format_html(
+            '<div class="sm-state">{}{}</div>', _badge("state", state.kind, state.label), details
+        )
+
+    @admin.display(description="risk", ordering="risk")
+    def risk_badge(self, obj: GovernedMigration) -> SafeString:
+        return _badge("risk", obj.risk, obj.risk)
+
+    @admin.display(description="review")
+    def review(self, obj: GovernedMigration) -> SafeString:
+        """Whether the current ``REVIEW`` setting asks for one, and where it stands."""
+        history = self.history(obj)
+        state = history.state
+        if state is ReviewState.APPROVED:
+            return format_html('<span class="sm-review-word">{}</span>', "approved")
+        if state is ReviewState.REJECTED:
+            return format_html('<span class="sm-review-word">{}</span>', "rejected")
+        if review_required(obj.risk, _review_at()):
+            word = "required, stale" if state is ReviewState.STALE else "required"
+            return format_html('<strong class="sm-review-word">{}</strong>', word)
+        return format_html('<span class="sm-review-word sm-quiet">{}</span>', "not required")
+
+    @admin.display(description="checksum")
+    def checksum(self, obj: GovernedMigration) -> SafeString:
+        return format_html('<code class="sm-wrap">{}</code>', obj.checksum)
+
+    @admin.display(description="file")
+    def path(self, obj: GovernedMigration) -> SafeString:
+        return format_html('<code class="sm-wrap">{}</code>', obj.path or "-")
+
+    @admin.display(description="database")
+    def database(self, obj: GovernedMigration) -> str:
+        database = (obj.analysis or {}).get("database") or {}
+        alias = database.get("alias") or "?"
+        version = database.get("server_version")
+        return f"{alias} (PostgreSQL {version})" if version else str(alias)
+
+    @admin.display(description="last judged by")
+    def judged_by(self, obj: GovernedMigration) -> SafeString | str:
+        run = self._judging_run(obj)
+        if run is None:
+            return "no run recorded"
+        url = reverse(f"{self.admin_site.name}:django_safemigrate_run_change", args=[run.pk])
+        return format_html(
+            '<a href="{}">run {}</a>: <code>{}</code> by {}@{} (pid {}), {}, outcome {}{}',
+            url,
+            run.pk,
+            run.argv,
+            run.user,
+            run.host,
+            run.pid,
+            f"{timezone.localtime(run.started_at):%Y-%m-%d %H:%M:%S}",
+            run.outcome,
+            f" (exit {run.exit_code})" if run.exit_code is not None else "",
+        )
+
+    @admin.display(description="applied")
+    def applied(self, obj: GovernedMigration) -> SafeString | str:
+        if obj.applied_at is None:
+            return "not yet"
+        record = (
+            MigrationRecord.objects.using(obj._state.db)
+            .filter(app_label=obj.app_label, name=obj.name, outcome=MigrationOutcome.APPLIED.value)
+            .select_related("run")
+            .order_by("-started_at", "-id")
+            .first()
+        )
+        when = f"{timezone.localtime(obj.applied_at):%Y-%m-%d %H:%M:%S}"
+        if record is None:
+            return when
+        url = reverse(f"{self.admin_site.name}:django_safemigrate_run_change", args=[record.run_id])
+        return format_html('{} by <a href="{}">run {}</a>', when, url, record.run_id)
+
+    def _judging_run(self, obj: GovernedMigration) -> Run | None:
+        run_id = ((obj.analysis or {}).get("gate") or {}).get("run")
+        if not isinstance(run_id, int):
+            return None
+        return Run.objects.using(obj._state.db).filter(pk=run_id).first()
+
+    # The page.
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        with _rendering():
+            return self._changelist(request, extra_context)
+
+    def _changelist(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None
+    ) -> HttpResponse:
+        waiting = GovernedMigration.objects.filter(applied_at__isnull=True)
+        required = requiring(_review_at())
+        context = {
+            "review_setting": _review_setting(),
+            "waiting_count": waiting.count(),
+            "needs_review_count": waiting.filter(risk__in=required)
+            .exclude(status=GovernedStatus.APPROVED.value)
+            .count(),
+            "rejected_count": waiting.filter(status=GovernedStatus.REJECTED.value).count(),
+            "graph_error": _graph().error,
+            **(extra_context or {}),
+        }
+        response = super().changelist_view(request, context)
+        if isinstance(response, TemplateResponse):
+            response.render()  # inside the page's context: its columns read the page's caches
+        return response
+
+    def get_urls(self) -> list[URLPattern]:
+        info = self.opts.app_label, self.opts.model_name
+        decide = path(
+            "<path:object_id>/decide/",
+            self.admin_site.admin_view(self.decide_view),
+            name="{}_{}_decide".format(*info),
+        )
+        # Before the model's own URLs: their catch-all "<object_id>/" would take it.
+        return [decide, *super().get_urls()]
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        with _rendering():
+            obj = self.get_object(request, unquote(object_id))
+            context = dict(extra_context or {})
+            if obj is not None:
+                context.update(self.review_context(request, obj))
+            response = super().change_view(request, object_id, form_url, context)
+            if isinstance(response, TemplateResponse):
+                response.render()  # inside the page's context: its fields read its caches
+            return response
+
+    def review_context(self, request: HttpRequest, obj: GovernedMigration) -> dict[str, Any]:
+        analysis = obj.analysis if isinstance(obj.analysis, dict) else {}
+        history = self.history(obj)
+        current = {e.review.pk for e in history.entries if e.review.checksum == obj.checksum}
+        # Every time the ledger saw this migration applied (or faked) by a run that went
+        # without governance: plain migrate, --fake, an older-package mode.
+        bypasses = (
+            MigrationRecord.objects.using(obj._state.db)
+            .filter(
+                app_label=obj.app_label,
+                name=obj.name,
+                outcome__in=[MigrationOutcome.APPLIED.value, MigrationOutcome.FAKED.value],
+            )
+            .exclude(Q(run__ungoverned__isnull=True) | Q(run__ungoverned=""))
+            .select_related("run")
+            .order_by("-started_at", "-id")
+        )
+        graph = _graph()
+        key = (obj.app_label, obj.name)
+        others = {
+            f"{row.app_label}.{row.name}": row
+            for row in GovernedMigration.objects.using(obj._state.db).filter(
+                app_label__in={k[0] for k in graph.dependents(key)}
+            )
+        }
+        direct = graph.direct_dependents(key)
+        dependents = [
+            {
+                "name": ".".join(k),
+                "direct": k in direct,
+                "row": others.get(".".join(k)),
+                "url": self._change_url(others[".".join(k)]) if ".".join(k) in others else None,
+            }
+            for k in graph.dependents(key)
+            if others.get(".".join(k)) is None or others[".".join(k)].applied_at is None
+        ]
+        state = self.state_of(obj)
+        waits_for = [
+            {"name": name, "url": self._change_url(row) if row is not None else None}
+            for name in state.waits_for
+            for row in [_others().get(name)]
+        ]
+        return {
+            "governed": obj,
+            "sm_state": state,
+            "findings": analysis.get("findings") or [],
+            "operations": analysis.get("operations") or [],
+            "steps": analysis.get("steps") or [],
+            "tables": analysis.get("tables") or [],
+            "history": [
+                {
+                    "entry": entry,
+                    "review": entry.review,
+                    "other_version": entry.review.pk not in current,
+                    "short_checksum": short_checksum(entry.review.checksum),
+                }
+                for entry in history.entries
+            ],
+            "waits_for": waits_for,
+            "dependents": dependents,
+            "graph_error": graph.error,
+            "bypasses": list(bypasses),
+            "can_decide": self.has_decide_permission(request),
+            "permission": PERMISSION,
+            "permission_name": _permission_name(),
+            "decide_url": reverse(
+                f"{self.admin_site.name}:{self.opts.app_label}_{self.opts.model_name}_decide",
+                args=[obj.pk],
+            ),
+            "decided_before": bool(history.entries),
+            "review_setting": _review_setting(),
+        }
+
+    def _change_url(self, obj: GovernedMigration) -> str:
+        return reverse(
+            f"{self.admin_site.name}:{self.opts.app_label}_{self.opts.model_name}_change",
+            args=[obj.pk],
+        )
+
+    def has_decide_permission(self, request: HttpRequest) -> bool:
+        user: Any = request.user
+        return bool(user.is_active and user.has_perm(PERMISSION))
+
+    def decide_view(self, request: HttpRequest, object_id: str) -> HttpResponseBase:
+        """Record an approval or a rejection posted from the migration's page."""
+        from django_safemigrate.governance.store import decide_migration
+
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        # Checked here and again by the store: the button's absence is not the guard.
+        if not self.has_decide_permission(request):
+            return TemplateResponse(
+                request,
+                "admin/django_safemigrate/governedmigration/forbidden.html",
+                {
+                    **self.admin_site.each_context(request),
+                    "title": "You may not approve or reject migrations",
+                    "permission": PERMISSION,
+                    "permission_name": _permission_name(),
+                    "username": request.user.get_username(),
+                },
+                status=403,
+            )
+        obj = get_object_or_404(GovernedMigration, pk=_pk(object_id))
+        back = HttpResponseRedirect(self._change_url(obj))
+        try:
+            decision = Decision(request.POST.get("decision", "").strip().lower())
+        except ValueError:
+            self.message_user(request, "Choose Approve or Reject.", messages.ERROR)
+            return back
+        note = request.POST.get("note", "").strip()
+        if not note:
+            self.message_user(
+                request, "A decision needs a note saying why; nothing was recorded.", messages.ERROR
+            )
+            return back
+        checksum = request.POST.get("checksum", "")
+        if checksum != obj.checksum:
+            self.message_user(
+                request,
+                f"{obj} changed while you were reading it (it is now "
+                f"{short_checksum(obj.checksum)}, you reviewed "
+                f"{short_checksum(checksum) if checksum else 'no version'}); nothing was "
+                "recorded. Read the current version and decide again.",
+                messages.ERROR,
+            )
+            return back
+        try:
+            decide_migration(
+                obj,
+                user=request.user,
+                decision=decision,
+                note=note,
+                source="admin",
+                checksum=checksum,
+            )
+        except ValueError as exc:
+            self.message_user(request, f"{exc} Nothing was recorded.", messages.ERROR)
+            return back
+        verb = "Approved" if decision is Decision.APPROVE else "Rejected"
+        self.message_user(
+            request, f"{verb} {obj} (version {short_checksum(checksum)}).", messages.SUCCESS
+        )
+        return back
+
+
+def _permission_name() -> str:
+    """The permission's name as the admin's user and group pages list it."""
+    from django.contrib.auth.models import Permission
+
+    app_label, codename = PERMISSION.split(".", 1)
+    found = (
+        Permission.objects.filter(content_type__app_label=app_label, codename=codename)
+        .values_list("name", flat=True)
+        .first()
+    )
+    return found or "Can approve or reject migrations"
+
+
+def _pk(object_id: str) -> int:
+    try:
+        return int(unquote(object_id))
+    except ValueError:
+        raise Http404("No such migration.") from None
