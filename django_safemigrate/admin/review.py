@@ -31,7 +31,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
-from django.utils.safestring import SafeString
+from django.utils.safestring import SafeString, mark_safe
 
 from django_safemigrate.admin.ledger import ReadOnlyAdmin, short_checksum
 from django_safemigrate.enums import Decision, GovernedStatus, MigrationOutcome, ReviewState, Risk
@@ -316,10 +316,10 @@ class GovernedMigrationAdmin(ReadOnlyAdmin):
     def judged_by(self, obj: GovernedMigration) -> SafeString | str:
         run = self._judging_run(obj)
         if run is None:
-            return "no run recorded"
+            return format_html("no run recorded{}", self._verdict(obj))
         url = reverse(f"{self.admin_site.name}:django_safemigrate_run_change", args=[run.pk])
         return format_html(
-            '<a href="{}">run {}</a>: <code>{}</code> by {}@{} (pid {}), {}, outcome {}{}',
+            '<a href="{}">run {}</a>: <code>{}</code> by {}@{} (pid {}), {}, outcome {}{}{}',
             url,
             run.pk,
             run.argv,
@@ -329,6 +329,18 @@ class GovernedMigrationAdmin(ReadOnlyAdmin):
             f"{timezone.localtime(run.started_at):%Y-%m-%d %H:%M:%S}",
             run.outcome,
             f" (exit {run.exit_code})" if run.exit_code is not None else "",
+            self._verdict(obj),
+        )
+
+    def _verdict(self, obj: GovernedMigration) -> SafeString:
+        gate = (obj.analysis or {}).get("gate") or {}
+        reasons = gate.get("reasons") or ([obj.blocked_reason] if obj.blocked_reason else [])
+        if not reasons:
+            return mark_safe("")
+        return format_html(
+            '<p class="sm-detail-line">Its verdict{}: {}.</p>',
+            f" ({gate['verdict']})" if gate.get("verdict") else "",
+            "; ".join(str(r) for r in reasons),
         )
 
     @admin.display(description="applied")
