@@ -128,7 +128,7 @@ def text(html: str) -> str:
 
 
 def crumbs(html: str) -> str:
-    """The breadcrumbs, separated by " > " (the admin draws them as "›")."""
+    """The breadcrumbs, separated by " > " (the admin draws a right angle quote)."""
     trail = text(html.split('<div class="breadcrumbs">')[1].split("</div>", maxsplit=1)[0])
     return trail.replace("\N{SINGLE RIGHT-POINTING ANGLE QUOTATION MARK}", ">")
 
