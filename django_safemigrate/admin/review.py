@@ -183,14 +183,7 @@ class GovernedMigrationAdmin(ReadOnlyAdmin):
 
     change_list_template = "admin/django_safemigrate/governedmigration/change_list.html"
     change_form_template = "admin/django_safemigrate/governedmigration/change_form.html"
-    list_display = [
-        "position",
-        "migration",
-        "risk_badge",
-        "review",
-        "state",
-        "phase",
-    ]
+    list_display = ["position", "migration", "risk_and_review", "state", "phase"]
     list_display_links = ["migration"]
     list_filter = [AppliedFilter, ReviewFilter, "risk", "phase", "app_label"]
     search_fields = ["app_label", "name", "checksum"]
@@ -228,13 +221,13 @@ class GovernedMigrationAdmin(ReadOnlyAdmin):
             .prefetch_related("reviews")
         )
 
+    #: Waiting migrations first (then the applied ones, the latest first); the list's
+    #: own headers mark no column as sorted by it.
+    ordering = (F("applied_at").desc(nulls_first=True),)
+
     def get_ordering(self, request: HttpRequest) -> list[Any]:
-        # Waiting migrations first, in the order migrate applies them; then the applied
-        # ones, the latest first.
-        return [
-            F("applied_at").desc(nulls_first=True),
-            F("plan_position").asc(nulls_last=True),
-        ]
+        # Within each part, the order migrate applies them in.
+        return [*self.ordering, F("plan_position").asc(nulls_last=True)]
 
     def history(self, obj: GovernedMigration) -> History:
         """Its decisions for its current version, under the current ``REVIEW`` setting."""
@@ -282,6 +275,12 @@ class GovernedMigrationAdmin(ReadOnlyAdmin):
     @admin.display(description="risk", ordering="risk")
     def risk_badge(self, obj: GovernedMigration) -> SafeString:
         return _badge("risk", obj.risk, obj.risk)
+
+    @admin.display(description="risk", ordering="risk")
+    def risk_and_review(self, obj: GovernedMigration) -> SafeString:
+        return format_html(
+            '{}<p class="sm-detail-line">review: {}</p>', self.risk_badge(obj), self.review(obj)
+        )
 
     @admin.display(description="review")
     def review(self, obj: GovernedMigration) -> SafeString:
