@@ -19,22 +19,26 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import Any
 
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.contrib.admin.utils import unquote
-from django.db import connection
-from django.db.models import F, IntegerField, Q
-from django.db.models.expressions import RawSQL
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
-from django.http.response import HttpResponseBase, HttpResponseRedirect
-from django.shortcuts import get_object_or_404
+from django.db.models import F, Q
+from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
+from django_safemigrate.admin.decide import DecisionMixin, permission_name
 from django_safemigrate.admin.ledger import ReadOnlyAdmin, short_checksum
-from django_safemigrate.enums import Decision, GovernedStatus, MigrationOutcome, ReviewState, Risk
+from django_safemigrate.admin.listing import (
+    AppliedFilter,
+    PlanPosition,
+    ReviewFilter,
+    review_at,
+    review_setting,
+)
+from django_safemigrate.enums import GovernedStatus, MigrationOutcome, ReviewState
 from django_safemigrate.governance.history import History, read_history
 from django_safemigrate.governance.overview import (
     Graph,
@@ -92,87 +96,8 @@ def _badge(kind: str, value: str, label: str) -> SafeString:
     return format_html('<span class="sm-badge sm-{}-{}">{}</span>', kind, value, label)
 
 
-def _review_at() -> Risk | None:
-    from django_safemigrate.conf import get_settings
-
-    return get_settings().review
-
-
-def _review_setting() -> str:
-    """The current ``REVIEW`` setting in words, for the screen's explanations."""
-    from django_safemigrate.conf import get_settings
-
-    settings = get_settings()
-    if settings.legacy_mode is not None:
-        return (
-            f"SAFEMIGRATE = {settings.legacy_mode!r} (the older package's mode): no migration "
-            "needs a review."
-        )
-    risks = requiring(settings.review)
-    if not risks:
-        return "REVIEW = 'never': no migration needs a review."
-    assert settings.review is not None
-    return (
-        f"REVIEW = {settings.review.value!r}: {' and '.join(risks)} migrations need an "
-        "approval before safemigrate applies them."
-    )
-
-
-class _PlanPosition(RawSQL):
-    """A migration's place in the plan ``migrate`` follows (``NULL``: no such file here)."""
-
-    def __init__(self, order: list[str]) -> None:
-        table = connection.ops.quote_name(GovernedMigration._meta.db_table)
-        super().__init__(
-            f"array_position(%s::text[], {table}.app_label || '.' || {table}.name)",
-            (order,),
-            output_field=IntegerField(),
-        )
-
-
-class ReviewFilter(admin.SimpleListFilter):
-    """Where migrations stand with their reviewers, under the current ``REVIEW`` setting."""
-
-    title = "review"
-    parameter_name = "review"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [
-            ("needed", "needs a review"),
-            ("approved", "approved"),
-            ("rejected", "rejected"),
-            ("not_required", "not required"),
-        ]
-
-    def queryset(self, request: HttpRequest, queryset: Any) -> Any:
-        required = Q(risk__in=requiring(_review_at()))
-        decided = Q(status__in=[GovernedStatus.APPROVED.value, GovernedStatus.REJECTED.value])
-        if self.value() == "needed":
-            return queryset.filter(required, applied_at__isnull=True).exclude(decided)
-        if self.value() in ("approved", "rejected"):
-            return queryset.filter(status=self.value())
-        if self.value() == "not_required":
-            return queryset.exclude(required).exclude(decided)
-        return queryset
-
-
-class AppliedFilter(admin.SimpleListFilter):
-    title = "applied"
-    parameter_name = "applied"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("no", "not yet (waiting)"), ("yes", "applied")]
-
-    def queryset(self, request: HttpRequest, queryset: Any) -> Any:
-        if self.value() == "no":
-            return queryset.filter(applied_at__isnull=True)
-        if self.value() == "yes":
-            return queryset.filter(applied_at__isnull=False)
-        return queryset
-
-
 @admin.register(GovernedMigration)
-class GovernedMigrationAdmin(ReadOnlyAdmin):
+class GovernedMigrationAdmin(DecisionMixin, ReadOnlyAdmin):
     """Every migration ``safemigrate`` judged, where it stands, and the reviewers' decisions.
 
     The list follows the plan (the order ``migrate`` applies them in), the migrations
@@ -217,7 +142,7 @@ class GovernedMigrationAdmin(ReadOnlyAdmin):
         return (
             super()
             .get_queryset(request)
-            .annotate(plan_position=_PlanPosition(graph.order()))
+            .annotate(plan_position=PlanPosition(graph.order()))
             .prefetch_related("reviews")
         )
 
@@ -234,7 +159,7 @@ class GovernedMigrationAdmin(ReadOnlyAdmin):
         cached: History | None = getattr(obj, "_safemigrate_history", None)
         if cached is None:
             reviews = sorted(obj.reviews.all(), key=lambda r: (r.created_at, r.pk))
-            required = review_required(obj.risk, _review_at())
+            required = review_required(obj.risk, review_at())
             cached = read_history(reviews, obj.checksum, required=required)
             obj._safemigrate_history = cached  # type: ignore[attr-defined]
         return cached
@@ -243,7 +168,7 @@ class GovernedMigrationAdmin(ReadOnlyAdmin):
         return state_of(
             obj,
             self.history(obj),
-            required=review_required(obj.risk, _review_at()),
+            required=review_required(obj.risk, review_at()),
             others=_others(),
         )
 
@@ -291,7 +216,7 @@ class GovernedMigrationAdmin(ReadOnlyAdmin):
             return format_html('<span class="sm-review-word">{}</span>', "approved")
         if state is ReviewState.REJECTED:
             return format_html('<span class="sm-review-word">{}</span>', "rejected")
-        if review_required(obj.risk, _review_at()):
+        if review_required(obj.risk, review_at()):
             word = "required, stale" if state is ReviewState.STALE else "required"
             return format_html('<strong class="sm-review-word">{}</strong>', word)
         return format_html('<span class="sm-review-word sm-quiet">{}</span>', "not required")
@@ -377,12 +302,12 @@ class GovernedMigrationAdmin(ReadOnlyAdmin):
         self, request: HttpRequest, extra_context: dict[str, Any] | None
     ) -> HttpResponse:
         waiting = GovernedMigration.objects.filter(applied_at__isnull=True)
-        required = requiring(_review_at())
+        required = requiring(review_at())
         context = {
-            "review_setting": _review_setting(),
+            "review_setting": review_setting(),
             "waiting_count": waiting.count(),
             "needs_review_count": waiting.filter(risk__in=required)
-            .exclude(status=GovernedStatus.APPROVED.value)
+            .exclude(status__in=[GovernedStatus.APPROVED.value, GovernedStatus.REJECTED.value])
             .count(),
             "rejected_count": waiting.filter(status=GovernedStatus.REJECTED.value).count(),
             "graph_error": _graph().error,
@@ -484,103 +409,11 @@ class GovernedMigrationAdmin(ReadOnlyAdmin):
             "bypasses": list(bypasses),
             "can_decide": self.has_decide_permission(request),
             "permission": PERMISSION,
-            "permission_name": _permission_name(),
+            "permission_name": permission_name(),
             "decide_url": reverse(
                 f"{self.admin_site.name}:{self.opts.app_label}_{self.opts.model_name}_decide",
                 args=[obj.pk],
             ),
             "decided_before": bool(history.entries),
-            "review_setting": _review_setting(),
+            "review_setting": review_setting(),
         }
-
-    def _change_url(self, obj: GovernedMigration) -> str:
-        return reverse(
-            f"{self.admin_site.name}:{self.opts.app_label}_{self.opts.model_name}_change",
-            args=[obj.pk],
-        )
-
-    def has_decide_permission(self, request: HttpRequest) -> bool:
-        user: Any = request.user
-        return bool(user.is_active and user.has_perm(PERMISSION))
-
-    def decide_view(self, request: HttpRequest, object_id: str) -> HttpResponseBase:
-        """Record an approval or a rejection posted from the migration's page."""
-        from django_safemigrate.governance.store import decide_migration
-
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
-        # Checked here and again by the store: the button's absence is not the guard.
-        if not self.has_decide_permission(request):
-            return TemplateResponse(
-                request,
-                "admin/django_safemigrate/governedmigration/forbidden.html",
-                {
-                    **self.admin_site.each_context(request),
-                    "title": "You may not approve or reject migrations",
-                    "permission": PERMISSION,
-                    "permission_name": _permission_name(),
-                    "username": request.user.get_username(),
-                },
-                status=403,
-            )
-        obj = get_object_or_404(GovernedMigration, pk=_pk(object_id))
-        back = HttpResponseRedirect(self._change_url(obj))
-        try:
-            decision = Decision(request.POST.get("decision", "").strip().lower())
-        except ValueError:
-            self.message_user(request, "Choose Approve or Reject.", messages.ERROR)
-            return back
-        note = request.POST.get("note", "").strip()
-        if not note:
-            self.message_user(
-                request, "A decision needs a note saying why; nothing was recorded.", messages.ERROR
-            )
-            return back
-        checksum = request.POST.get("checksum", "")
-        if checksum != obj.checksum:
-            self.message_user(
-                request,
-                f"{obj} changed while you were reading it (it is now "
-                f"{short_checksum(obj.checksum)}, you reviewed "
-                f"{short_checksum(checksum) if checksum else 'no version'}); nothing was "
-                "recorded. Read the current version and decide again.",
-                messages.ERROR,
-            )
-            return back
-        try:
-            decide_migration(
-                obj,
-                user=request.user,
-                decision=decision,
-                note=note,
-                source="admin",
-                checksum=checksum,
-            )
-        except ValueError as exc:
-            self.message_user(request, f"{exc} Nothing was recorded.", messages.ERROR)
-            return back
-        verb = "Approved" if decision is Decision.APPROVE else "Rejected"
-        self.message_user(
-            request, f"{verb} {obj} (version {short_checksum(checksum)}).", messages.SUCCESS
-        )
-        return back
-
-
-def _permission_name() -> str:
-    """The permission's name as the admin's user and group pages list it."""
-    from django.contrib.auth.models import Permission
-
-    app_label, codename = PERMISSION.split(".", 1)
-    found = (
-        Permission.objects.filter(content_type__app_label=app_label, codename=codename)
-        .values_list("name", flat=True)
-        .first()
-    )
-    return found or "Can approve or reject migrations"
-
-
-def _pk(object_id: str) -> int:
-    try:
-        return int(unquote(object_id))
-    except ValueError:
-        raise Http404("No such migration.") from None
