@@ -14,6 +14,7 @@ import datetime
 import html as entities
 import re
 import sys
+from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Permission, User
@@ -23,6 +24,7 @@ from django.test import override_settings
 from django.urls import reverse
 from django.utils import timezone
 
+import django_safemigrate
 from django_safemigrate.conf import get_settings
 from django_safemigrate.governance.judge import judge, record
 from django_safemigrate.models import GovernedMigration, Review, Run
@@ -431,3 +433,20 @@ def test_an_applied_migration_offers_no_decision(client, run, reviewer):
     assert "sm-state-applied" in row(listing, BACKFILL)
     # Applied ones come after the waiting ones.
     assert listing.index(BACKFILL[1]) > listing.index(LAST[1])
+
+
+def test_the_screen_uses_only_the_admins_colour_variables():
+    """Light, dark or a site's own theme: the screen's colours are the admin's."""
+    package = Path(django_safemigrate.__file__).parent
+    css = (package / "static" / "django_safemigrate" / "review.css").read_text()
+    css = re.sub(r"/\*.*?\*/", "", css, flags=re.DOTALL)
+    assert not re.search(r"#[0-9a-fA-F]{3,8}\b|\b(?:rgba?|hsla?|hwb|lab|lch|oklab|oklch)\(", css)
+    declarations = re.findall(r"\b((?:background|color|border|outline)[a-z-]*)\s*:\s*([^;}]+)", css)
+    assert declarations
+    for prop, value in declarations:
+        colours = re.sub(r"var\(--[a-z-]+\)|\b\d+(?:\.\d+)?px\b|\bsolid\b|\bnone\b", "", value)
+        assert not colours.strip(), (prop, value)
+    templates = package / "templates" / "admin" / "django_safemigrate" / "governedmigration"
+    for template in templates.glob("*.html"):
+        assert "style=" not in template.read_text(), template
+        assert "<style" not in template.read_text(), template
