@@ -8,7 +8,7 @@ from django.utils.translation import gettext_lazy as _
 
 class SafemigrateConfig(AppConfig):
     name = "django_safemigrate"
-    verbose_name = _("Migrations")
+    verbose_name = _("Migration governance")
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:

@@ -181,10 +181,10 @@ def test_list_shows_migrations_with_status_and_risk_badges(admin_client, governe
     assert "0003_remove_item_legacy" in html
     assert "0007_invoice_total_index" in html
     assert '<span class="sm-badge sm-risk-destructive">destructive</span>' in html
-    assert '<span class="sm-badge sm-status-pending_review">pending review</span>' in html
+    assert '<span class="sm-badge sm-state-needs_review">Needs a review</span>' in html
     assert '<span class="sm-badge sm-risk-safe">safe</span>' in html
-    assert '<span class="sm-badge sm-status-applied">applied</span>' in html
-    assert ".sm-risk-destructive" in html  # the badges' few lines of CSS
+    assert '<span class="sm-badge sm-state-applied">Applied</span>' in html
+    assert "django_safemigrate/review.css" in html  # the screen's stylesheet
     # It is a list to read: no "Add" button, no delete action.
     assert "/governedmigration/add/" not in html
     assert "delete_selected" not in html
@@ -193,8 +193,10 @@ def test_list_shows_migrations_with_status_and_risk_badges(admin_client, governe
 @pytest.mark.parametrize(
     ("query", "shown", "hidden"),
     [
-        ("status__exact=pending_review", "0003_remove", "0007_invoice"),
-        ("status__exact=applied", "0007_invoice", "0003_remove"),
+        ("review=needed", "0003_remove", "0007_invoice"),
+        ("review=not_required", "0007_invoice", "0003_remove"),
+        ("applied=no", "0003_remove", "0007_invoice"),
+        ("applied=yes", "0007_invoice", "0003_remove"),
         ("risk__exact=destructive", "0003_remove", "0007_invoice"),
         ("risk__exact=safe", "0007_invoice", "0003_remove"),
         ("phase__exact=post_deploy", "0003_remove", "0007_invoice"),
@@ -213,7 +215,7 @@ def test_list_filters_and_search(admin_client, query, shown, hidden):
 
 def test_list_offers_the_filters(admin_client, governed, other):
     html = page(admin_client, LIST_URL)
-    for parameter in ("status__exact", "risk__exact", "phase__exact", "app_label="):
+    for parameter in ("applied=", "review=", "risk__exact", "phase__exact", "app_label="):
         assert parameter in html, parameter
 
 
@@ -224,7 +226,7 @@ def test_detail_shows_what_a_reviewer_needs(admin_client, governed):
     html = page(admin_client, detail_url(governed))
     assert "shop.0003_remove_item_legacy" in html
     # Status, risk, phase and why, the version, the file, why it is blocked.
-    assert "sm-status-pending_review" in html
+    assert "sm-state-needs_review" in html
     assert "sm-risk-destructive" in html
     assert "post_deploy" in html
     assert "inferred: SM201 drops a column the old code still uses (shop_item)" in html
@@ -242,9 +244,11 @@ def test_detail_shows_what_a_reviewer_needs(admin_client, governed):
     assert "checked: 40 rows, idempotent" in html
     assert "drop-column" in html
     # The SQL for this database, preformatted (escaped as HTML).
+    operations = html.split('id="sm-operations"')[1]
+    assert "1. RemoveField: Remove field legacy from item" in operations
     assert (
-        "<pre>-- 1. Remove field legacy from item\nALTER TABLE &quot;shop_item&quot; DROP COLUMN"
-        in (html)
+        '<pre class="sm-sql">ALTER TABLE &quot;shop_item&quot; DROP COLUMN &quot;legacy&quot; '
+        "CASCADE;</pre>" in operations
     )
     # The steps with their locks and timeouts, the tables with their sizes.
     assert "lock ACCESS EXCLUSIVE, lock_timeout 5s" in html
@@ -280,13 +284,13 @@ def test_detail_shows_the_history_newest_first_and_marks_other_versions(admin_cl
     newer = history.index("Not before the release that stops reading it.")
     older = history.index("Fine at the time (old version).")
     assert newer < older
-    rows = history.split('class="sm-review"')[1:]
+    rows = history.split('class="sm-item sm-review"')[1:]
     assert "sm-decision-reject" in rows[0]
-    assert "for another version" not in rows[0]
+    assert "For another version" not in rows[0]
     assert "sm-decision-approve" in rows[1]
     assert "olga" in rows[1]
     assert "(command)" in rows[1]
-    assert "for another version" in rows[1]
+    assert "For another version" in rows[1]
     assert "sha256:bbbbbbbbbbbb" in rows[1]
 
 

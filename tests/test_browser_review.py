@@ -1,19 +1,27 @@
-"""A reviewer approves a blocked migration in the admin, in a real browser, end to end.
+"""Reviewers use the review screen in a real browser, by keyboard, end to end.
 
 Real processes on a real PostgreSQL: ``safemigrate`` blocks a destructive
-migration (exit 3, nothing applied), a reviewer approves it in Chromium through the
-admin that ``runserver`` serves for that database, and ``safemigrate`` then
-applies it. A staff user without the ``decide_migration`` permission sees no
-decision form, and a forged POST with that user's session and CSRF token is
-refused (403) with nothing recorded.
+migration (exit 3, nothing applied) and, behind it, the migration that depends on
+it. In Chromium, through the admin that ``runserver`` serves for that database, at
+1280, 1440 and 390 pixels wide, in the light and the dark theme: the list is in
+plan order and says where each migration stands, the page shows what a reviewer
+reads, nothing is wider than the window, and the screen's colours are the admin's.
+A reviewer rejects the migration and then approves it with the keyboard only (Tab
+and Enter); the rejection keeps the deploy blocked, the approval lets it through,
+and the column is gone from the catalogs. A staff user without the
+``decide_migration`` permission is told which permission deciding needs, and a
+forged POST with that user's session and CSRF token is refused (403) with nothing
+recorded.
 
 Playwright's Python API drives Debian's Chromium (``/usr/bin/chromium``); the test
-is skipped when either is missing. A screenshot of the review page is saved to
-``tests/artifacts/review-detail.png``.
+is skipped when either is missing. Screenshots of every page at every width and
+theme are written to ``$SAFEMIGRATE_TEST_SCREENSHOTS`` (default: a directory of
+pytest's temporary directory, printed at the end of the test).
 """
 
 from __future__ import annotations
 
+import os
 import secrets
 import socket
 import subprocess
@@ -56,12 +64,16 @@ if not CHROMIUM.exists():  # pragma: no cover - depends on the machine
 
 pytestmark = pytest.mark.slow
 
-ARTIFACTS = ROOT / "tests" / "artifacts"
-APP = "governed_shop"
+APP = "review_shop"
+#: The plan after the first deploy, in the order migrate applies it.
+PLAN = ["0002_product_sku", "0003_remove_product_legacy_code", "0004_product_stock"]
 DESTRUCTIVE = "0003_remove_product_legacy_code"
-TABLE = "governed_shop_product"
+TABLE = "review_shop_product"
 PASSWORD = secrets.token_urlsafe(12)
-NOTE = "legacy_code is unused since release 2.3."
+REJECTION = "The nightly export still reads legacy_code."
+APPROVAL = "The export stopped reading legacy_code in release 2.4."
+WIDTHS = (1280, 1440, 390)
+PERMISSION = "django_safemigrate.decide_migration"
 
 USERS = f"""
 from django.contrib.auth.models import Permission, User
@@ -74,8 +86,83 @@ def make(username, *codenames):
     assert perms.count() == len(codenames), codenames
     user.user_permissions.set(perms)
 
-make("rita", "view_governedmigration", "view_review", "decide_migration")
+make("rita", "view_governedmigration", "view_review", "view_run", "decide_migration")
 make("victor", "view_governedmigration", "view_review")
+"""
+
+#: Everything on the page wider than the window, or scrolling sideways inside it.
+OVERFLOW = """
+() => {
+  const root = document.documentElement;
+  const found = [];
+  if (root.scrollWidth > root.clientWidth) {
+    found.push(`document ${root.scrollWidth} > ${root.clientWidth}`);
+  }
+  for (const el of document.querySelectorAll('#content *')) {
+    const style = getComputedStyle(el);
+    if (el.clientWidth > 1 && el.scrollWidth > el.clientWidth + 1
+        && ['auto', 'scroll'].includes(style.overflowX)) {
+      found.push(`${el.tagName}.${el.className} scrolls ${el.scrollWidth} > ${el.clientWidth}`);
+    }
+  }
+  return found;
+}
+"""
+
+#: Text of the screen's own parts whose contrast with what is behind it is below
+#: 4.5:1 (WCAG AA): what a colour written for the light theme does in the dark one.
+LOW_CONTRAST = """
+() => {
+  const parse = (c) => (c.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => {
+    const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  const behind = (el) => {
+    for (let e = el; e; e = e.parentElement) {
+      const bg = parse(getComputedStyle(e).backgroundColor);
+      if (bg.length >= 3 && (bg.length === 3 || bg[3] > 0)) return bg;
+    }
+    return [255, 255, 255];
+  };
+  const ours = '.sm-sections, .sm-summary, .sm-state, .sm-badge, .field-review, ' +
+    '.sm-decision, .sm-readonly-note';
+  const low = [];
+  for (const part of document.querySelectorAll(ours)) {
+    for (const el of [part, ...part.querySelectorAll('*')]) {
+      const own = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+      if (!own || !el.getClientRects().length) continue;
+      const [a, b] = [lum(parse(getComputedStyle(el).color)), lum(behind(el))];
+      const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+      if (ratio < 4.5) low.push(`${el.tagName}.${el.className} ${ratio.toFixed(2)}`);
+    }
+  }
+  return low;
+}
+"""
+
+#: The colours the admin's own variables give, and the ones the screen's parts use.
+THEME = """
+() => {
+  const probe = document.createElement('div');
+  document.body.appendChild(probe);
+  const value = (variable, property) => {
+    probe.style[property] = `var(${variable})`;
+    return getComputedStyle(probe)[property];
+  };
+  const found = {
+    darkened: value('--darkened-bg', 'backgroundColor'),
+    body: getComputedStyle(document.body).backgroundColor,
+    bodyVar: value('--body-bg', 'backgroundColor'),
+    deleteBg: value('--delete-button-bg', 'backgroundColor'),
+  };
+  probe.remove();
+  const summary = document.querySelector('.sm-summary, .sm-sections pre');
+  found.ours = summary ? getComputedStyle(summary).backgroundColor : null;
+  const destructive = document.querySelector('.sm-risk-destructive');
+  found.destructive = destructive ? getComputedStyle(destructive).backgroundColor : null;
+  return found;
+}
 """
 
 
@@ -115,6 +202,15 @@ def env(database: str, tmp_path: Path) -> dict[str, str]:
     return command_env(
         database, apps=[APP], pythonpath=[tmp_path], module="tests.review_site_settings"
     )
+
+
+@pytest.fixture
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the screenshots go: ``$SAFEMIGRATE_TEST_SCREENSHOTS``, or pytest's tmp dir."""
+    chosen = os.environ.get("SAFEMIGRATE_TEST_SCREENSHOTS")
+    folder = Path(chosen) if chosen else tmp_path_factory.mktemp("screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 @pytest.fixture
@@ -172,11 +268,16 @@ def serve(env: dict[str, str], logs: Path) -> Iterator[str]:
         out.close()
 
 
-def log_in(browser: Browser, base: str, username: str) -> tuple[BrowserContext, Page]:
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+def log_in(
+    browser: Browser, base: str, username: str, width: int = 1280, scheme: str = "light"
+) -> tuple[BrowserContext, Page]:
+    context = browser.new_context(
+        viewport={"width": width, "height": 900},
+        color_scheme=scheme,  # type: ignore[arg-type]
+    )
     context.set_default_timeout(15_000)
     page = context.new_page()
-    page.goto(f"{base}/admin/login/?next=/admin/")
+    page.goto(f"{base}/admin/login/?next=/admin/django_safemigrate/governedmigration/")
     page.fill("#id_username", username)
     page.fill("#id_password", PASSWORD)
     page.get_by_role("button", name="Log in").click()
@@ -190,97 +291,195 @@ def post_decision(context: BrowserContext, url: str, **fields: str) -> APIRespon
     return context.request.post(url, form={"csrfmiddlewaretoken": token, **fields}, max_redirects=0)
 
 
-def approve_in_browser(browser: Browser, base: str, database: str, checksum: str) -> str:
-    """Rita finds the blocked migration, reads it and approves it; returns its page's URL."""
-    context, page = log_in(browser, base, "rita")
-    page.locator("tr.model-governedmigration th a").click()
-    expect(page.locator("#result_list")).to_contain_text(DESTRUCTIVE)
-    expect(page.locator("#result_list .sm-risk-destructive")).to_have_count(1)
-    page.get_by_role("link", name=DESTRUCTIVE).click()
-    detail_url = page.url
+def tab_to(page: Page, test: str, limit: int = 150) -> None:
+    """Press Tab until the focused element passes ``test`` (a JS predicate on it)."""
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        if page.evaluate(f"(el => ({test}))(document.activeElement)"):
+            return
+    raise AssertionError(f"Tab never reached an element where {test}")
+
+
+def fits(page: Page, width: int) -> None:
+    """Nothing is wider than the window, and nothing scrolls sideways inside it."""
+    found = page.evaluate(OVERFLOW)
+    assert found == [], f"{width}px: {found}"
+    scroll, client = page.evaluate(
+        "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+    )
+    assert scroll <= client <= width
+
+
+def looks_like_the_admin(page: Page, scheme: str) -> None:
+    theme = page.evaluate(THEME)
+    assert theme["body"] == theme["bodyVar"]
+    if theme["ours"] is not None:
+        assert theme["ours"] == theme["darkened"], theme
+    if theme["destructive"] is not None:
+        assert theme["destructive"] == theme["deleteBg"], theme
+    red, green, blue = (int(v) for v in theme["body"][4:-1].split(",")[:3])
+    dark = red + green + blue < 3 * 64
+    assert dark is (scheme == "dark"), theme
+    assert page.evaluate(LOW_CONTRAST) == [], scheme
+
+
+def read_the_list(page: Page, width: int, scheme: str, shots: Path) -> None:
+    names = page.locator("#result_list .sm-name").all_inner_texts()
+    assert names == PLAN
+    rows = page.locator("#result_list tbody tr")
+    expect(rows.nth(0).locator(".sm-badge.sm-risk-risky")).to_have_count(1)
+    expect(rows.nth(0)).to_contain_text("not required")
+    expect(rows.nth(1).locator(".sm-state-needs_review")).to_have_text("Needs a review")
+    expect(rows.nth(2).locator(".sm-state-waiting")).to_contain_text(
+        f"Waits for {APP}.{DESTRUCTIVE}"
+    )
+    expect(page.locator("#sm-summary")).to_contain_text("REVIEW = 'destructive'")
+    for i in range(3):
+        box = rows.nth(i).locator(".sm-state").bounding_box()
+        assert box is not None
+        assert box["x"] >= 0
+        assert box["x"] + box["width"] <= width, (width, i, box)
+    fits(page, width)
+    looks_like_the_admin(page, scheme)
+    page.screenshot(path=str(shots / f"list-{width}-{scheme}.png"), full_page=True)
+
+
+def read_the_migration(page: Page, width: int, scheme: str, shots: Path) -> None:
     expect(page.locator("#sm-findings")).to_contain_text("SM201")
-    expect(page.locator("#sm-sql pre")).to_contain_text("DROP COLUMN")
-    expect(page.locator("#sm-sql pre")).to_contain_text('"legacy_code"')
+    expect(page.locator("#sm-findings")).to_contain_text("Hint:")
+    expect(page.locator("#sm-operations pre.sm-sql")).to_contain_text(
+        f'ALTER TABLE "{TABLE}" DROP COLUMN "legacy_code" CASCADE;'
+    )
     expect(page.locator("#sm-steps")).to_contain_text("ACCESS EXCLUSIVE")
     expect(page.locator("#sm-tables")).to_contain_text(TABLE)
-    expect(page.locator("#sm-history")).to_contain_text("No decision yet.")
-    decide_url = base + str(page.locator("#decision_form").get_attribute("action"))
-
-    page.fill("#id_note", NOTE)
-    page.get_by_role("button", name="Approve").click()
-    expect(page.locator(".messagelist .success")).to_contain_text(f"Approved {APP}.{DESTRUCTIVE}")
-    assert page.url == detail_url
-    expect(page.locator("#sm-history")).to_contain_text(NOTE)
-    expect(page.locator("#content-main .sm-status-approved")).to_have_count(1)
-    ARTIFACTS.mkdir(exist_ok=True)
-    screenshot = ARTIFACTS / "review-detail.png"
-    page.screenshot(path=str(screenshot), full_page=True)
-    assert screenshot.stat().st_size > 10_000
-    assert reviews(database) == [("approve", "rita", "admin", checksum, NOTE)]
-
-    # Control for the forged POST below: the same scripted request passes the CSRF
-    # check for a reviewer (here refused for its empty note, nothing recorded).
-    response = post_decision(context, decide_url, decision="reject", note="", checksum=checksum)
-    assert response.status == 302
-    assert len(reviews(database)) == 1
-    context.close()
-    return detail_url
+    expect(page.locator("#sm-dependencies")).to_contain_text(f"{APP}.0004_product_stock")
+    expect(page.locator(".field-judged_by")).to_contain_text("outcome blocked (exit 3)")
+    fits(page, width)
+    looks_like_the_admin(page, scheme)
+    page.screenshot(path=str(shots / f"migration-{width}-{scheme}.png"), full_page=True)
 
 
-def refused_without_permission(
-    browser: Browser, base: str, database: str, detail_url: str, checksum: str
+def read_the_data_migration(page: Page, width: int, scheme: str, shots: Path) -> None:
+    python = page.locator("#sm-operations pre.sm-python").first
+    expect(python).to_contain_text("def fill_sku(apps, schema_editor):")
+    expect(python).to_contain_text('product.sku = f"SKU-{product.pk:06d}"')
+    expect(page.locator("#sm-steps")).to_contain_text(
+        f"CREATE INDEX CONCURRENTLY review_shop_sku_idx ON {TABLE} (sku);"
+    )
+    fits(page, width)
+    looks_like_the_admin(page, scheme)
+    page.screenshot(path=str(shots / f"data-migration-{width}-{scheme}.png"), full_page=True)
+
+
+def every_width_and_theme(browser: Browser, base: str, shots: Path) -> None:
+    for width in WIDTHS:
+        for scheme in ("light", "dark"):
+            context, page = log_in(browser, base, "rita", width, scheme)
+            read_the_list(page, width, scheme, shots)
+            page.locator("#result_list").get_by_role("link", name=DESTRUCTIVE).click()
+            read_the_migration(page, width, scheme, shots)
+            page.go_back()
+            page.locator("#result_list").get_by_role("link", name=PLAN[0]).click()
+            read_the_data_migration(page, width, scheme, shots)
+            context.close()
+
+
+def decide_by_keyboard(
+    browser: Browser, base: str, width: int, *, button: str, note: str, shots: Path
 ) -> None:
-    """Victor may read the page but sees no decision form; a forged POST gets 403."""
+    """From the list to the decision, with Tab and Enter only: no mouse, no click."""
+    context, page = log_in(browser, base, "rita", width)
+    page.locator("body").focus()
+    tab_to(page, f"el.tagName === 'A' && el.textContent.includes({DESTRUCTIVE!r})")
+    page.keyboard.press("Enter")
+    page.wait_for_load_state()
+    expect(page.locator("#sm-findings")).to_contain_text("SM201")
+    tab_to(page, "el.id === 'id_note'")
+    page.keyboard.type(note)
+    tab_to(page, f"el.type === 'submit' && el.value === {button!r}")
+    styles = page.evaluate(
+        "[getComputedStyle(document.activeElement).textTransform, document.activeElement.value]"
+    )
+    assert styles == ["none", button]  # written as Django writes buttons: no capitals
+    page.keyboard.press("Enter")
+    page.wait_for_load_state()
+    verb = "Approved" if button == "Approve" else "Rejected"
+    expect(page.locator(".messagelist .success")).to_contain_text(f"{verb} {APP}.{DESTRUCTIVE}")
+    expect(page.locator("#sm-history .sm-review").first).to_contain_text(f"{verb} by rita")
+    expect(page.locator("#sm-history .sm-review").first).to_contain_text(note)
+    expect(page.locator("#sm-decision h2")).to_have_text("Decide again")
+    page.screenshot(path=str(shots / f"decided-{button.lower()}-{width}.png"), full_page=True)
+    context.close()
+
+
+def refused_without_permission(browser: Browser, base: str, database: str, checksum: str) -> None:
+    """Victor may read the page; it says which permission deciding needs; a forged
+    POST gets 403 saying it too."""
     context, page = log_in(browser, base, "victor")
-    page.goto(detail_url)
+    page.locator("#result_list").get_by_role("link", name=DESTRUCTIVE).click()
     expect(page.locator("#sm-findings")).to_contain_text("SM201")
     expect(page.get_by_role("button", name="Approve")).to_have_count(0)
-    expect(page.get_by_role("button", name="Reject")).to_have_count(0)
     expect(page.locator("#decision_form")).to_have_count(0)
-    decide_url = detail_url.replace("/change/", "/decide/")
+    expect(page.locator("#sm-no-permission")).to_contain_text(PERMISSION)
+    expect(page.locator("#sm-no-permission")).to_contain_text("Can approve or reject migrations")
+    decide_url = page.url.replace("/change/", "/decide/")
     before = len(reviews(database))
     response = post_decision(
         context,
         decide_url,
-        decision="reject",
+        decision="approve",
         note="Forged by a user who may not decide.",
         checksum=checksum,
     )
     assert response.status == 403
     assert "CSRF" not in response.text()  # refused for the permission, not the token
+    assert PERMISSION in response.text()
     assert len(reviews(database)) == before
     context.close()
 
 
-def test_reviewer_approves_a_blocked_migration_in_the_browser(
-    database: str, env: dict[str, str], browser: Browser, tmp_path: Path
+def test_reviewers_use_the_review_screen_in_a_real_browser(
+    database: str, env: dict[str, str], browser: Browser, tmp_path: Path, screenshots: Path
 ) -> None:
     # The first deploy: a new database is not gated.
-    run_command(["safemigrate", APP, "0002"], env, expect=0)
-    assert column_exists(database, TABLE, "legacy_code")
+    run_command(["safemigrate", APP, "0001"], env, expect=0)
 
-    # The next deploy brings a destructive migration: blocked, nothing applied.
+    # The next deploy: the destructive migration needs a review, nothing is applied.
     blocked = run_command(["safemigrate"], env, expect=3)
-    assert f"{APP}.{DESTRUCTIVE}" in blocked.err
+    assert f"{APP}.{DESTRUCTIVE} needs a review (destructive)" in blocked.err
     assert column_exists(database, TABLE, "legacy_code")
-    assert (APP, DESTRUCTIVE) not in applied(database)
-    [(status, risk, checksum)] = query(
+    assert not column_exists(database, TABLE, "sku")
+    [(checksum,)] = query(
         database,
-        "SELECT status, risk, checksum FROM django_safemigrate_governedmigration "
-        "WHERE app_label = %s AND name = %s",
-        [APP, DESTRUCTIVE],
+        "SELECT checksum FROM django_safemigrate_governedmigration WHERE name = %s",
+        [DESTRUCTIVE],
     )
-    assert (status, risk) == ("pending_review", "destructive")
-
     run_command(["shell", "-c", USERS], env, expect=0)
 
     with serve(env, tmp_path) as base:
-        detail_url = approve_in_browser(browser, base, database, checksum)
+        every_width_and_theme(browser, base, screenshots)
+        refused_without_permission(browser, base, database, checksum)
 
-        # Approved: the deploy goes ahead, and the column is gone.
+        decide_by_keyboard(browser, base, 1280, button="Reject", note=REJECTION, shots=screenshots)
+        assert reviews(database) == [("reject", "rita", "admin", checksum, REJECTION)]
+        still = run_command(["safemigrate"], env, expect=3)
+        assert f"{APP}.{DESTRUCTIVE} was rejected by a reviewer" in still.err
+        assert column_exists(database, TABLE, "legacy_code")
+
+        decide_by_keyboard(browser, base, 390, button="Approve", note=APPROVAL, shots=screenshots)
+        assert reviews(database)[-1] == ("approve", "rita", "admin", checksum, APPROVAL)
+
+        # Approved: the deploy goes ahead, the whole plan with it.
         run_command(["safemigrate"], env, expect=0)
-        assert (APP, DESTRUCTIVE) in applied(database)
+        assert {(APP, name) for name in PLAN} <= set(applied(database))
         assert not column_exists(database, TABLE, "legacy_code")
-        assert column_exists(database, TABLE, "name")
+        assert column_exists(database, TABLE, "stock")
 
-        refused_without_permission(browser, base, database, detail_url, checksum)
+        context, page = log_in(browser, base, "rita", 1440)
+        expect(page.locator("#result_list .sm-state-applied")).to_have_count(len(PLAN))
+        page.screenshot(path=str(screenshots / "list-applied-1440.png"), full_page=True)
+        context.close()
+    shots = sorted(p.name for p in screenshots.glob("*.png"))
+    assert len(shots) == 3 * len(WIDTHS) * 2 + 3
+    assert all((screenshots / name).stat().st_size > 10_000 for name in shots)
+    print(f"\nScreenshots of the review screen: {screenshots}")

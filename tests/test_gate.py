@@ -6,7 +6,8 @@ The expectations are the contract, written as plainly as it is in the README:
   the post-deploy run); nothing else is held back by phase;
 - a migration needs a review when its risk is at or above ``REVIEW``; it is blocked
   while it has none for its current checksum (pending), only one for another
-  checksum (stale), or when its latest decision is a rejection, whatever its risk;
+  checksum (stale), or while a rejection stands (no later approval of the version it
+  rejected or of the current one), whatever its risk;
 - with the gate off everything runs;
 - ``ON_BLOCKED = "stop"`` runs nothing when anything is blocked.
 """
@@ -54,6 +55,10 @@ HISTORIES = {
     "rejected-then-approved": (REJECT_NOW, APPROVE_NOW),
     "approved-then-rejected": (APPROVE_NOW, REJECT_NOW),
     "rejected-then-approved-another-version": (REJECT_NOW, APPROVE_OLD),
+    # Rejected, approved, then the file was edited: the approval is stale, the rejection
+    # it answered is not back.
+    "rejected-approved-then-edited": (REJECT_OLD, APPROVE_OLD),
+    "rejected-approved-edited-rejected-again": (REJECT_OLD, APPROVE_OLD, REJECT_NOW),
 }
 EXPECTED_STATE = {
     # history: (state when a review is required, state when it is not)
@@ -65,6 +70,8 @@ EXPECTED_STATE = {
     "rejected-then-approved": (ReviewState.APPROVED, ReviewState.APPROVED),
     "approved-then-rejected": (ReviewState.REJECTED, ReviewState.REJECTED),
     "rejected-then-approved-another-version": (ReviewState.REJECTED, ReviewState.REJECTED),
+    "rejected-approved-then-edited": (ReviewState.STALE, ReviewState.NOT_REQUIRED),
+    "rejected-approved-edited-rejected-again": (ReviewState.REJECTED, ReviewState.REJECTED),
 }
 REVIEW_AT = {"never": None, "risky": Risk.RISKY, "destructive": Risk.DESTRUCTIVE}
 

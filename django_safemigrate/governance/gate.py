@@ -100,23 +100,26 @@ class GateResult:
 def review_state(reviews: Sequence[PastReview], checksum: str, *, required: bool) -> ReviewState:
     """Where a migration stands for its current ``checksum``.
 
-    A rejection (of any version) blocks until a later approval of this version; an
-    approval counts only for the checksum it was given for.
+    A rejection stands until a later approval of the version it rejected or of the
+    current one: editing the file does not clear a rejection, but a rejection that an
+    approval answered stays answered when the file changes afterwards (the approval is
+    then stale, and the new version needs a review). An approval counts only for the
+    checksum it was given for.
     """
-    last_reject = max(
-        (i for i, r in enumerate(reviews) if r.decision is Decision.REJECT), default=-1
-    )
-    last_approve = max(
-        (
-            i
-            for i, r in enumerate(reviews)
-            if r.decision is Decision.APPROVE and r.checksum == checksum
-        ),
-        default=-1,
-    )
-    if last_reject > last_approve:
+    standing: list[str] = []  # checksums of rejections no later approval answered
+    approved = False
+    for review in reviews:
+        if review.decision is Decision.REJECT:
+            standing.append(review.checksum)
+            continue
+        if review.checksum == checksum:
+            standing.clear()
+            approved = True
+        else:
+            standing = [c for c in standing if c != review.checksum]
+    if standing:
         return ReviewState.REJECTED
-    if last_approve >= 0:
+    if approved:
         return ReviewState.APPROVED
     if not required:
         return ReviewState.NOT_REQUIRED

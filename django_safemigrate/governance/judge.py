@@ -18,7 +18,7 @@ from django_safemigrate.analysis.analyzer import AnalysisOptions, analyse
 from django_safemigrate.analysis.database import server_major, table_sizes
 from django_safemigrate.analysis.findings import MigrationReport, TableInfo
 from django_safemigrate.conf import SafemigrateSettings
-from django_safemigrate.enums import OnBlocked, Phase, RequestedPhase, Risk, Verdict
+from django_safemigrate.enums import OnBlocked, Phase, RequestedPhase, Risk
 from django_safemigrate.exceptions import UsageError
 from django_safemigrate.governance import store
 from django_safemigrate.governance.gate import GateItem, GatePolicy, GateResult, decide
@@ -215,32 +215,39 @@ def judge(
     )
 
 
-def record(connection: Any, judged: Judged, *, fake: bool) -> None:
-    """Keep what the gate decided: the review screen's records, delays' start, signals."""
+def record(connection: Any, judged: Judged, *, fake: bool, run: int | None = None) -> None:
+    """Keep what the gate decided: the review screen's records, delays' start, signals.
+
+    Every migration of the plan is kept, with what the gate decided and the ledger's
+    ``run`` that judged it: the review screen lists what is waiting, not only what
+    needs a decision.
+    """
     from django_safemigrate.governance.signals import migration_blocked
+    from django_safemigrate.governance.snapshot import gate_fields, snapshot_fields
     from django_safemigrate.models import GovernedMigration
 
     if judged.ungoverned:
         return
     using = connection.alias
     now = judged.policy.now or timezone.now()
-    for decision in judged.result.decisions:
+    decisions = judged.result.decisions
+    for position, decision in enumerate(decisions):
         report = judged.reports[decision.key]
-        keep = (
-            decision.review_required
-            or decision.verdict is not Verdict.RUN
-            or report.phase is Phase.POST_DEPLOY
-            or decision.review.value in ("approved", "rejected", "stale")
-        )
-        if not keep:
-            continue
-        fields = store.snapshot_fields(
+        fields = snapshot_fields(
             report,
             judged.migrations[decision.key],
             connection=connection,
             pg_version=judged.pg_version,
             settings=judged.settings,
             sizes=judged.sizes,
+        )
+        fields["analysis"]["gate"] = gate_fields(
+            decision,
+            judged.policy,
+            run=run,
+            position=position,
+            plan=len(decisions),
+            stopped=judged.result.stopped,
         )
         store.record_gate(using, decision, fields, now=now)
     if not judged.result.stopped and not fake:

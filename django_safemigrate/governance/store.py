@@ -12,7 +12,6 @@ from django.db import transaction
 from django.db.migrations import Migration
 from django.utils import timezone
 
-from django_safemigrate.analysis.findings import MigrationReport, TableInfo
 from django_safemigrate.checksum import Comparison, compare, version_of
 from django_safemigrate.enums import Decision, GovernedStatus, Phase, ReviewState, Verdict
 from django_safemigrate.governance.gate import GateDecision, PastReview, review_state
@@ -88,91 +87,6 @@ def status_for(state: ReviewState, applied: bool) -> GovernedStatus:
     return GovernedStatus.PENDING_REVIEW
 
 
-def snapshot_fields(
-    report: MigrationReport,
-    migration: Migration,
-    *,
-    connection: Any,
-    pg_version: int,
-    settings: Any,
-    sizes: Mapping[str, TableInfo],
-) -> dict[str, Any]:
-    """What a reviewer needs to see, as the analysis found it for this database."""
-    from django_safemigrate.execution.runner import RunnerPolicy
-    from django_safemigrate.execution.steps import describe_step_locks, plan_steps
-
-    operations = list(report.operations)
-    sql_lines: list[str] = []
-    described = []
-    for op in operations:
-        statements = [s.sql.strip().rstrip(";") + ";" for s in op.statements]
-        if not op.reduces_to_sql:
-            statements = [f"-- {type(op.operation).__name__}: runs Python code, no SQL"]
-        elif op.render_error:
-            statements = [f"-- SQL could not be rendered: {op.render_error}"]
-        if op.refused:
-            # What the operation tried to run itself while it was rendered (SM404): at
-            # deploy it runs for real, so the reviewer sees it first.
-            statements = [f"-- tried to run while rendered (refused): {r}" for r in op.refused] + [
-                s for s in statements if not s.startswith("-- SQL could not be rendered")
-            ]
-        sql_lines.append(f"-- {op.index + 1}. {_describe(op.operation)}")
-        sql_lines += statements or ["-- (no SQL: changes only Django's model state)"]
-        described.append(
-            {
-                "index": op.index,
-                "operation": type(op.operation).__name__,
-                "description": _describe(op.operation),
-                "sql": statements,
-            }
-        )
-    policy = RunnerPolicy.for_migration(settings, migration)
-    steps = [
-        {
-            "index": step.index,
-            "kind": step.kind.value,
-            "description": step.description,
-            "locks": describe_step_locks(step, operations, policy, pg_version),
-        }
-        for step in plan_steps(migration, operations, pg_version, report.online)
-    ]
-    tables: dict[str, dict[str, Any]] = {}
-    for finding in report.findings:
-        if finding.table and finding.table not in tables:
-            info = sizes.get(finding.table)
-            tables[finding.table] = {
-                "name": finding.table,
-                "rows": info.rows if info else None,
-                "bytes": info.bytes if info else None,
-                "size": info.describe() if info else "not on this database yet",
-            }
-    return {
-        "checksum": report.checksum,
-        "path": report.path or "",
-        "risk": report.risk.value,
-        "phase": report.phase.value,
-        "phase_reason": report.phase_reason,
-        "sql": "\n".join(sql_lines),
-        "analysis": {
-            "findings": [f.as_json() for f in report.findings],
-            "operations": described,
-            "steps": steps,
-            "tables": list(tables.values()),
-            "database": {
-                "alias": connection.alias,
-                "server_version": pg_version,
-            },
-        },
-    }
-
-
-def _describe(operation: Any) -> str:
-    try:
-        return str(operation.describe())
-    except Exception:
-        return type(operation).__name__
-
-
 def record_gate(
     using: str,
     decision: GateDecision,
@@ -194,6 +108,12 @@ def record_gate(
     }
     # Runs under the migration lock: no other runner writes these rows meanwhile.
     rows = GovernedMigration.objects.using(using).filter(app_label=app_label, name=name)
+    analysis = values.get("analysis")
+    if isinstance(analysis, dict) and "gate" not in analysis:
+        # Judged alone (``reviewmigration``): what the last run's gate said still holds.
+        before = rows.values_list("analysis", flat=True).first()
+        if isinstance(before, dict) and "gate" in before:
+            values["analysis"] = {**analysis, "gate": before["gate"]}
     if not rows.update(**values):
         GovernedMigration.objects.using(using).create(
             app_label=app_label, name=name, first_seen=now, **values

@@ -65,6 +65,7 @@ class Command(BaseCommand):
     def review(self, **options: Any) -> None:
         from django_safemigrate.governance import store
         from django_safemigrate.governance.judge import judge
+        from django_safemigrate.governance.snapshot import snapshot_fields
         from django_safemigrate.models import GovernedMigration
 
         loader = load_disk_migrations("Nothing was recorded.")
@@ -105,7 +106,7 @@ class Command(BaseCommand):
         assert judged is not None
         report = judged.reports[key]
         decision = judged.result.decisions[0]
-        fields = store.snapshot_fields(
+        fields = snapshot_fields(
             report,
             migration,
             connection=connection,

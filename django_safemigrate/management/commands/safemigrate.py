@@ -351,7 +351,7 @@ class Command(migrate.Command):
         if reason:
             ledger.note_ungoverned(f"no reviews: {reason}")
         if ledger.writable():
-            record(connection, judged, fake=bool(options.get("fake")))
+            record(connection, judged, fake=bool(options.get("fake")), run=ledger.run_id)
         held = [d for d in judged.result.decisions if d.verdict is not Verdict.RUN]
         if judged.result.stopped:
             raise Blocked(self.blocked_message(judged, connection))
