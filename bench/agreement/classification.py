@@ -2,7 +2,7 @@
 
 ``disagreements.toml`` holds one ``[[disagreement]]`` per corpus case where the peer's
 asserted verdict and ours differ, and ``[[rule]]`` entries that explain every disagreement
-of one squawk rule at once (for rules whose concern we do not judge at all). Each entry
+of one squawk rule that assert the same thing (``they``) at once. Each entry
 records what the peer asserted (``they``) and what we said (``we``), in the vocabulary's
 words, when it was classified: if either changes, the entry no longer matches and the
 disagreement is unclassified again, so a change of the rules (ours or theirs) is never
@@ -28,7 +28,7 @@ from agreement.vocabulary import OurVerdict, PeerVerdict, agrees, describe, desc
 
 CLASSES = ("our error", "their error", "different concern")
 DISAGREEMENT_FIELDS = {"corpus", "key", "class", "they", "we", "why", "fix", "verified_by"}
-RULE_FIELDS = {"corpus", "rule", "class", "they", "why"}
+RULE_FIELDS = {"corpus", "rule", "class", "they", "why", "fix", "verified_by"}
 
 
 class ClassificationError(Exception):
@@ -139,11 +139,6 @@ def _entry(item: dict[str, object], fields: set[str], path: Path, verify_dir: Pa
                 f"{path}: {name}: a 'their error' needs 'verified_by', a script in "
                 f"{verify_dir} (got {script!r})"
             )
-    if "rule" in item and klass != "different concern":
-        raise ClassificationError(
-            f"{path}: rule {name}: a whole rule can only be a 'different concern'; "
-            "classify its fixtures one by one"
-        )
     return Entry(klass=klass, **values)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import secrets
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -162,9 +162,17 @@ def write_fixture_app(root: Path, item: _Prepared) -> list[str]:
 
 
 def squawk_comparisons(
-    tree: GitTree, databases: Databases, workdir: Path, *, progress: Progress = print
+    tree: GitTree,
+    databases: Databases,
+    workdir: Path,
+    *,
+    progress: Progress = print,
+    only: Collection[str] | None = None,
 ) -> list[Comparison]:
-    fixtures = squawk_corpus.load(tree)
+    """Every fixture judged (``only``: the fixtures of these keys or rules)."""
+    fixtures = [
+        f for f in squawk_corpus.load(tree) if only is None or f.key in only or f.rule in only
+    ]
     prepared = [
         _Prepared(
             f"sq{index:03d}",

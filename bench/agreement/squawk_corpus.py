@@ -345,6 +345,8 @@ def _fixture(
     if variant not in names:
         raise CorpusError(f"{path}:{call.line}: Rule::{variant} has no name in {LIB}")
     version, in_transaction = settings or (DEFAULT_PG_VERSION, False)
+    if in_transaction and disables_transaction(sql):
+        in_transaction = False
     rule = names[variant]
     suffix = f"#{asserted + 1}" if asserted else ""
     return Fixture(
@@ -357,6 +359,20 @@ def _fixture(
         assume_in_transaction=in_transaction,
         where=f"{path}:{call.line}",
     )
+
+
+#: A comment by which a file tells squawk it does not run in a transaction, whatever the
+#: settings say (squawk_linter's ``ignore.rs``).
+DISABLE_ASSUME_IN_TRANSACTION = "squawk-disable-assume-in-transaction"
+
+
+def disables_transaction(sql: str) -> bool:
+    """The SQL carries squawk's ``squawk-disable-assume-in-transaction`` comment."""
+    for comment in re.findall(r"--([^\n]*)|/\*(.*?)\*/", sql, re.DOTALL):
+        body = (comment[0] or comment[1]).strip()
+        if body.split("--")[0].strip() == DISABLE_ASSUME_IN_TRANSACTION:
+            return True
+    return False
 
 
 def load(tree: GitTree) -> list[Fixture]:

@@ -149,7 +149,9 @@ class _Needs:
     created_indexes: set[str] = dataclasses.field(default_factory=set)
 
     def table(self, var: ast.RangeVar) -> tuple[str | None, str] | None:
-        key = _key(var)
+        return self.table_key(_key(var))
+
+    def table_key(self, key: tuple[str | None, str]) -> tuple[str | None, str] | None:
         if key in self.created:
             return None
         self.tables.setdefault(key, set())
@@ -194,6 +196,12 @@ def _statement_needs(stmt: Any, needs: _Needs) -> None:
             schema, name = (parts[0], parts[1]) if len(parts) == 2 else (None, parts[-1])
             if name not in needs.created_indexes:
                 needs.indexes[(schema, name)] = None
+        return
+    if isinstance(stmt, ast.DropStmt) and stmt.removeType == ObjectType.OBJECT_TABLE:
+        for names in stmt.objects or ():
+            parts = _strings(names)
+            schema = parts[0] if len(parts) == 2 and parts[0] != "public" else None
+            needs.table_key((schema, parts[-1]))
         return
     if isinstance(stmt, ast.ReindexStmt) and stmt.kind == ReindexObjectType.REINDEX_OBJECT_INDEX:
         var = stmt.relation
