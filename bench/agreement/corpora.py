@@ -123,9 +123,9 @@ def rounds(prepared: list[_Prepared]) -> list[list[_Prepared]]:
     out: list[tuple[int, set[str], list[_Prepared]]] = []
     for item in prepared:
         names = {n.lower() for n in item.wrapped.tables}
-        for version, used, members in out:
-            if version == item.fixture.pg_version and not used & names:
-                used |= names
+        for version, taken, members in out:
+            if version == item.fixture.pg_version and not taken & names:
+                taken.update(names)
                 members.append(item)
                 break
         else:

@@ -208,9 +208,13 @@ def _data_assertions(method: ast.FunctionDef) -> list[Assertion]:
                 other = next((a for a in args if isinstance(a, ast.Attribute)), None)
                 if other is not None and other.attr == "nb_warnings" and count is not None:
                     warnings = bool(count)
-            if node.func.attr in ("assertTrue", "assertFalse") and args:
-                if isinstance(args[0], ast.Attribute) and args[0].attr == "has_errors":
-                    errors = node.func.attr == "assertTrue"
+            if (
+                node.func.attr in ("assertTrue", "assertFalse")
+                and args
+                and isinstance(args[0], ast.Attribute)
+                and args[0].attr == "has_errors"
+            ):
+                errors = node.func.attr == "assertTrue"
     if key is None or errors is None:
         return []
     where = f"{DATA_TESTS}:{method.lineno}"

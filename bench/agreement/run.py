@@ -20,7 +20,8 @@ unless ``--allow-other-commit`` is given::
 
     git clone https://github.com/3YOURMIND/django-migration-linter /tmp/dml
     git clone https://github.com/sbdchd/squawk /tmp/squawk
-    pip install django-migration-linter==6.0.0 django-add-default-value  # its migrations import them
+    # the linter's test migrations import these two (benchmark tools only):
+    pip install django-migration-linter==6.0.0 django-add-default-value
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \\
         python bench/agreement/run.py --linter /tmp/dml --squawk /tmp/squawk --write
 

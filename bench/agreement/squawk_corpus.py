@@ -56,7 +56,7 @@ class Token:
     line: int
 
 
-def tokenize(source: str) -> list[Token]:
+def tokenize(source: str) -> list[Token]:  # noqa: PLR0915 - one branch per token kind
     """Identifiers, numbers, decoded string literals and punctuation; comments dropped."""
     tokens: list[Token] = []
     i, line, n = 0, 1, len(source)
@@ -310,7 +310,7 @@ def fixtures_of(path: str, source: str, names: dict[str, str]) -> list[Fixture]:
     return out
 
 
-def _fixture(
+def _fixture(  # noqa: PLR0917
     path: str,
     test: str,
     call: Token,

@@ -17,7 +17,7 @@ from pathlib import Path
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
-from _common import create_database, drop_database, server_url, server_version, with_database  # noqa: E402
+from _common import create_database, drop_database, server_url, server_version, with_database
 
 ROWS = 20_000
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import sys
 
 import psycopg
-
 from _pg import ROWS, connect, scratch, verdict
 
 

@@ -1,4 +1,6 @@
-"""squawk adding-field-with-default/default_random_with_args_err: the statement fails, nothing is rewritten.
+"""squawk adding-field-with-default/default_random_with_args_err: the statement fails.
+
+Nothing is rewritten.
 
 squawk flags ``ADD COLUMN "foo" timestamptz DEFAULT now(123)`` as a default that rewrites
 the table. PostgreSQL has no ``now(integer)``: the statement fails before touching the
@@ -10,7 +12,6 @@ from __future__ import annotations
 import sys
 
 import psycopg
-
 from _pg import ROWS, connect, scratch, verdict
 
 

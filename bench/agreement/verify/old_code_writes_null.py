@@ -13,16 +13,16 @@ from __future__ import annotations
 import sys
 
 import psycopg
-
 from _pg import ROWS, connect, scratch, verdict
 
+TABLE = '"app_make_not_null_with_lib_default_a"'
 MIGRATION = [
     # sqlmigrate of the migration (AlterField, then AddDefaultValue)
-    """ALTER TABLE "app_make_not_null_with_lib_default_a" ALTER COLUMN "col" SET DEFAULT 'avalue'""",
-    """UPDATE "app_make_not_null_with_lib_default_a" SET "col" = 'avalue' WHERE "col" IS NULL""",
-    """ALTER TABLE "app_make_not_null_with_lib_default_a" ALTER COLUMN "col" SET NOT NULL""",
-    """ALTER TABLE "app_make_not_null_with_lib_default_a" ALTER COLUMN "col" DROP DEFAULT""",
-    """ALTER TABLE "app_make_not_null_with_lib_default_a" ALTER COLUMN "col" SET DEFAULT 'avalue'""",
+    f"""ALTER TABLE {TABLE} ALTER COLUMN "col" SET DEFAULT 'avalue'""",
+    f"""UPDATE {TABLE} SET "col" = 'avalue' WHERE "col" IS NULL""",
+    f"""ALTER TABLE {TABLE} ALTER COLUMN "col" SET NOT NULL""",
+    f"""ALTER TABLE {TABLE} ALTER COLUMN "col" DROP DEFAULT""",
+    f"""ALTER TABLE {TABLE} ALTER COLUMN "col" SET DEFAULT 'avalue'""",
 ]
 OLD_CODE_INSERT = 'INSERT INTO "app_make_not_null_with_lib_default_a" ("col") VALUES (%s)'
 

@@ -1,4 +1,6 @@
-"""squawk adding-foreign-key-constraint/add_foreign_key_constraint_not_valid_validate: a lock hazard.
+"""squawk adding-foreign-key-constraint/add_foreign_key_constraint_not_valid_validate.
+
+It is a lock hazard.
 
 The fixture runs, in one transaction, ``ADD COLUMN``, ``ADD CONSTRAINT … NOT VALID`` and
 ``VALIDATE CONSTRAINT``. ``NOT VALID`` then ``VALIDATE`` avoids a long lock only when the
