@@ -142,7 +142,17 @@ def section(
         "of the others). `checkmigrations` runs with `SMALL_TABLE_ROWS = 0` and `ONLINE = "
         "False` (the SQL as written, on tables that count as large); a finding counts when it "
         "is risky or destructive and blocking. Every disagreement is classified in "
-        "`bench/agreement/disagreements.toml`; the script fails on one that is not.",
+        "`bench/agreement/disagreements.toml`; the script fails on one that is not. A "
+        "disagreement classified as the peer's error names the script in "
+        "`bench/agreement/verify/` that shows it on PostgreSQL (a 20,000-row table with the "
+        "old code's writes, or the locks read from `pg_locks`).",
+        "",
+        "Not compared: squawk's tests of its autofix (`fix_sql`) and tests that build their "
+        "SQL at run time (they assert what the fix writes, not a verdict); "
+        "django-migration-linter's apps that no PostgreSQL test asserts a verdict on "
+        "(`app_correct`, used by the command tests on SQLite, and the `makemigrations_*` "
+        "apps, whose asserted migrations are generated during the test), and "
+        "`app_data_migrations.0001_initial`.",
         "",
         "This run:",
         "",
