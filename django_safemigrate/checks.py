@@ -98,7 +98,7 @@ def check_lockfile(**kwargs: Any) -> list[CheckMessage]:
     try:
         loader = load_disk_migrations("The lockfile was not compared with the migrations.")
     except SafemigrateError as exc:
-        return [Error(str(exc), id="safemigrate.E022")]
+        return [Error(str(exc), id="safemigrate.E023")]
     return [
         Warning(
             problem.message,

@@ -456,7 +456,7 @@ def test_a_broken_graph_is_not_reported_as_an_unreadable_lockfile(scenarios):
     env = env_for(scenarios, "risky")
     run_command(["checkmigrations", "--update-lockfile"], env, expect=0)
     result = run_command(["check"], env_for(scenarios, "risky", "broken"), expect=1)
-    assert "safemigrate.E022" in result.err
+    assert "safemigrate.E023" in result.err
     assert "safemigrate.E012" not in result.err
     assert "0002_imports_missing_module.py" in result.err
     assert "The lockfile was not compared with the migrations." in result.err

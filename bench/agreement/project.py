@@ -11,7 +11,7 @@ like the peers do, on tables that count as large:
   it, not in the online form ``safemigrate`` would run instead.
 
 ``checkmigrations`` runs with its default selection (the migrations not applied on the
-database) and ``--format json --fail-on never``: what is applied before it runs is what the
+database) and ``--format json --fail-on risky``: what is applied before it runs is what the
 migration under judgement finds in the database. A table missing from the database counts
 as created by the deploy itself (new, empty), an existing one as a production table.
 """
@@ -163,12 +163,16 @@ def apply(root: Path, database_url: str, targets: Sequence[tuple[str, str]]) -> 
 
 
 def judge(root: Path, database_url: str, *, pg_version: int | None = None) -> Judged:
-    """``checkmigrations --format json --fail-on never`` on the unapplied migrations."""
-    args = ["-m", "django", "checkmigrations", "--format", "json", "--fail-on", "never"]
+    """``checkmigrations --format json --fail-on risky`` on the unapplied migrations.
+
+    A finding's ``blocking`` says it fails the run under ``--fail-on``: with ``risky``, it
+    is exactly a risky or destructive finding that counts (exit 1 is then expected).
+    """
+    args = ["-m", "django", "checkmigrations", "--format", "json", "--fail-on", "risky"]
     if pg_version is not None:
         args += ["--pg-version", str(pg_version)]
     result = _run(root, database_url, args)
-    if result.returncode != 0:
+    if result.returncode not in (0, 1):
         raise ProjectError(
             f"checkmigrations in {root} exited {result.returncode}:\n{_tail(result.stdout)}\n"
             f"{_tail(result.stderr)}"
