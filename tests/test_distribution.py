@@ -11,6 +11,7 @@ must name it (``safemigrate.E022``) until its hint has been followed.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -25,6 +26,9 @@ from tests.helpers import ROOT, fresh_database, query, url_for
 pytestmark = pytest.mark.slow
 
 PACKAGE = ROOT / "django_safemigrate"
+#: What a checkout holds besides its sources (venvs, builds, caches, test output).
+LEFTOVERS = (".git", ".venv*", "*.egg-info", "build", "dist", "__pycache__", "*.pyc")
+LEFTOVERS += (".pgdata", ".mypy_cache", ".ruff_cache", ".pytest_cache", "artifacts")
 OLDER = "django-safemigrate==6.0"
 
 SETTINGS = """\
@@ -118,8 +122,12 @@ class Migration(migrations.Migration):
 def artefacts(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """The sdist and the wheel built from it (``python -m build`` builds the wheel from
     the sdist, so a file the sdist lacks is missing from the wheel too)."""
+    # A copy without the checkout's build leftovers: setuptools reads an old
+    # ``*.egg-info/SOURCES.txt`` as part of the manifest, which would hide a missing file.
+    source = tmp_path_factory.mktemp("source") / "checkout"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(*LEFTOVERS))
     out = tmp_path_factory.mktemp("dist")
-    run([sys.executable, "-m", "build", "--outdir", str(out), str(ROOT)], timeout=600)
+    run([sys.executable, "-m", "build", "--outdir", str(out), str(source)], timeout=600)
     (sdist,) = out.glob("django_pg_safemigrate-*.tar.gz")
     (wheel,) = out.glob("django_pg_safemigrate-*-py3-none-any.whl")
     return sdist, wheel
