@@ -156,3 +156,48 @@ def test_manage_py_check_fails_while_the_older_distribution_is_installed(tmp_pat
     assert "safemigrate.E022" in result.err
     assert "Uninstall both, since uninstalling django-safemigrate also deletes" in result.err
     assert "Traceback" not in result.err
+
+
+# -- a database the older package migrated ------------------------------------------------------
+
+
+def test_a_database_migrated_by_the_older_package_is_refused_with_the_repair(tmp_path):
+    copy_scenario("basic", tmp_path)
+    with fresh_database("olderdb") as name:
+        # What the older package's only migration leaves: its table, and django_migrations
+        # recording django_safemigrate.0001_initial, the name of this app's first migration.
+        query(
+            name,
+            "CREATE TABLE django_migrations (id bigserial PRIMARY KEY, app varchar(255) NOT NULL,"
+            " name varchar(255) NOT NULL, applied timestamptz NOT NULL)",
+        )
+        query(
+            name,
+            "CREATE TABLE django_safemigrate_safemigration (id bigserial PRIMARY KEY, "
+            "created timestamptz NOT NULL, app varchar(255) NOT NULL, "
+            "name varchar(255) NOT NULL, detected timestamptz NOT NULL)",
+        )
+        query(
+            name,
+            "INSERT INTO django_migrations (app, name, applied) "
+            "VALUES ('django_safemigrate', '0001_initial', now())",
+        )
+        env = command_env(name, apps=("basic",), settings="strict", pythonpath=[tmp_path])
+        repair = (
+            "DELETE FROM django_migrations WHERE app = 'django_safemigrate' AND "
+            "name = '0001_initial'"
+        )
+        for command, code in (("migrate", 1), ("safemigrate", 2)):
+            refused = run_command([command], env, expect=code)
+            assert "was migrated by the older django-safemigrate package" in refused.err
+            assert repair in refused.err
+            assert "Traceback" not in refused.err
+        assert query(name, "SELECT to_regclass('django_safemigrate_run') IS NULL") == [(True,)]
+
+        query(name, repair)
+        run_command(["migrate"], env, expect=0)
+        assert query(name, "SELECT command, outcome FROM django_safemigrate_run") == [
+            ("migrate", "applied")
+        ]
+        # The older table is left alone.
+        assert query(name, "SELECT count(*) FROM django_safemigrate_safemigration") == [(0,)]
