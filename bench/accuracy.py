@@ -288,7 +288,7 @@ def judge_ours(database_url: str, apps: Sequence[str], pg_major: int, *, offline
         args += ["--offline", "--pg-version", str(pg_major)]
     run = ToolRun(
         name="django_safemigrate" + ("" if offline else " (live, empty database)"),
-        version=f"{version_of('django-safemigrate')} ({code_revision()})",
+        version=f"{version_of('django-pg-safemigrate')} ({code_revision()})",
         how="manage.py " + shlex.join(args),
         informational=not offline,
     )
@@ -623,7 +623,7 @@ def section_text(
     cores = os.cpu_count() or 0
     codes = rule_codes()
     tools = [
-        f"django_safemigrate {version_of('django-safemigrate')} (`{code_revision()}`)",
+        f"django_safemigrate {version_of('django-pg-safemigrate')} (`{code_revision()}`)",
         f"django-migration-linter {version_of('django-migration-linter')}",
         f"django-safe-migrations {version_of('django-safe-migrations')}",
         f"squawk-cli {version_of('squawk-cli')} (`{squawk_version()}`)",

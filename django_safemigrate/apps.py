@@ -12,9 +12,28 @@ class SafemigrateConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from django_safemigrate.checks import check_lockfile, check_settings
+        from django_safemigrate.checks import (
+            check_lockfile,
+            check_older_package,
+            check_settings,
+        )
         from django_safemigrate.conf import clear_cache
 
+        checks.register(check_older_package)
         checks.register(check_settings)
         checks.register(check_lockfile)
         setting_changed.connect(clear_cache, dispatch_uid="django_safemigrate.conf")
+
+
+class SafeMigrateConfig(SafemigrateConfig):
+    """The same app under the older django-safemigrate package's ``INSTALLED_APPS`` entry.
+
+    A project that lists ``"django_safemigrate.apps.SafeMigrateConfig"`` keeps its
+    settings when it switches.
+
+    ``default = False``: Django takes the one ``AppConfig`` of ``apps.py`` for a plain
+    ``"django_safemigrate"`` entry, or the one marked default when there are several, so
+    this alias must not compete with :class:`SafemigrateConfig`.
+    """
+
+    default = False

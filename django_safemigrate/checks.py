@@ -1,14 +1,80 @@
-"""System checks: invalid settings and lockfile problems show in ``manage.py check``."""
+"""System checks: invalid settings, lockfile problems, the older package installed beside this."""
 
 from __future__ import annotations
 
 import contextvars
+import importlib.metadata
+import json
+from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 from django.core.checks import CheckMessage, Error, Warning
 
 from django_safemigrate.conf import InvalidSettings, get_settings
 from django_safemigrate.exceptions import SafemigrateError
+
+#: The older package's distribution, and this one's: both install the import package
+#: ``django_safemigrate``.
+OLDER_DISTRIBUTION = "django-safemigrate"
+THIS_DISTRIBUTION = "django-pg-safemigrate"
+
+
+def check_older_package(**kwargs: Any) -> list[CheckMessage]:
+    """The older django-safemigrate package installed in the same environment.
+
+    Its files and this app's share one directory, ``django_safemigrate/``: whichever was
+    installed last replaced the other's ``__init__.py``, ``apps.py``, ``models.py``,
+    ``migrations/0001_initial.py`` and more. When this check runs, this app's ``apps.py``
+    won; others of its modules may not have, and uninstalling the older package deletes
+    the shared files, so this app must be installed again afterwards.
+    """
+    found = [
+        dist
+        for dist in importlib.metadata.distributions(name=OLDER_DISTRIBUTION)
+        if _installed(dist) and not _this_checkout(dist)
+    ]
+    if not found:
+        return []
+    older = found[0]
+    return [
+        Error(
+            f"The older {OLDER_DISTRIBUTION} package (version {older.version}) is installed "
+            f"in this environment beside {THIS_DISTRIBUTION}. Both install the import "
+            "package django_safemigrate into the same directory, so the one installed last "
+            "has overwritten the other's files, and this app may be running some of the "
+            "older package's modules (its models, migrations or commands). Uninstall both, "
+            f"since uninstalling {OLDER_DISTRIBUTION} also deletes the files the two share, "
+            f"then install {THIS_DISTRIBUTION} again.",
+            hint=f"pip uninstall {OLDER_DISTRIBUTION} {THIS_DISTRIBUTION} && "
+            f"pip install {THIS_DISTRIBUTION} (and remove {OLDER_DISTRIBUTION} from your "
+            "requirements).",
+            id="safemigrate.E022",
+        )
+    ]
+
+
+def _installed(dist: importlib.metadata.Distribution) -> bool:
+    # An installer (pip, uv) writes INSTALLER; a bare ``*.egg-info`` directory left in a
+    # source tree by a build is found on ``sys.path`` too, but installs nothing.
+    return dist.read_text("INSTALLER") is not None
+
+
+def _this_checkout(dist: importlib.metadata.Distribution) -> bool:
+    """An editable install of the very source tree this app runs from, made when this
+    project was still published under the older name: stale metadata, no second copy."""
+    raw = dist.read_text("direct_url.json")
+    try:
+        direct = json.loads(raw or "null")
+    except ValueError:
+        return False
+    if not isinstance(direct, dict):
+        return False
+    dir_info = direct.get("dir_info")
+    url = urlparse(str(direct.get("url", "")))
+    if not (isinstance(dir_info, dict) and dir_info.get("editable") and url.scheme == "file"):
+        return False
+    return Path(unquote(url.path)).resolve() == Path(__file__).resolve().parent.parent
 
 
 def check_settings(**kwargs: Any) -> list[CheckMessage]:

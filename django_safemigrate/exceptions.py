@@ -33,6 +33,10 @@ class LedgerMissing(UsageError):
     """The ledger's tables are gone although ``django_migrations`` says they were created."""
 
 
+class OlderPackageHistory(UsageError):
+    """``django_migrations`` holds the older django-safemigrate package's ``0001_initial``."""
+
+
 class LockTimeout(SafemigrateError):
     """The migration lock stayed with another runner for longer than the wait time."""
 

@@ -1,4 +1,5 @@
-"""Which migrations ``checkmigrations`` looks at: all, changed since a git ref, or unapplied."""
+"""Which migrations ``checkmigrations`` looks at: all, changed since a git ref, given files,
+or unapplied."""
 
 from __future__ import annotations
 
@@ -58,6 +59,26 @@ def migration_files(loader: MigrationLoader) -> dict[Key, str]:
         if path:
             files[key] = os.path.realpath(path)
     return files
+
+
+def given_files(loader: MigrationLoader, paths: Iterable[str]) -> set[Key]:
+    """The migrations defined in ``paths``; a path that holds none is a usage error."""
+    by_file: dict[str, Key] = {file: key for key, file in migration_files(loader).items()}
+    keys = set()
+    strangers = []
+    for path in paths:
+        key = by_file.get(os.path.realpath(path))
+        if key is None:
+            strangers.append(path)
+        else:
+            keys.add(key)
+    if strangers:
+        raise UsageError(
+            f"{', '.join(strangers)}: not the file of a migration of an installed app. "
+            "checkmigrations judges the migrations of INSTALLED_APPS; check the path, or "
+            "narrow the pre-commit hook's 'files' pattern to this project's migrations."
+        )
+    return keys
 
 
 def _git(args: list[str], cwd: Path | None, *, what: str) -> str:

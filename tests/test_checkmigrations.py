@@ -293,6 +293,70 @@ def test_unknown_app_exits_2(scenarios):
     assert result.err.rstrip().endswith("Nothing was checked.")
 
 
+def test_migration_files_select_their_migrations_without_a_database(scenarios):
+    # As the pre-commit hook passes them: paths relative to the working directory.
+    env = env_for(scenarios, "risky", "basic")
+    data = as_json(
+        run_command(
+            [
+                *("checkmigrations", "--format", "json"),
+                *("risky/migrations/0002_item_name_index.py", "basic/migrations/0003_item_sku.py"),
+            ],
+            env,
+            expect=1,
+            cwd=scenarios,
+        )
+    )
+    assert sorted((m["app_label"], m["name"]) for m in data["migrations"]) == [
+        ("basic", "0003_item_sku"),
+        ("risky", "0002_item_name_index"),
+    ]
+    # The same with an absolute path, and one file only.
+    result = check(
+        scenarios,
+        "--offline",
+        str(scenarios / "basic" / "migrations" / "0002_item_price.py"),
+        apps=("basic",),
+        expect=0,
+    )
+    assert "1 migration(s) checked: 1 safe" in result.out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["risky/migrations/0009_nothing.py"],
+            "risky/migrations/0009_nothing.py: not the file of a migration of an installed app.",
+        ),
+        (["risky/models.py"], "risky/models.py: not the file of a migration of an installed app."),
+        (
+            ["risky", "risky/migrations/0002_item_name_index.py"],
+            "risky: give either an app label (and a migration name) or paths of migration "
+            "files ending in .py, not both.",
+        ),
+        (
+            ["--all", "risky/migrations/0002_item_name_index.py"],
+            "Migration files select the migrations to check by themselves; give them without "
+            "--all or --since.",
+        ),
+        (
+            ["risky", "0002", "0003"],
+            "Too many arguments (risky 0002 0003): checkmigrations takes an app label",
+        ),
+    ],
+)
+def test_bad_migration_file_arguments_exit_2(scenarios, args, message):
+    result = run_command(
+        ["checkmigrations", "--offline", *args],
+        env_for(scenarios, "risky"),
+        expect=2,
+        cwd=scenarios,
+    )
+    assert message in result.err
+    assert "Traceback" not in result.err
+
+
 def test_lockfile_catches_an_edited_released_migration_without_a_database(scenarios):
     check(scenarios, "--update-lockfile", expect=0)
     lock = (scenarios / "migrations.lock").read_text()

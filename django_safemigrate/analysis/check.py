@@ -37,6 +37,8 @@ from django_safemigrate.reporting import DatabaseInfo, Result
 class CheckRequest:
     app_label: str | None = None
     migration_name: str | None = None
+    #: Migration files (paths) to check: the pre-commit hook's selection.
+    files: tuple[str, ...] = ()
     all: bool = False
     since: str | None = None
     database: str = "default"
@@ -44,6 +46,11 @@ class CheckRequest:
     pg_version: int | None = None
     offline: bool = False
     lockfile: Path | None = None
+
+    @property
+    def explicit(self) -> bool:
+        """The migrations are named (``--all``, ``--since``, files): none needs a database."""
+        return bool(self.all or self.since or self.files)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,7 +79,7 @@ def _run_check(request: CheckRequest, settings: SafemigrateSettings) -> CheckRun
             connect(connection)
             live = True
         except DatabaseUnavailable as exc:
-            if not (request.all or request.since or chosen.migration_name):
+            if not (request.explicit or chosen.migration_name):
                 raise DatabaseUnavailable(
                     f"{exc} Without --all, --since or a migration name, checkmigrations checks "
                     "the migrations not yet applied to that database, so it needs it. Use "
@@ -88,7 +95,7 @@ def _run_check(request: CheckRequest, settings: SafemigrateSettings) -> CheckRun
         recorder = MigrationRecorder(connection)
         if recorder.has_table():
             applied = set(recorder.applied_migrations())
-        if not (request.all or request.since or chosen.migration_name):
+        if not (request.explicit or chosen.migration_name):
             # "Not yet applied" means nothing on a history that does not fit the files.
             check_history(loader, connection, nothing="Nothing was checked.")
 
@@ -122,7 +129,7 @@ def _run_check(request: CheckRequest, settings: SafemigrateSettings) -> CheckRun
         options,
         applied=applied,
         table_info=sizes.get,
-        live=live and not (request.all or request.since or chosen.migration_name),
+        live=live and not (request.explicit or chosen.migration_name),
         whole_graph=check_models,
     )
     # Rules switched off in settings disappear from the reports.
@@ -176,6 +183,9 @@ def _selection(
         }
         unchanged_lockfile = os.path.realpath(lockfile_path) not in changed_files
         return keys & changed, changed if unchanged_lockfile else None
+    if request.files:
+        given = selection.given_files(loader, request.files)
+        return keys & given, given
     if not (request.all or chosen.migration_name):
         keys = selection.unapplied(keys, applied)
     return keys, None

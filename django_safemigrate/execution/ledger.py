@@ -124,10 +124,45 @@ class Ledger:
                 self._applied_ours = {
                     key for key in recorder.applied_migrations() if key[0] == APP_LABEL
                 }
+            if (APP_LABEL, "0001_initial") in self._applied_ours:
+                self._refuse_older_packages_history()
             self._writable = bool(self._ours) and self._ours <= self._applied_ours
             if self._writable:
                 self._refuse_missing_tables()
         return self._writable
+
+    def _refuse_older_packages_history(self) -> None:
+        """Stop when ``django_safemigrate.0001_initial`` is the older package's migration.
+
+        The older django-safemigrate package has an app of the same label whose one
+        migration, ``0001_initial``, creates ``django_safemigrate_safemigration``. A
+        database it migrated records that name as applied, so Django would take this
+        app's own ``0001_initial`` (the ledger's run table) as applied too and fail on
+        the next migration that alters it.
+        """
+        from django_safemigrate.exceptions import OlderPackageHistory
+
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT to_regclass(%s) IS NULL, to_regclass(%s) IS NOT NULL",
+                [f"{APP_LABEL}_run", f"{APP_LABEL}_safemigration"],
+            )
+            ours_missing, older_there = cursor.fetchone()
+        if not (ours_missing and older_there):
+            return
+        self._writable = False
+        raise OlderPackageHistory(
+            f"Database '{self.connection.alias}' was migrated by the older django-safemigrate "
+            f"package: django_migrations records its {APP_LABEL}.0001_initial (the "
+            f"{APP_LABEL}_safemigration table) as applied, which Django takes for this app's "
+            f"0001_initial, so this app's tables ({APP_LABEL}_run and the rest) would never "
+            "be created. Forget that record once, without touching any table (in 'python "
+            f"manage.py dbshell'): DELETE FROM django_migrations WHERE app = '{APP_LABEL}' AND "
+            "name = '0001_initial'; then run 'python manage.py migrate' (or safemigrate) "
+            "again, which creates this app's tables. The older "
+            f"{APP_LABEL}_safemigration table is left as it is (drop it when you no longer "
+            "need it). Nothing was applied."
+        )
 
     def _refuse_missing_tables(self) -> None:
         """Stop with :class:`LedgerMissing` when tables said to exist were dropped.

@@ -74,7 +74,7 @@ _SOCKET_NAME_LEN = len("/.s.PGSQL.65535")
 _LOG_TAIL_LINES = 30
 
 HELP = (
-    "django-safemigrate's tests and example site need a PostgreSQL server, and none could be "
+    "django_safemigrate's tests and example site need a PostgreSQL server, and none could be "
     "found or started. Provide one in any of these ways: set "
     "DATABASE_URL=postgres://user:pass@host:port/db pointing at a server where that user may "
     "CREATE DATABASE (the tests create and drop their own databases); or install the example "

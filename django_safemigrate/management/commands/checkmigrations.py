@@ -36,8 +36,13 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("app_label", nargs="?", help="Only this app's migrations.")
-        parser.add_argument("migration_name", nargs="?", help="Only this migration (a prefix).")
+        parser.add_argument(
+            "targets",
+            nargs="*",
+            metavar="app_label [migration_name] | FILE.py",
+            help="Only this app's migrations, or only this migration (a prefix); or the "
+            "migrations in these files (paths ending in .py, as pre-commit passes them).",
+        )
         which = parser.add_mutually_exclusive_group()
         which.add_argument("--all", action="store_true", help="Every migration.")
         which.add_argument(
@@ -130,10 +135,12 @@ class Command(BaseCommand):
                 fail_on = parse_fail_on(options["fail_on"], "--fail-on", check_id="")
             except SettingsProblem as exc:  # pragma: no cover - argparse limits the choices
                 raise UsageError(exc.message) from None
+        app_label, migration_name, files = _targets(options["targets"], options)
         run = run_check(
             CheckRequest(
-                app_label=options["app_label"],
-                migration_name=options["migration_name"],
+                app_label=app_label,
+                migration_name=migration_name,
+                files=files,
                 all=options["all"],
                 since=options["since"],
                 database=options["database"],
@@ -164,3 +171,29 @@ class Command(BaseCommand):
                 f"{len(result.problems)} project problem(s): see {where}.",
                 returncode=ExitCode.FAILED,
             )
+
+
+def _targets(
+    targets: list[str], options: dict[str, Any]
+) -> tuple[str | None, str | None, tuple[str, ...]]:
+    """``app_label [migration_name]``, or migration files (any argument ending in .py)."""
+    if any(target.endswith(".py") for target in targets):
+        if options["all"] or options["since"]:
+            raise UsageError(
+                "Migration files select the migrations to check by themselves; give them "
+                "without --all or --since."
+            )
+        not_files = [target for target in targets if not target.endswith(".py")]
+        if not_files:
+            raise UsageError(
+                f"{', '.join(not_files)}: give either an app label (and a migration name) or "
+                "paths of migration files ending in .py, not both."
+            )
+        return None, None, tuple(targets)
+    if len(targets) > 2:
+        raise UsageError(
+            f"Too many arguments ({' '.join(targets)}): checkmigrations takes an app label "
+            "and a migration name, or paths of migration files ending in .py."
+        )
+    padded = [*targets, None, None]
+    return padded[0], padded[1], ()
