@@ -45,7 +45,8 @@ def validating_backend(database: str) -> int | None:
     rows = query(
         database,
         "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-        "AND state = 'active' AND query LIKE '%%VALIDATE CONSTRAINT%%' "
+        # The statement itself, not a ledger write whose text quotes it.
+        "AND state = 'active' AND query LIKE 'ALTER TABLE%%VALIDATE CONSTRAINT%%' "
         "AND pid <> pg_backend_pid()",
     )
     return int(rows[0][0]) if rows else None
