@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import pwd
+import select
+import shlex
 import socket
 import subprocess
 import sys
@@ -172,6 +174,104 @@ def test_example_database_url_persists_and_is_reused(example_dir: Path) -> None:
     assert not server.running
 
 
+def _announcements(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("django_safemigrate: started")]
+
+
+def _bare_env() -> dict[str, str]:
+    """No variable that could point a command at the server: it must say everything itself."""
+    hidden = ("DATABASE_URL", "SAFEMIGRATE_EMBEDDED_PGDATA", "PYTHONPATH")
+    return {k: v for k, v in os.environ.items() if k not in hidden}
+
+
+def test_starting_the_example_server_is_announced_once_with_the_command_that_stops_it(
+    example_dir: Path,
+) -> None:
+    code = (
+        "from django_safemigrate.testing.postgres import example_database_url\n"
+        "print(example_database_url())\nprint(example_database_url())\n"
+    )
+    env = _child_env(SAFEMIGRATE_EMBEDDED_PGDATA=str(example_dir))
+    first = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True,
+        timeout=120,
+    )  # fmt: skip
+    (line,) = _announcements(first.stderr)  # asked twice, said once
+    server = pg.EmbeddedPostgres(example_dir)
+    with psycopg.connect(server.url()) as conn:
+        version = conn.execute("SHOW server_version").fetchone()
+    assert version is not None
+    assert f" embedded PostgreSQL {version[0].split()[0]} " in line
+    assert f" on 127.0.0.1:{server.port}, " in line
+    assert f" data directory {server.pgdata}. " in line
+    assert "keeps running after this command exits" in line
+
+    # The next process finds it running: nothing started, nothing to say.
+    again = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True,
+        timeout=120,
+    )  # fmt: skip
+    assert _announcements(again.stderr) == []
+
+    # The command works as it is printed: from any directory, with none of our variables.
+    stop = line.split("stop it with: ", 1)[1]
+    stopped = subprocess.run(
+        shlex.split(stop), env=_bare_env(), cwd="/", capture_output=True, text=True,
+        check=True, timeout=60,
+    )  # fmt: skip
+    assert stopped.stdout.strip() == "stopped"
+    assert not server.running
+
+
+def test_a_throwaway_server_is_announced_with_the_command_that_stops_it(tmp_path: Path) -> None:
+    script = (
+        "import sys\n"
+        "from django_safemigrate.testing.postgres import test_database_url\n"
+        "print(test_database_url(), flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    env = _child_env(DOCKER_HOST=f"unix://{tmp_path}/no-docker.sock")
+    child = subprocess.Popen(
+        [sys.executable, "-c", script], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert child.stdout is not None
+        assert child.stderr is not None
+        url = child.stdout.readline().strip()
+        # Written before the URL was printed; without it, readline would wait forever.
+        ready, _, _ = select.select([child.stderr], [], [], 10)
+        assert ready, "the child started a server and said nothing on stderr"
+        line = child.stderr.readline().rstrip("\n")
+        port = int(url.rsplit(":", 1)[1].split("/")[0])
+        assert line.startswith("django_safemigrate: started a throwaway embedded PostgreSQL ")
+        assert f" on 127.0.0.1:{port}, " in line
+        assert "stopped and deleted when this process exits" in line
+        stop = line.split("to stop it sooner: ", 1)[1]
+        stopped = subprocess.run(
+            shlex.split(stop), env=_bare_env(), cwd="/", capture_output=True, text=True,
+            check=True, timeout=60,
+        )  # fmt: skip
+        assert stopped.stdout.strip() == "stopped"
+        with pytest.raises(psycopg.OperationalError):
+            psycopg.connect(url, connect_timeout=2)
+    finally:
+        child.communicate(input="", timeout=60)
+
+
+def test_a_test_run_shows_the_server_it_started_even_with_its_output_captured(
+    tmp_path: Path,
+) -> None:
+    env = _child_env(DOCKER_HOST=f"unix://{tmp_path}/no-docker.sock")
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "tests/test_rules_registry.py", "--collect-only", "-q",
+         "-p", "no:cacheprovider"],
+        env=env, cwd=ROOT, capture_output=True, text=True, check=True, timeout=300,
+    )  # fmt: skip
+    (line,) = _announcements(run.stdout)
+    assert line.startswith("django_safemigrate: started a throwaway embedded PostgreSQL ")
+
+
 def test_concurrent_first_use_makes_one_cluster_and_one_server(example_dir: Path) -> None:
     code = "from django_safemigrate.testing.postgres import *; print(example_database_url())"
     env = _child_env(SAFEMIGRATE_EMBEDDED_PGDATA=str(example_dir))
@@ -188,6 +288,8 @@ def test_concurrent_first_use_makes_one_cluster_and_one_server(example_dir: Path
     results = [child.communicate(timeout=120) for child in children]
     assert [child.returncode for child in children] == [0] * 16, results
     assert len({out.strip() for out, _ in results}) == 1
+    # The one that started it says so; the others found it running.
+    assert sum(len(_announcements(err)) for _, err in results) == 1
     log = pg.EmbeddedPostgres(example_dir).log_path.read_text()
     assert log.count("database system is ready to accept connections") == 1
 

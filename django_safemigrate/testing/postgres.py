@@ -21,6 +21,9 @@ user, whatever path the caller named (see ``EmbeddedPostgres``)::
 As any other user the server runs as that user, in the directory named (persistent default:
 ``$XDG_STATE_HOME/django-safemigrate/example-pgdata``; throwaway clusters in
 ``$TMPDIR/django-safemigrate-UID/``).
+
+A process that starts a server says so once on stderr: its version, address, data directory
+and the exact command that stops it (``stop_command()``).
 """
 
 from __future__ import annotations
@@ -54,9 +57,11 @@ __all__ = [
     "EmbeddedPostgres",
     "EmbeddedPostgresError",
     "NoPostgreSQL",
+    "announcements",
     "default_example_data_dir",
     "docker_available",
     "example_database_url",
+    "stop_command",
     "stop_embedded",
     "test_database_url",
 ]
@@ -121,6 +126,7 @@ def test_database_url() -> str:
             _spawn_reaper(server)
             server.start()
             url = server.url()
+            _announce(server, throwaway=True)
         except NoPostgreSQL as exc:
             reasons.append(str(exc))
     if url is None:
@@ -147,6 +153,8 @@ def example_database_url() -> str:
     server = EmbeddedPostgres(_example_data_dir())
     server.start()
     server.ensure_database(EXAMPLE_DATABASE)
+    if server.started_here:
+        _announce(server, throwaway=False)
     return server.url(EXAMPLE_DATABASE)
 
 
@@ -169,6 +177,60 @@ def default_example_data_dir() -> Path:
 def _example_data_dir() -> Path:
     configured = os.environ.get("SAFEMIGRATE_EMBEDDED_PGDATA")
     return Path(configured) if configured else default_example_data_dir()
+
+
+def stop_command(data_dir: str | os.PathLike[str] | None = None) -> str:
+    """The shell command that stops the server of ``data_dir`` (default: the example's).
+
+    It names this interpreter by its full path (the one that has django_safemigrate), and the
+    data directory unless it is the default, so it works from any shell and directory.
+    """
+    words = [sys.executable or "python", "-m", "django_safemigrate.testing.postgres", "stop"]
+    if data_dir is not None:
+        path = Path(data_dir).expanduser().absolute()
+        if path != default_example_data_dir():
+            words += ["--data-dir", str(path)]
+    return shlex.join(words)
+
+
+#: What this process announced, by data directory (each server once).
+_announced: dict[Path, str] = {}
+
+
+def announcements() -> list[str]:
+    """The announcements this process wrote to stderr, for a caller whose stderr is hidden.
+
+    pytest captures what is written while it loads the test settings; ``tests/conftest.py``
+    shows these through pytest's own reporter instead.
+    """
+    return list(_announced.values())
+
+
+def _announce(server: EmbeddedPostgres, *, throwaway: bool) -> None:
+    """Say on stderr, once per process, that an embedded server was started, and how to stop it.
+
+    A server that keeps running in the background unannounced is a surprise: the message names
+    its version, address, data directory and the exact command that stops it.
+    """
+    if server.pgdata in _announced:
+        return
+    version = _server_version(_get_runtime())
+    where = f"on 127.0.0.1:{server.port}, data directory {server.pgdata}"
+    if throwaway:
+        message = (
+            f"django_safemigrate: started a throwaway embedded PostgreSQL {version} for this "
+            f"process {where}. It is stopped and deleted when this process exits; to stop it "
+            f"sooner: {stop_command(server.pgdata)}"
+        )
+    else:
+        message = (
+            f"django_safemigrate: started the example site's embedded PostgreSQL {version} "
+            f"{where}. It keeps running after this command exits (set DATABASE_URL to use "
+            f"another server); stop it with: {stop_command(server.data_dir)}"
+        )
+    _announced[server.pgdata] = message
+    sys.stderr.write(message + "\n")
+    sys.stderr.flush()
 
 
 def docker_available(timeout: float = 1.0) -> bool:
@@ -555,6 +617,13 @@ def _run_pg(runtime: _Runtime, args: Sequence[str], timeout: float) -> tuple[int
         return code, out.read()
 
 
+def _server_version(runtime: _Runtime) -> str:
+    """The version ``postgres --version`` reports ("18.1"), or "(unknown version)"."""
+    code, output = _run_pg(runtime, ["postgres", "--version"], timeout=30)
+    words = output.split()
+    return words[-1] if code == 0 and words else "(unknown version)"
+
+
 def _tail(text: str, lines: int = _LOG_TAIL_LINES) -> str:
     return "\n".join(text.rstrip().splitlines()[-lines:])
 
@@ -580,6 +649,8 @@ class EmbeddedPostgres:
         self.pgdata = self._real_pgdata(self.data_dir)
         self.log_path = self.pgdata / "server.log"
         self.timings: dict[str, float] = {}
+        #: Whether ``start()`` in this process started the server (rather than found it running).
+        self.started_here = False
 
     @staticmethod
     def _real_pgdata(data_dir: Path) -> Path:
@@ -670,6 +741,7 @@ class EmbeddedPostgres:
             if not (self.pgdata / "PG_VERSION").exists():
                 self._initdb(runtime)
             self._start(runtime)
+            self.started_here = True
         return self
 
     def _initdb(self, runtime: _Runtime) -> None:
