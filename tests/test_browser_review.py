@@ -348,7 +348,7 @@ def read_the_migration(page: Page, width: int, scheme: str, shots: Path) -> None
     expect(page.locator("#sm-findings")).to_contain_text("SM201")
     expect(page.locator("#sm-findings")).to_contain_text("Hint:")
     expect(page.locator("#sm-operations pre.sm-sql")).to_contain_text(
-        f'ALTER TABLE "{TABLE}" DROP COLUMN "legacy_code" CASCADE;'
+        f'ALTER TABLE "{TABLE}" DROP COLUMN "legacy_code"'
     )
     expect(page.locator("#sm-steps")).to_contain_text("ACCESS EXCLUSIVE")
     expect(page.locator("#sm-tables")).to_contain_text(TABLE)
