@@ -253,7 +253,8 @@ def test_postgresql_alter_domain_holds_share_on_every_table_using_it(statement, 
         with first.cursor() as setup:
             setup.execute("CREATE DOMAIN scratch_amount AS integer")
             setup.execute(
-                "ALTER DOMAIN scratch_amount ADD CONSTRAINT scratch_nonneg CHECK (VALUE >= 0) NOT VALID"
+                "ALTER DOMAIN scratch_amount "
+                "ADD CONSTRAINT scratch_nonneg CHECK (VALUE >= 0) NOT VALID"
             )
             setup.execute("CREATE DOMAIN scratch_price AS scratch_amount")
             setup.execute("CREATE TABLE scratch_order (total scratch_amount)")
