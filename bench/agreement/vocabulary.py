@@ -51,7 +51,7 @@ L, C, D, T, F, R, H = (
 
 #: What each of our rules flags (docs/rules.md).
 OURS: Mapping[str, frozenset[Concern]] = {
-    **{f"SM1{n:02d}": frozenset({L}) for n in range(1, 12)},
+    **{f"SM1{n:02d}": frozenset({L}) for n in range(1, 13)},
     "SM201": frozenset({D, C}),
     "SM202": frozenset({D, C}),
     "SM203": frozenset({C}),

@@ -103,6 +103,65 @@ class Catalog:
 
         return self.read(("checks", table), query, [])
 
+    def domain_columns(self, domain: tuple[str, ...]) -> list[tuple[str, str]] | None:
+        """(table, column) of each stored column of the domain ``domain`` (a qualified name)
+        or of a domain based on it; ``None`` when the catalogs do not have the domain.
+
+        These are the columns ``ALTER DOMAIN`` checks: those of tables and materialized
+        views (not of views, which store nothing), through domains over the domain too.
+        """
+
+        def query(cursor: Any) -> list[tuple[str, str]] | None:
+            cursor.execute("SELECT to_regtype(%s)::oid", [_qualified(domain)])
+            row = cursor.fetchone()
+            if row is None or row[0] is None:
+                return None
+            cursor.execute(
+                "WITH RECURSIVE domains(oid) AS ("
+                "  SELECT %s::oid"
+                "  UNION SELECT t.oid FROM pg_type t JOIN domains d ON t.typbasetype = d.oid"
+                "  WHERE t.typtype = 'd') "
+                "SELECT c.relname, a.attname FROM pg_attribute a "
+                "JOIN pg_class c ON c.oid = a.attrelid "
+                "WHERE a.atttypid IN (SELECT oid FROM domains) AND a.attnum > 0 "
+                "AND NOT a.attisdropped AND c.relkind IN ('r', 'm') "
+                "ORDER BY c.relname, a.attnum",
+                [row[0]],
+            )
+            return [(str(table), str(column)) for table, column in cursor.fetchall()]
+
+        return self.read(("domain columns", domain), query, None)
+
+    def schema_tables(self, schema: str) -> list[str] | None:
+        """The tables (and materialized views) of ``schema``; ``None`` when it does not exist."""
+
+        def query(cursor: Any) -> list[str] | None:
+            cursor.execute("SELECT oid FROM pg_namespace WHERE nspname = %s", [schema])
+            row = cursor.fetchone()
+            if row is None:
+                return None
+            cursor.execute(
+                "SELECT relname FROM pg_class WHERE relnamespace = %s "
+                "AND relkind IN ('r', 'p', 'm') AND NOT relispartition ORDER BY relname",
+                [row[0]],
+            )
+            return [str(name) for (name,) in cursor.fetchall()]
+
+        return self.read(("schema tables", schema), query, None)
+
+    def has_default_partition(self, table: str) -> bool | None:
+        """Whether the partitioned table ``table`` has a default partition (``None``: unknown)."""
+
+        def query(cursor: Any) -> bool | None:
+            cursor.execute(
+                "SELECT partdefid <> 0 FROM pg_partitioned_table WHERE partrelid = to_regclass(%s)",
+                ['"' + table.replace('"', '""') + '"'],
+            )
+            row = cursor.fetchone()
+            return bool(row[0]) if row else None
+
+        return self.read(("default partition", table), query, None)
+
     def collation_is_deterministic(self, name: str) -> bool | None:
         def query(cursor: Any) -> bool | None:
             cursor.execute(
@@ -112,6 +171,11 @@ class Catalog:
             return bool(row[0]) if row else None
 
         return self.read(("collation", name), query, None)
+
+
+def _qualified(name: tuple[str, ...]) -> str:
+    """``("shop", "amount")`` → ``"shop"."amount"``, as ``to_regtype`` reads a name."""
+    return ".".join('"' + part.replace('"', '""') + '"' for part in name)
 
 
 class CatalogEditor:

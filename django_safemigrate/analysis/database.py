@@ -47,23 +47,44 @@ def read_only_transaction(connection: BaseDatabaseWrapper) -> Iterator[None]:
 
 #: Estimated rows and size of each table, from ``pg_class`` alone. ``reltuples`` and
 #: ``relpages`` are the planner's estimates, kept up to date by VACUUM, ANALYZE and CREATE
-#: INDEX; the size counts the table, its TOAST table and its indexes. Functions such as
-#: ``pg_total_relation_size()`` would open every relation, taking an ACCESS SHARE lock on
-#: each, and so wait behind any session holding ACCESS EXCLUSIVE on one of them.
+#: INDEX; the size counts the table, its TOAST table and its indexes. A partitioned table
+#: stores nothing itself (its estimate is -1 until an ANALYZE of it, which sums its
+#: partitions at that time): it counts what its leaf partitions hold, at every level.
+#: Functions such as ``pg_total_relation_size()`` or ``pg_partition_tree()`` would open
+#: every relation, taking an ACCESS SHARE lock on each, and so wait behind any session
+#: holding ACCESS EXCLUSIVE on one of them.
 #: https://www.postgresql.org/docs/current/catalog-pg-class.html
 _TABLE_SIZES = """
+    WITH RECURSIVE own AS (
+        SELECT c.oid,
+               c.relkind,
+               GREATEST(c.reltuples, 0)::bigint AS rows,
+               (c.relpages::bigint
+                + COALESCE(t.relpages, 0)
+                + COALESCE((SELECT sum(i.relpages)
+                            FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+                            WHERE x.indrelid = c.oid), 0)
+               ) * current_setting('block_size')::bigint AS bytes
+        FROM pg_class c
+        LEFT JOIN pg_class t ON t.oid = c.reltoastrelid
+        WHERE c.relkind IN ('r', 'p', 'm')
+    ), tree(root, rel) AS (
+        SELECT oid, oid FROM pg_class WHERE relkind = 'p'
+        UNION ALL
+        SELECT tree.root, i.inhrelid FROM tree JOIN pg_inherits i ON i.inhparent = tree.rel
+    )
     SELECT c.relname,
-           GREATEST(c.reltuples, 0)::bigint,
-           (c.relpages::bigint
-            + COALESCE(t.relpages, 0)
-            + COALESCE((SELECT sum(i.relpages)
-                        FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
-                        WHERE x.indrelid = c.oid), 0)
-           ) * current_setting('block_size')::bigint
+           CASE WHEN c.relkind = 'p'
+                THEN (SELECT COALESCE(sum(o.rows), 0) FROM tree JOIN own o ON o.oid = tree.rel
+                      WHERE tree.root = c.oid AND o.relkind <> 'p')
+                ELSE own.rows END,
+           CASE WHEN c.relkind = 'p'
+                THEN (SELECT COALESCE(sum(o.bytes), 0) FROM tree JOIN own o ON o.oid = tree.rel
+                      WHERE tree.root = c.oid AND o.relkind <> 'p')
+                ELSE own.bytes END
     FROM pg_class c
-    LEFT JOIN pg_class t ON t.oid = c.reltoastrelid
-    WHERE c.relkind IN ('r', 'p', 'm')
-      AND c.relnamespace = ANY (
+    JOIN own ON own.oid = c.oid
+    WHERE c.relnamespace = ANY (
           SELECT oid FROM pg_namespace WHERE nspname = ANY (current_schemas(false))
       )
 """

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from django.db import connection, migrations, models
+from django.db import OperationalError, connection, connections, migrations, models
 from django.db.models import Q
 
 from tests.rules.judge import ZERO_DOWNTIME, flags, judge, leaves_alone
@@ -131,3 +131,165 @@ def _scans(statement: str) -> int:
 )
 def test_postgresql_scans_for_a_check_unless_not_valid(statement, scans):
     assert _scans(statement) == scans
+
+
+# -- ALTER DOMAIN ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sql", "what"),
+    [
+        ("ALTER DOMAIN amount ADD CONSTRAINT amount_positive CHECK (VALUE > 0)", "ADD CONSTRAINT"),
+        ("alter domain shop.amount add check (value > 0)", "ADD CHECK"),
+        ("ALTER DOMAIN amount SET NOT NULL", "SET NOT NULL"),
+        ("ALTER DOMAIN amount VALIDATE CONSTRAINT amount_positive", "VALIDATE CONSTRAINT"),
+    ],
+)
+def test_flags_alter_domain_that_checks_stored_values(sql, what):
+    finding = flags("SM104", judge([migrations.RunSQL(sql)], setup=[ITEM]))
+    assert what in finding.message
+    assert "every column of every table that uses it" in finding.message
+    assert finding.lock.value == "SHARE"
+    assert finding.rewrites_table is False
+    assert finding.table is None
+    assert finding.blocking
+
+
+def test_hint_for_a_domain_check_adds_it_not_valid_or_checks_the_columns():
+    sql = "ALTER DOMAIN amount ADD CONSTRAINT amount_positive CHECK (VALUE > 0)"
+    hint = flags("SM104", judge([migrations.RunSQL(sql)])).hint
+    assert "ALTER DOMAIN amount ADD CONSTRAINT amount_positive CHECK (value > 0) NOT VALID" in hint
+    assert "ALTER TABLE <table> VALIDATE CONSTRAINT <name>" in hint
+    assert "up to PostgreSQL 18, ALTER DOMAIN ... VALIDATE CONSTRAINT holds the same" in hint
+
+
+def test_hint_for_a_domain_not_null_checks_the_columns():
+    hint = flags("SM104", judge([migrations.RunSQL("ALTER DOMAIN amount SET NOT NULL")])).hint
+    assert "no NOT VALID form" in hint
+    assert "SM106" in hint
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "ALTER DOMAIN amount ADD CONSTRAINT amount_positive CHECK (VALUE > 0) NOT VALID",
+        "ALTER DOMAIN amount DROP CONSTRAINT amount_positive",
+        "ALTER DOMAIN amount DROP NOT NULL",
+        "ALTER DOMAIN amount SET DEFAULT 0",
+        "ALTER DOMAIN amount RENAME CONSTRAINT amount_positive TO amount_above_zero",
+        "ALTER DOMAIN amount RENAME TO money_amount",
+        "ALTER DOMAIN amount OWNER TO CURRENT_USER",
+        "ALTER DOMAIN amount SET SCHEMA public",
+    ],
+)
+def test_leaves_domain_changes_that_check_nothing_alone(sql):
+    leaves_alone("SM104", judge([migrations.RunSQL(sql)]))
+
+
+def test_validate_of_a_domain_constraint_after_postgresql_18_is_left_alone():
+    sql = migrations.RunSQL("ALTER DOMAIN amount VALIDATE CONSTRAINT amount_positive")
+    flags("SM104", judge([sql], pg_version=18))
+    leaves_alone("SM104", judge([sql], pg_version=19))
+
+
+def _create_domain_users():
+    """A domain ``amount``, a domain ``price`` over it, and two tables that use them."""
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE DOMAIN amount AS integer")
+        cursor.execute("CREATE DOMAIN price AS amount")
+        cursor.execute("CREATE TABLE dom_order (id int, total amount, paid amount)")
+        cursor.execute("CREATE TABLE dom_product (id int, price price)")
+        cursor.execute("CREATE VIEW dom_totals AS SELECT total FROM dom_order")
+
+
+def test_names_the_tables_that_use_the_domain():
+    _create_domain_users()
+    sql = migrations.RunSQL("ALTER DOMAIN amount ADD CHECK (VALUE > 0)")
+    large = {"dom_order": 500_000, "dom_product": 10}
+    finding = flags("SM104", judge([sql], tables=large))
+    # Through the domain over it too; the view stores nothing.
+    assert "(dom_order.total, dom_order.paid, dom_product.price) under" in finding.message
+    assert "each of those 2 tables" in finding.message
+    assert finding.blocking
+    small = {"dom_order": 10, "dom_product": 10}
+    assert not flags("SM104", judge([sql], tables=small)).blocking
+
+
+def test_a_domain_of_one_small_table_does_not_block():
+    _create_domain_users()
+    sql = migrations.RunSQL("ALTER DOMAIN price SET NOT NULL")
+    finding = flags("SM104", judge([sql], tables={"dom_product": 10, "dom_order": 500_000}))
+    assert "(dom_product.price) under a SHARE lock on the table dom_product" in finding.message
+    assert finding.table == "dom_product"
+    assert not finding.blocking
+
+
+def test_a_domain_no_table_uses_does_not_block():
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE DOMAIN unused AS integer")
+    finding = flags("SM104", judge([migrations.RunSQL("ALTER DOMAIN unused SET NOT NULL")]))
+    assert "no table uses it" in finding.message
+    assert not finding.blocking
+
+
+@pytest.mark.parametrize(
+    ("statement", "blocks_writes"),
+    [
+        ("ALTER DOMAIN scratch_amount ADD CONSTRAINT scratch_pos CHECK (VALUE > 0)", True),
+        ("ALTER DOMAIN scratch_amount SET NOT NULL", True),
+        ("ALTER DOMAIN scratch_amount VALIDATE CONSTRAINT scratch_nonneg", True),
+        (
+            "ALTER DOMAIN scratch_amount ADD CONSTRAINT scratch_pos CHECK (VALUE > 0) NOT VALID",
+            False,
+        ),
+    ],
+)
+def test_postgresql_alter_domain_holds_share_on_every_table_using_it(statement, blocks_writes):
+    """While the ALTER DOMAIN transaction is open, pg_locks shows SHARE on each table that
+    uses the domain (through a domain over it too); a reader goes on, a writer waits."""
+    first = connections.create_connection("default")
+    second = connections.create_connection("default")
+    try:
+        with first.cursor() as setup:
+            setup.execute("CREATE DOMAIN scratch_amount AS integer")
+            setup.execute(
+                "ALTER DOMAIN scratch_amount "
+                "ADD CONSTRAINT scratch_nonneg CHECK (VALUE >= 0) NOT VALID"
+            )
+            setup.execute("CREATE DOMAIN scratch_price AS scratch_amount")
+            setup.execute("CREATE TABLE scratch_order (total scratch_amount)")
+            setup.execute("CREATE TABLE scratch_product (price scratch_price)")
+            setup.execute("INSERT INTO scratch_order VALUES (1), (2)")
+            setup.execute("INSERT INTO scratch_product VALUES (1)")
+        try:
+            first.set_autocommit(False)
+            with first.cursor() as alter, second.cursor() as other:
+                alter.execute(statement)
+                alter.execute(
+                    "SELECT c.relname, l.mode FROM pg_locks l JOIN pg_class c "
+                    "ON c.oid = l.relation WHERE l.pid = pg_backend_pid() "
+                    "AND c.relname LIKE 'scratch_%' ORDER BY 1"
+                )
+                locks = alter.fetchall()
+                other.execute("SET lock_timeout = '200ms'")
+                other.execute("SELECT count(*) FROM scratch_order")
+                assert other.fetchone() == (2,)
+                if blocks_writes:
+                    assert locks == [
+                        ("scratch_order", "ShareLock"),
+                        ("scratch_product", "ShareLock"),
+                    ]
+                    with pytest.raises(OperationalError, match="lock timeout"):
+                        other.execute("INSERT INTO scratch_product VALUES (3)")
+                else:
+                    assert locks == []
+                    other.execute("INSERT INTO scratch_product VALUES (3)")
+            first.rollback()
+        finally:
+            first.set_autocommit(True)
+            with first.cursor() as cleanup:
+                cleanup.execute("DROP TABLE scratch_order, scratch_product")
+                cleanup.execute("DROP DOMAIN scratch_price, scratch_amount")
+    finally:
+        first.close()
+        second.close()
