@@ -20,6 +20,7 @@ from django.conf import settings as django_settings
 from django_safemigrate.enums import (
     ChecksumPolicy,
     CommandLineReviews,
+    Kind,
     LockRetriesExhausted,
     OnBlocked,
     RequestedPhase,
@@ -109,6 +110,14 @@ class SafemigrateSettings:
     #: The lowest risk that needs a recorded review before ``safemigrate`` applies a
     #: migration; ``None``: no reviews needed.
     review: Risk | None = Risk.DESTRUCTIVE
+    #: Kinds of findings that need a recorded review too, whatever their risk
+    #: (``REVIEW = ["destructive", "breaks-old-code"]``).
+    review_kinds: frozenset[Kind] = frozenset()
+    #: Migrations of installed packages (Django's contrib apps, third-party apps, this
+    #: package's own) are analysed and shown, but neither fail ``checkmigrations`` nor need
+    #: reviews; ``True`` governs them all like the project's, a set of app labels governs
+    #: those packages' apps (:mod:`django_safemigrate.scope`).
+    govern_packages: bool | frozenset[str] = False
     #: What ``safemigrate`` runs without ``--phase``.
     default_phase: RequestedPhase = RequestedPhase.ALL
     #: Without ``--apply-unblocked``: stop the whole plan when anything is blocked, or
@@ -181,6 +190,7 @@ _FIELDS = {
     "ON_BLOCKED": "on_blocked",
     "INFER_PHASE": "infer_phase",
     "GOVERN_FRESH_DATABASE": "govern_fresh_database",
+    "GOVERN_PACKAGES": "govern_packages",
     "ONLINE": "online",
     "COMMAND_LINE_REVIEWS": "command_line_reviews",
 }
@@ -419,9 +429,14 @@ def parse_settings(raw: object, database_aliases: Mapping[str, Any]) -> Safemigr
             )
             continue
         try:
-            values[_FIELDS[key]] = _parse_value(key, value, database_aliases)
+            parsed = _parse_value(key, value, database_aliases)
         except SettingsProblem as problem:
             problems.append(problem)
+            continue
+        if key == "REVIEW":
+            values["review"], values["review_kinds"] = parsed
+        else:
+            values[_FIELDS[key]] = parsed
     if problems:
         raise InvalidSettings(problems)
     older = tuple(key for key in OLDER_TIMING_KEYS if key in raw)
@@ -502,7 +517,23 @@ def _parse_value(key: str, value: Any, database_aliases: Mapping[str, Any]) -> A
             )
         return frozenset(value)
     if key == "REVIEW":
-        return parse_fail_on(value, "SAFEMIGRATE['REVIEW']", check_id="safemigrate.E015")
+        return parse_review(value)
+    if key == "GOVERN_PACKAGES":
+        if isinstance(value, bool):
+            return value
+        if (
+            isinstance(value, str)
+            or not isinstance(value, list | tuple | set | frozenset)
+            or not all(isinstance(v, str) and v and "." not in v for v in value)
+        ):
+            raise SettingsProblem(
+                "safemigrate.E024",
+                f"SAFEMIGRATE['GOVERN_PACKAGES'] is {value!r}, but it must be True, False or "
+                "a list of app labels of installed packages.",
+                "Use True to govern every installed package's migrations like the project's "
+                "own, or a list such as ['billing'] for some of them.",
+            )
+        return frozenset(value)
     if key == "DEFAULT_PHASE":
         try:
             return RequestedPhase(value)
@@ -570,6 +601,36 @@ def parse_fail_on(value: Any, what: str, *, check_id: str) -> Risk | None:
         "Use 'risky' to fail on anything that needs care, 'destructive' to fail only on "
         "data loss, or 'never' to report without failing.",
     )
+
+
+REVIEW_RISKS = ("risky", "destructive")
+
+
+def parse_review(value: Any) -> tuple[Risk | None, frozenset[Kind]]:
+    """``REVIEW``: a risk (``"destructive"``, ``"risky"``), ``"never"``, or a list of risks
+    and kinds, any of which needs a review: the lowest risk listed, and the kinds."""
+    kinds = [kind.value for kind in Kind]
+    if isinstance(value, str):
+        return (
+            parse_fail_on(value, "SAFEMIGRATE['REVIEW']", check_id="safemigrate.E015"),
+            frozenset(),
+        )
+    allowed = (*REVIEW_RISKS, *kinds)
+    if (
+        not isinstance(value, list | tuple | set | frozenset)
+        or not value
+        or not all(isinstance(v, str) and v in allowed for v in value)
+    ):
+        raise SettingsProblem(
+            "safemigrate.E015",
+            f"SAFEMIGRATE['REVIEW'] is {value!r}, but it must be 'destructive', 'risky' or "
+            f"'never', or a non-empty list of {', '.join(repr(a) for a in allowed)}.",
+            "For example ['destructive', 'breaks-old-code'] asks for reviews of destructive "
+            "migrations and of those that break the code still running during the deploy.",
+        )
+    risks = [Risk(v) for v in value if v in REVIEW_RISKS]
+    lowest = min(risks, key=lambda r: r.rank) if risks else None
+    return lowest, frozenset(Kind(v) for v in value if v in kinds)
 
 
 def _parse_rules(value: Any) -> dict[str, Risk | None]:

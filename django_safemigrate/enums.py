@@ -77,6 +77,28 @@ class Risk(enum.StrEnum):
 _RISK_RANK = {Risk.SAFE: 0, Risk.RISKY: 1, Risk.DESTRUCTIVE: 2}
 
 
+class Kind(enum.StrEnum):
+    """What a finding puts at risk: the reason behind its severity.
+
+    A finding has one or more kinds; ``REVIEW`` can ask for reviews by kind (README,
+    "Which migrations need a review").
+    """
+
+    #: Rows or values are gone afterwards (a dropped column or table, a lossy cast).
+    LOSES_DATA = "loses-data"
+    #: The code still running during the deploy fails against the new schema (a column it
+    #: reads is gone or renamed, an insert it makes now violates NOT NULL).
+    BREAKS_OLD_CODE = "breaks-old-code"
+    #: Reads or writes wait while it runs (a strong lock held for a scan, a rewrite, a build).
+    BLOCKS_TRAFFIC = "blocks-traffic"
+    #: The migration can fail part-way or not run at all as written.
+    MAY_FAIL = "may-fail"
+    #: It cannot be unapplied.
+    IRREVERSIBLE = "irreversible"
+    #: Code or SQL the analysis cannot see into: a person has to read it.
+    OPAQUE = "opaque"
+
+
 class LockMode(enum.StrEnum):
     """PostgreSQL table lock modes, weakest first.
 

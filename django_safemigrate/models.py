@@ -47,6 +47,11 @@ class Run(models.Model):
     ungoverned = models.TextField(  # noqa: DJ001
         blank=True, null=True, help_text=_("What this run did without governance, and why.")
     )
+    #: ``True`` for a run of the database's first deploy: it began with nothing applied, or
+    #: continued such a run that had not completed (README, "A new database").
+    first_deploy = models.BooleanField(
+        null=True, blank=True, help_text=_("Part of the database's first deploy.")
+    )
 
     class Meta:
         verbose_name = _("run")

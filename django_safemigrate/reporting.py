@@ -37,19 +37,27 @@ class Result:
     reviews: Mapping[tuple[str, str], tuple[bool, str]] = dataclasses.field(default_factory=dict)
 
     def blocking(self) -> list[Finding]:
-        """Counted findings at or above ``fail_on``."""
+        """Counted findings at or above ``fail_on``, in the migrations in scope."""
         if self.fail_on is None:
             return []
         return [
             f
             for report in self.reports
+            if report.governed
             for f in report.counted()
             if f.severity.rank >= self.fail_on.rank
         ]
 
+    def failing_problems(self) -> list[Problem]:
+        """The problems that fail the run: none under ``--fail-on never``, and none about an
+        installed package left out of scope."""
+        if self.fail_on is None:
+            return []
+        return [p for p in self.problems if p.package is None]
+
     @property
     def failed(self) -> bool:
-        return bool(self.blocking()) or (self.fail_on is not None and bool(self.problems))
+        return bool(self.blocking()) or bool(self.failing_problems())
 
 
 def render_json(result: Result) -> str:
@@ -70,6 +78,8 @@ def render_json(result: Result) -> str:
                 "atomic": report.atomic,
                 "phase": report.phase.value,
                 "risk": report.risk.value,
+                "package": report.package,
+                "governed": report.governed,
                 "review": _review_json(result, report),
                 "findings": [
                     {**f.as_json(), "blocking": id(f) in failing} for f in report.findings
@@ -80,7 +90,10 @@ def render_json(result: Result) -> str:
         "schema_version": SCHEMA_VERSION,
         "database": dataclasses.asdict(result.database) if result.database else None,
         "migrations": migrations,
-        "problems": [p.as_json() for p in result.problems],
+        "problems": [
+            {**p.as_json(), "blocking": any(p is q for q in result.failing_problems())}
+            for p in result.problems
+        ],
         "summary": {
             "migrations": len(result.reports),
             "safe": counts[Risk.SAFE],
@@ -88,6 +101,7 @@ def render_json(result: Result) -> str:
             "destructive": counts[Risk.DESTRUCTIVE],
             "blocking": len(result.blocking()),
             "problems": len(result.problems),
+            "blocking_problems": len(result.failing_problems()),
         },
     }
     return json.dumps(data, indent=2, sort_keys=False)
@@ -103,8 +117,10 @@ def _where(report: MigrationReport, finding: Finding) -> str:
     return f"{path}:{finding.line}" if finding.line else path
 
 
-def status_of(finding: Finding) -> str:
+def status_of(finding: Finding, report: MigrationReport | None = None) -> str:
     """Why a finding does not count, in words (``""`` when it counts)."""
+    if report is not None and not report.governed:
+        return out_of_scope(report.package)
     if finding.acknowledged is not None:
         return f"acknowledged: {finding.acknowledged}"
     if finding.online is not None:
@@ -112,6 +128,13 @@ def status_of(finding: Finding) -> str:
     if not finding.blocking:
         return "not blocking: new or small table"
     return ""
+
+
+def out_of_scope(package: str | None) -> str:
+    return (
+        f"installed package {package}: shown, not failing; SAFEMIGRATE['GOVERN_PACKAGES'] "
+        "includes it"
+    )
 
 
 def render_text(result: Result, *, verbose: bool = False) -> str:
@@ -124,7 +147,7 @@ def render_text(result: Result, *, verbose: bool = False) -> str:
                 if f.table_rows is not None:
                     size = f", ~{f.table_rows:,} rows"
                 table = f" [table {f.table}{size}{', ' + f.lock.value if f.lock else ''}]"
-            status = status_of(f)
+            status = status_of(f, report)
             suffix = f" ({status})" if status else ""
             lines.append(
                 f"{_where(report, f)}: {f.code} [{f.severity.value}] {f.message}{table}{suffix}"
@@ -134,7 +157,8 @@ def render_text(result: Result, *, verbose: bool = False) -> str:
                 lines.append(f"    sql: {f.sql}")
     for p in result.problems:
         where = f"{p.path}:{p.line}: " if p.path and p.line else (f"{p.path}: " if p.path else "")
-        lines.append(f"{where}{p.code} [problem] {p.text}")
+        suffix = f" ({out_of_scope(p.package)})" if p.package else ""
+        lines.append(f"{where}{p.code} [problem] {p.text}{suffix}")
     lines.append(_summary_line(result))
     return "\n".join(lines)
 
@@ -143,9 +167,16 @@ def _summary_line(result: Result) -> str:
     counts = {risk: sum(r.risk is risk for r in result.reports) for risk in Risk}
     blocking = len(result.blocking())
     verdict = "fails" if result.failed else "passes"
+    packages = {r.package for r in result.reports if not r.governed}
+    packages |= {p.package for p in result.problems if p.package}
+    scope = (
+        f" (including {len(packages)} installed package(s), shown but not failing)"
+        if packages
+        else ""
+    )
     policy = f"--fail-on {result.fail_on.value}" if result.fail_on else "--fail-on never"
     return (
-        f"{len(result.reports)} migration(s) checked: {counts[Risk.SAFE]} safe, "
+        f"{len(result.reports)} migration(s) checked{scope}: {counts[Risk.SAFE]} safe, "
         f"{counts[Risk.RISKY]} risky, {counts[Risk.DESTRUCTIVE]} destructive; "
         f"{blocking} blocking finding(s), {len(result.problems)} problem(s); "
         f"{verdict} {policy}."
@@ -189,7 +220,7 @@ def render_github(result: Result) -> str:
                     props.append(f"line={f.line}")
             props.append(f"title={_escape_property(f'{f.code} {f.rule} [{f.severity.value}]')}")
             body = f"{f.message}\nHint: {f.hint}"
-            status = status_of(f)
+            status = status_of(f, report)
             if status:
                 body += f"\n({status})"
             lines.append(f"::{level} {','.join(props)}::{_escape_data(body)}")
@@ -201,7 +232,9 @@ def render_github(result: Result) -> str:
             if p.line:
                 props.append(f"line={p.line}")
         props.append(f"title={_escape_property(p.code)}")
-        lines.append(f"::error {','.join(props)}::{_escape_data(p.text)}")
+        level = "warning" if p.package else "error"
+        body = p.text + (f"\n({out_of_scope(p.package)})" if p.package else "")
+        lines.append(f"::{level} {','.join(props)}::{_escape_data(body)}")
     lines.append(_summary_line(result))
     return "\n".join(lines)
 

@@ -41,7 +41,8 @@ def render_sarif(result: Result) -> str:
         for finding in report.findings:
             results.append(_finding(report, finding, index, failing=id(finding) in failing))
     for problem in result.problems:
-        results.append(_problem(problem, index, failing=result.fail_on is not None))
+        failing_problem = any(problem is p for p in result.failing_problems())
+        results.append(_problem(problem, index, failing=failing_problem))
     log = {
         "$schema": SCHEMA,
         "version": "2.1.0",
@@ -80,7 +81,7 @@ def _rule(code: str, rule: Rule | None) -> dict[str, Any]:
 def _finding(
     report: MigrationReport, finding: Finding, index: dict[str, int], *, failing: bool
 ) -> dict[str, Any]:
-    status = status_of(finding)
+    status = status_of(finding, report)
     text = f"{finding.message}\nHint: {finding.hint}" + (f"\n({status})" if status else "")
     entry: dict[str, Any] = {
         "ruleId": finding.code,
@@ -97,7 +98,9 @@ def _finding(
         },
         "properties": {
             "severity": finding.severity.value,
+            "kinds": [kind.value for kind in finding.kinds],
             "blocking": failing,
+            "package": report.package,
             "table": finding.table,
             "lock": finding.lock.value if finding.lock else None,
             "operation": finding.operation,

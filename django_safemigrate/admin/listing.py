@@ -11,7 +11,7 @@ from django.db.models.expressions import RawSQL
 from django.http import HttpRequest
 
 from django_safemigrate.enums import GovernedStatus, Risk
-from django_safemigrate.governance.overview import requiring
+from django_safemigrate.governance.overview import needs_review_q, requiring
 from django_safemigrate.models import GovernedMigration
 
 
@@ -32,12 +32,21 @@ def review_setting() -> str:
             "needs a review."
         )
     risks = requiring(settings.review)
-    if not risks:
+    kinds = sorted(kind.value for kind in settings.review_kinds)
+    if not risks and not kinds:
         return "REVIEW = 'never': no migration needs a review."
-    assert settings.review is not None
+    what = [f"{' and '.join(risks)} migrations"] if risks else []
+    what += [f"migrations with findings that {kind.replace('-', ' ')}" for kind in kinds]
+    setting = [*(risks[:1] if risks else []), *kinds]
+    shown = repr(setting[0]) if len(setting) == 1 and not kinds else repr(setting)
+    scope = (
+        ""
+        if settings.govern_packages is True
+        else " Migrations of installed packages need none (GOVERN_PACKAGES)."
+    )
     return (
-        f"REVIEW = {settings.review.value!r}: {' and '.join(risks)} migrations need an "
-        "approval before safemigrate applies them."
+        f"REVIEW = {shown}: {'; '.join(what)} need an approval before safemigrate applies "
+        f"them.{scope}"
     )
 
 
@@ -68,7 +77,9 @@ class ReviewFilter(admin.SimpleListFilter):
         ]
 
     def queryset(self, request: HttpRequest, queryset: Any) -> Any:
-        required = Q(risk__in=requiring(review_at()))
+        from django_safemigrate.conf import get_settings
+
+        required = needs_review_q(get_settings())
         decided = Q(status__in=[GovernedStatus.APPROVED.value, GovernedStatus.REJECTED.value])
         if self.value() == "needed":
             return queryset.filter(required, applied_at__isnull=True).exclude(decided)

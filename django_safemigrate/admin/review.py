@@ -35,22 +35,23 @@ from django_safemigrate.admin.listing import (
     AppliedFilter,
     PlanPosition,
     ReviewFilter,
-    review_at,
     review_setting,
 )
+from django_safemigrate.conf import get_settings
 from django_safemigrate.enums import GovernedStatus, MigrationOutcome, ReviewState
 from django_safemigrate.governance.history import History, read_history
 from django_safemigrate.governance.overview import (
     Graph,
     State,
     held_back,
+    needs_review,
+    needs_review_q,
     read_graph,
-    requiring,
-    review_required,
     state_of,
 )
 from django_safemigrate.governance.store import PERMISSION
 from django_safemigrate.models import GovernedMigration, MigrationRecord, Run
+from django_safemigrate.scope import governed
 
 
 @dataclasses.dataclass
@@ -159,7 +160,7 @@ class GovernedMigrationAdmin(DecisionMixin, ReadOnlyAdmin):
         cached: History | None = getattr(obj, "_safemigrate_history", None)
         if cached is None:
             reviews = sorted(obj.reviews.all(), key=lambda r: (r.created_at, r.pk))
-            required = review_required(obj.risk, review_at())
+            required = needs_review(obj, get_settings())
             cached = read_history(reviews, obj.checksum, required=required)
             obj._safemigrate_history = cached  # type: ignore[attr-defined]
         return cached
@@ -168,7 +169,7 @@ class GovernedMigrationAdmin(DecisionMixin, ReadOnlyAdmin):
         return state_of(
             obj,
             self.history(obj),
-            required=review_required(obj.risk, review_at()),
+            required=needs_review(obj, get_settings()),
             others=_others(),
         )
 
@@ -216,7 +217,7 @@ class GovernedMigrationAdmin(DecisionMixin, ReadOnlyAdmin):
             return format_html('<span class="sm-review-word">{}</span>', "approved")
         if state is ReviewState.REJECTED:
             return format_html('<span class="sm-review-word">{}</span>', "rejected")
-        if review_required(obj.risk, review_at()):
+        if needs_review(obj, get_settings()):
             word = "required, stale" if state is ReviewState.STALE else "required"
             return format_html('<strong class="sm-review-word">{}</strong>', word)
         return format_html('<span class="sm-review-word sm-quiet">{}</span>', "not required")
@@ -302,11 +303,11 @@ class GovernedMigrationAdmin(DecisionMixin, ReadOnlyAdmin):
         self, request: HttpRequest, extra_context: dict[str, Any] | None
     ) -> HttpResponse:
         waiting = GovernedMigration.objects.filter(applied_at__isnull=True)
-        required = requiring(review_at())
+        required = needs_review_q(get_settings())
         context = {
             "review_setting": review_setting(),
             "waiting_count": waiting.count(),
-            "needs_review_count": waiting.filter(risk__in=required)
+            "needs_review_count": waiting.filter(required)
             .exclude(status__in=[GovernedStatus.APPROVED.value, GovernedStatus.REJECTED.value])
             .count(),
             "rejected_count": waiting.filter(status=GovernedStatus.REJECTED.value).count(),
@@ -391,6 +392,8 @@ class GovernedMigrationAdmin(DecisionMixin, ReadOnlyAdmin):
             "governed": obj,
             "sm_state": state,
             "findings": analysis.get("findings") or [],
+            "package": analysis.get("package"),
+            "package_governed": governed(obj.app_label, analysis.get("package"), get_settings()),
             "operations": analysis.get("operations") or [],
             "steps": analysis.get("steps") or [],
             "tables": analysis.get("tables") or [],

@@ -42,6 +42,7 @@ from django_safemigrate.analysis.sandbox import rendering
 from django_safemigrate.checksum import migration_checksum
 from django_safemigrate.enums import LockMode, Risk
 from django_safemigrate.exceptions import UsageError
+from django_safemigrate.scope import package_of
 from django_safemigrate.sql import (
     IncrementalApps,
     IncrementalState,
@@ -327,6 +328,7 @@ def analyse_migration(
                 # the run (memory, and the garbage collector's time, quadratic in the history).
                 operations=tuple(dataclasses.replace(op, from_state=None) for op in operations),
                 online=mctx.online,
+                package=package_of(migration),
             ),
             state,
         )
@@ -486,6 +488,7 @@ def _finding(
         table_rows=info.rows if info else None,
         table_bytes=info.bytes if info else None,
         acknowledged=acknowledged.get(rule.code),
+        kinds=hit.kinds if hit.kinds is not None else rule.kinds,
     )
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from django.db import DatabaseError
 from django.db.migrations.recorder import MigrationRecorder
 
-from django_safemigrate import lockfile, selection
+from django_safemigrate import lockfile, scope, selection
 from django_safemigrate.analysis import project
 from django_safemigrate.analysis.analyzer import AnalysisOptions, analyse_and_walk
 from django_safemigrate.analysis.database import (
@@ -132,6 +132,7 @@ def _run_check(request: CheckRequest, settings: SafemigrateSettings) -> CheckRun
         live=live and not (request.explicit or chosen.migration_name),
         whole_graph=check_models,
     )
+    reports = scope.scoped(reports, settings)
     # Rules switched off in settings disappear from the reports.
     off = {code for code, severity in settings.rules.items() if severity is None}
     if off:
@@ -148,7 +149,7 @@ def _run_check(request: CheckRequest, settings: SafemigrateSettings) -> CheckRun
     if live:
         problems += _edited_applied(connection, loader, applied)
     problems += project.lockfile_problems(loader, lockfile.read(path), str(path), only=locked_scope)
-    problems = [p for p in problems if p.code not in off]
+    problems = scope.scoped_problems([p for p in problems if p.code not in off], loader, settings)
 
     return CheckRun(
         Result(
@@ -219,7 +220,7 @@ def _review_states(
     connection: Any, reports: list[MigrationReport], settings: SafemigrateSettings, loader: Any
 ) -> dict[tuple[str, str], tuple[bool, str]]:
     """Whether each migration needs a review, and where it stands (from the database)."""
-    from django_safemigrate.governance.gate import review_state
+    from django_safemigrate.governance.gate import review_reason, review_state
 
     past: dict[tuple[str, str], Any] = {}
     keys = [(r.app_label, r.name) for r in reports]
@@ -238,7 +239,10 @@ def _review_states(
     states = {}
     for report in reports:
         key = (report.app_label, report.name)
-        required = settings.review is not None and report.risk.rank >= settings.review.rank
+        required = report.governed and (
+            review_reason(report.risk, report.kinds, settings.review, settings.review_kinds)
+            is not None
+        )
         state = review_state(past.get(key, ()), report.checksum, required=required)
         states[key] = (required, state.value)
     return states

@@ -29,11 +29,12 @@ def render_markdown() -> str:
         "`python -m django_safemigrate.analysis.docs docs/rules.md`; do not edit by hand.",
         "`python manage.py checkmigrations --explain CODE` prints the same text.",
         "",
-        "| code | rule | default severity | summary |",
-        "| --- | --- | --- | --- |",
+        "| code | rule | default severity | puts at risk | summary |",
+        "| --- | --- | --- | --- | --- |",
     ]
     out += [
-        f"| [{r.code}](#{r.code.lower()}) | `{r.name}` | {r.severity.value} | {r.summary} |"
+        f"| [{r.code}](#{r.code.lower()}) | `{r.name}` | {r.severity.value} | {_kinds(r)} "
+        f"| {r.summary} |"
         for r in all_rules
     ]
     for family, title in FAMILIES.items():
@@ -46,11 +47,17 @@ def render_markdown() -> str:
     return "\n".join(out) + "\n"
 
 
+def _kinds(rule: Rule) -> str:
+    """The rule's kinds (``REVIEW`` can ask for reviews by kind); ``-`` for SM9xx."""
+    return ", ".join(f"`{kind.value}`" for kind in rule.kinds) or "-"
+
+
 def _section(rule: Rule) -> list[str]:
+    puts = f", puts at risk: {_kinds(rule)}" if rule.kinds else ""
     return [
         f"### {rule.code}",
         "",
-        f"`{rule.name}`, default severity **{rule.severity.value}**.",
+        f"`{rule.name}`, default severity **{rule.severity.value}**{puts}.",
         "",
         rule.documentation,
     ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from django_safemigrate.enums import LockMode, Phase, Risk
+from django_safemigrate.enums import Kind, LockMode, Phase, Risk
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,6 +24,8 @@ class Hit:
     blocking: bool = True
     #: For migration-level checks: the operation the hit is about.
     operation_index: int | None = None
+    #: Overrides the rule's kinds for this hit (a type change that can only fail, say).
+    kinds: tuple[Kind, ...] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,12 +77,15 @@ class Finding:
     #: Locks that earlier statements of the same transaction still hold while this
     #: statement runs (``{"table", "lock", "operation_index", "sql"}``).
     held_locks: tuple[dict[str, Any], ...] = ()
+    #: What the finding puts at risk (``Kind`` values, the rule's unless the hit said).
+    kinds: tuple[Kind, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
             "code": self.code,
             "rule": self.rule,
             "severity": self.severity.value,
+            "kinds": [kind.value for kind in self.kinds],
             "operation_index": self.operation_index,
             "operation": self.operation,
             "line": self.line,
@@ -115,6 +120,9 @@ class Problem:
     name: str | None = None
     #: What to do about it, when the message does not say.
     hint: str | None = None
+    #: The installed package (distribution and version) whose migrations it is about, when
+    #: it is not the project's own: shown, not failing (README, "Scope").
+    package: str | None = None
 
     @property
     def text(self) -> str:
@@ -132,6 +140,7 @@ class Problem:
         if self.app_label:
             data["app_label"] = self.app_label
             data["name"] = self.name
+        data["package"] = self.package
         return data
 
 
@@ -153,6 +162,13 @@ class MigrationReport:
     #: The online plans of the operations that run online (by operation index;
     #: :class:`django_safemigrate.online.rewrite.OnlineOperation`).
     online: dict[int, Any] = dataclasses.field(default_factory=dict, compare=False, repr=False)
+    #: The installed package (distribution and version) the migration comes with, when it
+    #: is not the project's own (``django_safemigrate.scope``): its findings are shown, but
+    #: neither fail ``checkmigrations`` nor make the migration need a review.
+    package: str | None = None
+    #: ``False`` for a package's migration the settings leave out of scope: shown, but it
+    #: fails nothing and needs no review (set by :func:`django_safemigrate.scope.scoped`).
+    governed: bool = True
 
     @property
     def risk(self) -> Risk:
@@ -162,6 +178,11 @@ class MigrationReport:
         make a migration safer); findings about a new or small table do not.
         """
         return Risk.highest(f.severity for f in self.findings if f.blocking)
+
+    @property
+    def kinds(self) -> frozenset[Kind]:
+        """What the findings that make up :attr:`risk` put at risk."""
+        return frozenset(kind for f in self.findings if f.blocking for kind in f.kinds)
 
     def counted(self) -> tuple[Finding, ...]:
         """Findings that count against the migration (not acknowledged, blocking)."""

@@ -26,7 +26,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from django_safemigrate.enums import Risk
+from django_safemigrate.enums import Kind, Risk
 
 if TYPE_CHECKING:
     from django_safemigrate.analysis.context import (
@@ -50,6 +50,9 @@ class Rule:
     name: str
     severity: Risk
     doc: str | None
+    #: What its findings put at risk (a hit may say otherwise: ``Hit.kinds``). Every rule
+    #: about migrations has at least one; project problems (SM9xx) have none.
+    kinds: tuple[Kind, ...] = ()
     statement_checks: list[tuple[tuple[type, ...], StatementCheck]] = dataclasses.field(
         default_factory=list
     )
@@ -65,6 +68,8 @@ class Rule:
             raise ValueError(f"Rule name {self.name!r} is not kebab-case.")
         if not self.doc or not self.doc.strip():
             raise ValueError(f"Rule {self.code} has no documentation (module docstring).")
+        if not self.kinds and not self.code.startswith("SM9"):
+            raise ValueError(f"Rule {self.code} names no kinds (what its findings risk).")
 
     @property
     def summary(self) -> str:

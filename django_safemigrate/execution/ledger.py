@@ -100,6 +100,9 @@ class Ledger:
         self.accept_loss: str | None = None
         #: Set when the ledger lost records: this run writes nothing to it.
         self.refused = False
+        #: Whether this run is (or continues) the database's first deploy; ``None`` until
+        #: the command has looked (:meth:`mark_first_deploy`).
+        self.first_deploy: bool | None = None
         #: Raises ``LockLost`` unless the migration lock is still held; called with where
         #: the run is ("before step 2/3 of shop.0004_x"). Set while the lock is held.
         self.check_lock: Callable[[str], None] = lambda where: None
@@ -225,6 +228,17 @@ class Ledger:
                 ungoverned="; ".join(self.ungoverned)
             )
 
+    def mark_first_deploy(self, first: bool) -> None:
+        """Record on this run's row whether it is part of the database's first deploy
+        (:mod:`django_safemigrate.governance.first_deploy`)."""
+        from django_safemigrate.models import Run
+
+        self.first_deploy = first
+        if self.run_id is not None:
+            Run.objects.using(self.connection.alias).filter(pk=self.run_id).update(
+                first_deploy=first
+            )
+
     def record(self, entry: PendingRecord) -> None:
         """Write ``entry`` now if the ledger tables exist, otherwise keep it for later.
 
@@ -303,6 +317,7 @@ class Ledger:
             lock_acquired_at=self.lock_acquired_at,
             outcome=RunOutcome.RUNNING.value,
             ungoverned="; ".join(self.ungoverned),
+            first_deploy=self.first_deploy,
         )
         self.run_id = run.pk
 

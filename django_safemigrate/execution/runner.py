@@ -381,8 +381,15 @@ class StepRunner:
         if not online_for(self.settings, migration):
             return False
         if self._fresh is None:
+            # The command decided (a first deploy, or one continued after an interruption);
+            # otherwise: nothing applied but this app's own tables.
+            marked = self.executor.ledger.first_deploy
             applied = self.executor.loader.applied_migrations
-            self._fresh = all(app_label == APP_LABEL for app_label, _ in applied)
+            self._fresh = (
+                marked
+                if marked is not None
+                else all(app_label == APP_LABEL for app_label, _ in applied)
+            )
         return not self._fresh
 
     def rewrite_context(self, rendering_connection: Any) -> Any:

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from django_safemigrate.enums import (
     Decision,
+    Kind,
     OnBlocked,
     Phase,
     RequestedPhase,
@@ -48,6 +49,10 @@ class GateItem:
     #: has passed since ``detected``.
     delay: timedelta | None = None
     detected: datetime | None = None
+    #: What its findings put at risk (``MigrationReport.kinds``).
+    kinds: frozenset[Kind] = frozenset()
+    #: ``False`` for an installed package's migration left out of scope: needs no review.
+    governed: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +64,8 @@ class GatePolicy:
     #: ``False``: everything runs (disabled mode, or a database with nothing applied).
     govern: bool = True
     now: datetime | None = None
+    #: Kinds of findings that need a review whatever the risk (``REVIEW`` as a list).
+    review_kinds: frozenset[Kind] = frozenset()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,19 +136,41 @@ def review_state(reviews: Sequence[PastReview], checksum: str, *, required: bool
 
 
 _REVIEW_REASON = {
-    ReviewState.PENDING: "needs a review ({risk}) and has none",
+    ReviewState.PENDING: "needs a review ({why}) and has none",
     ReviewState.STALE: (
-        "was approved for another version of the file ({risk}); the approval no longer counts"
+        "was approved for another version of the file ({why}); the approval no longer counts"
     ),
     ReviewState.REJECTED: "was rejected by a reviewer",
 }
+
+
+def review_reason(
+    risk: Risk,
+    kinds: Iterable[Kind],
+    review_at: Risk | None,
+    review_kinds: frozenset[Kind] = frozenset(),
+) -> str | None:
+    """Why a migration of ``risk`` whose findings are of ``kinds`` needs a review under the
+    ``REVIEW`` setting (``"destructive"``, ``"risky: breaks old code"``); ``None`` when it
+    needs none."""
+    if review_at is not None and risk.rank >= review_at.rank:
+        return risk.value
+    matched = sorted(kind.value for kind in review_kinds.intersection(kinds))
+    if matched:
+        return f"{risk.value}: {', '.join(m.replace('-', ' ') for m in matched)}"
+    return None
 
 
 def decide(items: Iterable[GateItem], policy: GatePolicy) -> GateResult:
     """One decision per item, in the order given (the plan's)."""
     decisions: dict[Key, GateDecision] = {}
     for item in items:
-        required = policy.review_at is not None and item.risk.rank >= policy.review_at.rank
+        why = (
+            review_reason(item.risk, item.kinds, policy.review_at, policy.review_kinds)
+            if item.governed
+            else None
+        )
+        required = why is not None
         review = review_state(item.reviews, item.checksum, required=required)
         if not policy.govern:
             decisions[item.key] = GateDecision(item.key, Verdict.RUN, review, required)
@@ -159,7 +188,7 @@ def decide(items: Iterable[GateItem], policy: GatePolicy) -> GateResult:
         if review in _REVIEW_REASON:
             if verdict is Verdict.RUN:
                 verdict = Verdict.BLOCKED
-            reasons.append(_REVIEW_REASON[review].format(risk=item.risk.value))
+            reasons.append(_REVIEW_REASON[review].format(why=why or item.risk.value))
 
         for dependency in item.dependencies:
             before = decisions.get(dependency)

@@ -14,6 +14,7 @@ from django.db.migrations import Migration
 from django.db.migrations.loader import MigrationLoader
 from django.utils import timezone
 
+from django_safemigrate import scope
 from django_safemigrate.analysis.analyzer import AnalysisOptions, analyse
 from django_safemigrate.analysis.database import server_major, table_sizes
 from django_safemigrate.analysis.findings import MigrationReport, TableInfo
@@ -21,6 +22,7 @@ from django_safemigrate.conf import SafemigrateSettings
 from django_safemigrate.enums import OnBlocked, Phase, RequestedPhase, Risk
 from django_safemigrate.exceptions import UsageError
 from django_safemigrate.governance import store
+from django_safemigrate.governance.first_deploy import first_deploy
 from django_safemigrate.governance.gate import GateItem, GatePolicy, GateResult, decide
 from django_safemigrate.governance.markers import LEGACY_ATTRIBUTE
 from django_safemigrate.governance.phase import declared_or_error
@@ -43,6 +45,9 @@ class Judged:
     #: What each forward migration of the plan runs, operation by operation, as the analysis
     #: rendered it (``--plan`` shows its steps from this; empty when nothing was rendered).
     operations: dict[Key, tuple[OperationSQL, ...]] = dataclasses.field(default_factory=dict)
+    #: The run is (or continues) the database's first deploy
+    #: (:mod:`django_safemigrate.governance.first_deploy`).
+    first_deploy: bool = False
 
 
 def effective_settings(
@@ -69,7 +74,7 @@ def without_reviews(settings: SafemigrateSettings) -> str | None:
             f"SAFEMIGRATE = {settings.legacy_mode!r} selects the older package's mode, "
             "which needs no reviews"
         )
-    if settings.review is None:
+    if settings.review is None and not settings.review_kinds:
         return "SAFEMIGRATE['REVIEW'] = 'never' needs no reviews"
     return None
 
@@ -124,10 +129,13 @@ def judge(
     if settings.govern:
         # An invalid marker stops the run before anything (all of them named at once).
         declared_all(migrations)
-    # New: nothing applied but this app's own tables (which every run creates first).
-    fresh = all(app_label == "django_safemigrate" for app_label, _ in loader.applied_migrations)
+    # New: nothing applied but this app's own tables (which every run creates first), or
+    # a first deploy that was interrupted and has not completed.
+    first = first_deploy(connection, loader.applied_migrations, history_readable=history_readable)
+    fresh = first is not None
     policy = GatePolicy(
         review_at=settings.review,
+        review_kinds=settings.review_kinds,
         phase=phase or settings.default_phase,
         on_blocked=OnBlocked.APPLY_UNBLOCKED if apply_unblocked else settings.on_blocked,
         govern=settings.govern and not backwards and (settings.govern_fresh_database or not fresh),
@@ -139,10 +147,7 @@ def judge(
     elif backwards:
         ungoverned = "the plan unapplies migrations, which is not gated"
     elif fresh and not settings.govern_fresh_database:
-        ungoverned = (
-            "nothing is applied on this database yet, and a new database is not gated "
-            "(GOVERN_FRESH_DATABASE)"
-        )
+        ungoverned = f"{first}, and a new database is not gated (GOVERN_FRESH_DATABASE)"
     pg_version = server_major(connection)
     keys = [(m.app_label, m.name) for m in migrations]
     options = AnalysisOptions(
@@ -173,14 +178,16 @@ def judge(
             policy,
             ungoverned,
             {(r.app_label, r.name): r.operations for r in rendered},
+            first_deploy=fresh,
         )
 
     sizes = table_sizes(connection)
     off = {code for code, severity in settings.rules.items() if severity is None}
     reports = {}
-    for analysed in analyse(
+    analysed_reports = analyse(
         loader, keys, connection, options, applied=set(), table_info=sizes.get, live=True
-    ):
+    )
+    for analysed in scope.scoped(analysed_reports, settings):
         findings = tuple(f for f in analysed.findings if f.code not in off)
         reports[(analysed.app_label, analysed.name)] = dataclasses.replace(
             analysed, findings=findings
@@ -201,6 +208,8 @@ def judge(
                 reviews=store.for_current_file(reviews.get(key, ()), migration, report.checksum),
                 delay=declared.delay if declared else None,
                 detected=detected.get(key),
+                kinds=report.kinds,
+                governed=report.governed,
             )
         )
     return Judged(
@@ -212,6 +221,7 @@ def judge(
         settings,
         policy,
         operations={key: report.operations for key, report in reports.items()},
+        first_deploy=fresh,
     )
 
 

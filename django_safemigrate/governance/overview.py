@@ -82,6 +82,42 @@ def requiring(review_at: Risk | None) -> list[str]:
     return [risk.value for risk in Risk if review_required(risk.value, review_at)]
 
 
+def needs_review(migration: Any, settings: Any) -> bool:
+    """Whether the current settings ask for a review of a kept ``GovernedMigration``: by
+    its risk, the kinds of its findings (``REVIEW`` as a list), and its scope (an
+    installed package's migration needs none unless ``GOVERN_PACKAGES`` says so)."""
+    from django_safemigrate.enums import Kind
+    from django_safemigrate.governance.gate import review_reason
+    from django_safemigrate.scope import governed
+
+    analysis = migration.analysis if isinstance(migration.analysis, dict) else {}
+    if not governed(migration.app_label, analysis.get("package"), settings):
+        return False
+    try:
+        risk = Risk(migration.risk)
+    except ValueError:
+        return True  # a record this version cannot read: ask a person
+    kinds = {Kind(k) for k in analysis.get("kinds", ()) if k in Kind._value2member_map_}
+    return review_reason(risk, kinds, settings.review, settings.review_kinds) is not None
+
+
+def needs_review_q(settings: Any) -> Any:
+    """:func:`needs_review` as a query on ``GovernedMigration``."""
+    from django.db.models import Q
+
+    required = Q(risk__in=requiring(settings.review))
+    for kind in sorted(settings.review_kinds):
+        required |= Q(analysis__kinds__contains=[kind.value])
+    known = [risk.value for risk in Risk]
+    required |= ~Q(risk__in=known)
+    if settings.govern_packages is True:
+        return required
+    in_scope = Q(analysis__package__isnull=True) | Q(analysis__package=None)
+    if settings.govern_packages:
+        in_scope |= Q(app_label__in=sorted(settings.govern_packages))
+    return required & in_scope
+
+
 @dataclasses.dataclass(frozen=True)
 class State:
     """Where one migration stands, in a few words and the reasons behind them."""

@@ -80,6 +80,11 @@ def snapshot_fields(
         "sql": "\n".join(sql_lines),
         "analysis": {
             "findings": [f.as_json() for f in report.findings],
+            # What the findings that make up the risk put at risk, and the installed
+            # package it comes with (``None``: the project's own): the screen decides
+            # from these and the current settings whether it needs a review.
+            "kinds": sorted(kind.value for kind in report.kinds),
+            "package": report.package,
             "operations": described,
             "steps": steps,
             "tables": _tables(report, sizes),
@@ -108,6 +113,7 @@ def gate_fields(
         "reasons": list(decision.reasons),
         "held_by": [".".join(key) for key in decision.held_by],
         "review_at": policy.review_at.value if policy.review_at else None,
+        "review_kinds": sorted(kind.value for kind in policy.review_kinds),
         "phase": policy.phase.value,
         "stopped": stopped,
         "position": position,

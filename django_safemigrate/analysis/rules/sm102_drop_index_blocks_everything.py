@@ -51,9 +51,15 @@ from pglast.enums import ObjectType
 from django_safemigrate.analysis.context import StatementContext
 from django_safemigrate.analysis.findings import Hit
 from django_safemigrate.analysis.registry import Rule
-from django_safemigrate.enums import LockMode, Risk
+from django_safemigrate.enums import Kind, LockMode, Risk
 
-rule = Rule(code="SM102", name="drop-index-blocks-everything", severity=Risk.RISKY, doc=__doc__)
+rule = Rule(
+    code="SM102",
+    name="drop-index-blocks-everything",
+    severity=Risk.RISKY,
+    doc=__doc__,
+    kinds=(Kind.BLOCKS_TRAFFIC,),
+)
 
 
 @rule.on_statement(ast.DropStmt)

@@ -59,13 +59,14 @@ from django_safemigrate.analysis.context import StatementContext
 from django_safemigrate.analysis.findings import Hit
 from django_safemigrate.analysis.pgtree import alter_commands, relation_name
 from django_safemigrate.analysis.registry import Rule
-from django_safemigrate.enums import LockMode, Risk
+from django_safemigrate.enums import Kind, LockMode, Risk
 
 rule = Rule(
     code="SM103",
     name="unique-constraint-builds-index-under-lock",
     severity=Risk.RISKY,
     doc=__doc__,
+    kinds=(Kind.BLOCKS_TRAFFIC,),
 )
 
 _KINDS = {

@@ -91,10 +91,14 @@ from django_safemigrate.analysis.pgtree import (
     validated_in_same_block,
 )
 from django_safemigrate.analysis.registry import Rule
-from django_safemigrate.enums import LockMode, Risk
+from django_safemigrate.enums import Kind, LockMode, Risk
 
 rule = Rule(
-    code="SM104", name="check-constraint-scans-under-lock", severity=Risk.RISKY, doc=__doc__
+    code="SM104",
+    name="check-constraint-scans-under-lock",
+    severity=Risk.RISKY,
+    doc=__doc__,
+    kinds=(Kind.BLOCKS_TRAFFIC,),
 )
 
 

@@ -61,10 +61,16 @@ from django_safemigrate.analysis.context import StatementContext
 from django_safemigrate.analysis.findings import Hit
 from django_safemigrate.analysis.pgtree import alter_commands, relation_name
 from django_safemigrate.analysis.registry import Rule
-from django_safemigrate.enums import LockMode, Risk
+from django_safemigrate.enums import Kind, LockMode, Risk
 from django_safemigrate.sql import Statement
 
-rule = Rule(code="SM106", name="set-not-null-scans-table", severity=Risk.RISKY, doc=__doc__)
+rule = Rule(
+    code="SM106",
+    name="set-not-null-scans-table",
+    severity=Risk.RISKY,
+    doc=__doc__,
+    kinds=(Kind.BLOCKS_TRAFFIC,),
+)
 
 
 @rule.on_statement(ast.AlterTableStmt)

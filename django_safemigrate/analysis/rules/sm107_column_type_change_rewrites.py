@@ -55,9 +55,15 @@ from django_safemigrate.analysis.context import StatementContext
 from django_safemigrate.analysis.findings import Hit
 from django_safemigrate.analysis.pgtree import alter_commands, relation_name
 from django_safemigrate.analysis.registry import Rule
-from django_safemigrate.enums import LockMode, Risk
+from django_safemigrate.enums import Kind, LockMode, Risk
 
-rule = Rule(code="SM107", name="column-type-change-rewrites", severity=Risk.RISKY, doc=__doc__)
+rule = Rule(
+    code="SM107",
+    name="column-type-change-rewrites",
+    severity=Risk.RISKY,
+    doc=__doc__,
+    kinds=(Kind.BLOCKS_TRAFFIC,),
+)
 
 #: How PostgreSQL spells types in messages (the parser's internal names → SQL names).
 _DISPLAY = {

@@ -53,9 +53,15 @@ from django_safemigrate.analysis.context import StatementContext
 from django_safemigrate.analysis.findings import Hit
 from django_safemigrate.analysis.pgtree import alter_commands, func_name, relation_name
 from django_safemigrate.analysis.registry import Rule
-from django_safemigrate.enums import LockMode, Risk
+from django_safemigrate.enums import Kind, LockMode, Risk
 
-rule = Rule(code="SM108", name="volatile-default-rewrites", severity=Risk.RISKY, doc=__doc__)
+rule = Rule(
+    code="SM108",
+    name="volatile-default-rewrites",
+    severity=Risk.RISKY,
+    doc=__doc__,
+    kinds=(Kind.BLOCKS_TRAFFIC,),
+)
 
 _SERIAL = {"smallserial", "serial", "bigserial", "serial2", "serial4", "serial8"}
 

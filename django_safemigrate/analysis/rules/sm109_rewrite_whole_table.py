@@ -34,9 +34,15 @@ from django_safemigrate.analysis.context import StatementContext
 from django_safemigrate.analysis.findings import Hit
 from django_safemigrate.analysis.pgtree import alter_commands, relation_name
 from django_safemigrate.analysis.registry import Rule
-from django_safemigrate.enums import LockMode, Risk
+from django_safemigrate.enums import Kind, LockMode, Risk
 
-rule = Rule(code="SM109", name="rewrite-whole-table", severity=Risk.RISKY, doc=__doc__)
+rule = Rule(
+    code="SM109",
+    name="rewrite-whole-table",
+    severity=Risk.RISKY,
+    doc=__doc__,
+    kinds=(Kind.BLOCKS_TRAFFIC,),
+)
 
 _HINT = (
     "Remove it from the migration: rebuild the table online with pg_repack or pg_squeeze as "

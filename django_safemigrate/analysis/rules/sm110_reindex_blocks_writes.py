@@ -41,9 +41,15 @@ from django_safemigrate.analysis.context import StatementContext
 from django_safemigrate.analysis.findings import Hit
 from django_safemigrate.analysis.pgtree import relation_name
 from django_safemigrate.analysis.registry import Rule
-from django_safemigrate.enums import LockMode, Risk
+from django_safemigrate.enums import Kind, LockMode, Risk
 
-rule = Rule(code="SM110", name="reindex-blocks-writes", severity=Risk.RISKY, doc=__doc__)
+rule = Rule(
+    code="SM110",
+    name="reindex-blocks-writes",
+    severity=Risk.RISKY,
+    doc=__doc__,
+    kinds=(Kind.BLOCKS_TRAFFIC,),
+)
 
 _KINDS = {
     ReindexObjectType.REINDEX_OBJECT_INDEX: "INDEX",

@@ -22,9 +22,15 @@ from django_safemigrate.analysis.context import MigrationContext
 from django_safemigrate.analysis.findings import Hit
 from django_safemigrate.analysis.pgtree import relation_name
 from django_safemigrate.analysis.registry import Rule
-from django_safemigrate.enums import LockMode, Risk
+from django_safemigrate.enums import Kind, LockMode, Risk
 
-rule = Rule(code="SM111", name="no-online-form", severity=Risk.DESTRUCTIVE, doc=__doc__)
+rule = Rule(
+    code="SM111",
+    name="no-online-form",
+    severity=Risk.DESTRUCTIVE,
+    doc=__doc__,
+    kinds=(Kind.BLOCKS_TRAFFIC,),
+)
 
 
 @rule.on_migration

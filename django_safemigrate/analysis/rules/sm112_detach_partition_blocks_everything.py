@@ -57,10 +57,14 @@ from django_safemigrate.analysis.context import StatementContext
 from django_safemigrate.analysis.findings import Hit
 from django_safemigrate.analysis.pgtree import alter_commands, relation_name
 from django_safemigrate.analysis.registry import Rule
-from django_safemigrate.enums import LockMode, Risk
+from django_safemigrate.enums import Kind, LockMode, Risk
 
 rule = Rule(
-    code="SM112", name="detach-partition-blocks-everything", severity=Risk.RISKY, doc=__doc__
+    code="SM112",
+    name="detach-partition-blocks-everything",
+    severity=Risk.RISKY,
+    doc=__doc__,
+    kinds=(Kind.BLOCKS_TRAFFIC,),
 )
 
 #: The first major version with ``DETACH PARTITION … CONCURRENTLY``.

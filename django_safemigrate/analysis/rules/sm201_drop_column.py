@@ -45,9 +45,18 @@ from django_safemigrate.analysis.findings import Hit
 from django_safemigrate.analysis.operations import database_side, state_model, state_table
 from django_safemigrate.analysis.pgtree import alter_commands, relation_name
 from django_safemigrate.analysis.registry import Rule
-from django_safemigrate.enums import LockMode, Risk
+from django_safemigrate.enums import Kind, LockMode, Risk
 
-rule = Rule(code="SM201", name="drop-column", severity=Risk.DESTRUCTIVE, doc=__doc__)
+rule = Rule(
+    code="SM201",
+    name="drop-column",
+    severity=Risk.DESTRUCTIVE,
+    doc=__doc__,
+    kinds=(
+        Kind.LOSES_DATA,
+        Kind.BREAKS_OLD_CODE,
+    ),
+)
 
 
 @rule.on_statement(ast.AlterTableStmt)

@@ -56,9 +56,18 @@ from django_safemigrate.analysis.context import OperationContext, StatementConte
 from django_safemigrate.analysis.findings import Hit
 from django_safemigrate.analysis.operations import database_side, state_model
 from django_safemigrate.analysis.registry import Rule
-from django_safemigrate.enums import LockMode, Risk
+from django_safemigrate.enums import Kind, LockMode, Risk
 
-rule = Rule(code="SM202", name="drop-table", severity=Risk.DESTRUCTIVE, doc=__doc__)
+rule = Rule(
+    code="SM202",
+    name="drop-table",
+    severity=Risk.DESTRUCTIVE,
+    doc=__doc__,
+    kinds=(
+        Kind.LOSES_DATA,
+        Kind.BREAKS_OLD_CODE,
+    ),
+)
 
 HINT = (
     "Stop using the model first and remove it from the state only "

@@ -54,9 +54,15 @@ from django_safemigrate.analysis.findings import Hit
 from django_safemigrate.analysis.operations import database_side, state_model
 from django_safemigrate.analysis.pgtree import relation_name
 from django_safemigrate.analysis.registry import Rule
-from django_safemigrate.enums import LockMode, Risk
+from django_safemigrate.enums import Kind, LockMode, Risk
 
-rule = Rule(code="SM204", name="rename-table", severity=Risk.DESTRUCTIVE, doc=__doc__)
+rule = Rule(
+    code="SM204",
+    name="rename-table",
+    severity=Risk.DESTRUCTIVE,
+    doc=__doc__,
+    kinds=(Kind.BREAKS_OLD_CODE,),
+)
 
 
 @rule.on_statement(ast.RenameStmt)

@@ -60,10 +60,14 @@ from django_safemigrate.analysis.operations import database_side, state_model
 from django_safemigrate.analysis.pgtree import alter_commands, relation_name
 from django_safemigrate.analysis.registry import Rule
 from django_safemigrate.analysis.run_order import Placed, RunOrder
-from django_safemigrate.enums import Risk
+from django_safemigrate.enums import Kind, Risk
 
 rule = Rule(
-    code="SM205", name="not-null-column-without-db-default", severity=Risk.RISKY, doc=__doc__
+    code="SM205",
+    name="not-null-column-without-db-default",
+    severity=Risk.RISKY,
+    doc=__doc__,
+    kinds=(Kind.BREAKS_OLD_CODE,),
 )
 
 

@@ -105,11 +105,17 @@ from django_safemigrate.analysis.findings import Hit
 from django_safemigrate.analysis.operations import database_side, state_model, state_table
 from django_safemigrate.analysis.pgtree import alter_commands, relation_name
 from django_safemigrate.analysis.registry import Rule
-from django_safemigrate.enums import Risk
+from django_safemigrate.enums import Kind, Risk
 from django_safemigrate.sql import OperationSQL
 from django_safemigrate.transactions import migration_in_transaction
 
-rule = Rule(code="SM209", name="drop-unique-constraint", severity=Risk.DESTRUCTIVE, doc=__doc__)
+rule = Rule(
+    code="SM209",
+    name="drop-unique-constraint",
+    severity=Risk.DESTRUCTIVE,
+    doc=__doc__,
+    kinds=(Kind.BREAKS_OLD_CODE,),
+)
 
 #: PostgreSQL's NAMEDATALEN - 1: the longest identifier it keeps.
 _MAX_IDENTIFIER = 63

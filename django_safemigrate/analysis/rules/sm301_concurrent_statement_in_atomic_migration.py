@@ -40,7 +40,7 @@ from django_safemigrate.analysis.context import OperationContext, StatementConte
 from django_safemigrate.analysis.findings import Hit
 from django_safemigrate.analysis.pgtree import relation_name
 from django_safemigrate.analysis.registry import Rule
-from django_safemigrate.enums import Risk
+from django_safemigrate.enums import Kind, Risk
 from django_safemigrate.transactions import (
     Block,
     enclosing_block,
@@ -53,6 +53,7 @@ rule = Rule(
     name="concurrent-statement-in-atomic-migration",
     severity=Risk.RISKY,
     doc=__doc__,
+    kinds=(Kind.MAY_FAIL,),
 )
 
 _NON_ATOMIC_HINT = (

@@ -37,7 +37,7 @@ from django_safemigrate.analysis.context import MigrationContext
 from django_safemigrate.analysis.findings import Hit
 from django_safemigrate.analysis.pgtree import relation_name
 from django_safemigrate.analysis.registry import Rule
-from django_safemigrate.enums import Risk
+from django_safemigrate.enums import Kind, Risk
 from django_safemigrate.sql import OperationSQL
 from django_safemigrate.transactions import (
     is_transaction_control,
@@ -50,6 +50,7 @@ rule = Rule(
     name="mixed-transactional-and-non-transactional",
     severity=Risk.RISKY,
     doc=__doc__,
+    kinds=(Kind.MAY_FAIL,),
 )
 
 

@@ -31,7 +31,7 @@ from pglast import ast
 from django_safemigrate.analysis.context import StatementContext
 from django_safemigrate.analysis.findings import Hit
 from django_safemigrate.analysis.registry import Rule
-from django_safemigrate.enums import Risk
+from django_safemigrate.enums import Kind, Risk
 from django_safemigrate.transactions import (
     Block,
     added_enum_value,
@@ -52,6 +52,7 @@ rule = Rule(
     name="enum-value-added-in-transaction",
     severity=Risk.RISKY,
     doc=__doc__,
+    kinds=(Kind.MAY_FAIL,),
 )
 
 

@@ -36,7 +36,7 @@ from pglast.enums import TransactionStmtKind
 from django_safemigrate.analysis.context import StatementContext
 from django_safemigrate.analysis.findings import Hit
 from django_safemigrate.analysis.registry import Rule
-from django_safemigrate.enums import Risk
+from django_safemigrate.enums import Kind, Risk
 from django_safemigrate.transactions import (
     Block,
     enclosing_block,
@@ -44,7 +44,13 @@ from django_safemigrate.transactions import (
     is_transaction_control,
 )
 
-rule = Rule(code="SM304", name="transaction-control-in-runsql", severity=Risk.RISKY, doc=__doc__)
+rule = Rule(
+    code="SM304",
+    name="transaction-control-in-runsql",
+    severity=Risk.RISKY,
+    doc=__doc__,
+    kinds=(Kind.MAY_FAIL,),
+)
 
 _K = TransactionStmtKind
 _NAMES = {

@@ -48,9 +48,15 @@ from django_safemigrate.analysis.context import OperationContext
 from django_safemigrate.analysis.findings import Hit
 from django_safemigrate.analysis.operations import database_operations
 from django_safemigrate.analysis.registry import Rule
-from django_safemigrate.enums import Risk
+from django_safemigrate.enums import Kind, Risk
 
-rule = Rule(code="SM401", name="data-migration", severity=Risk.RISKY, doc=__doc__)
+rule = Rule(
+    code="SM401",
+    name="data-migration",
+    severity=Risk.RISKY,
+    doc=__doc__,
+    kinds=(Kind.OPAQUE,),
+)
 
 
 @rule.on_operation(RunPython, SeparateDatabaseAndState)

@@ -55,9 +55,15 @@ from django_safemigrate.analysis.context import OperationContext
 from django_safemigrate.analysis.findings import Hit
 from django_safemigrate.analysis.operations import database_operations
 from django_safemigrate.analysis.registry import Rule
-from django_safemigrate.enums import Risk
+from django_safemigrate.enums import Kind, Risk
 
-rule = Rule(code="SM404", name="opaque-operation", severity=Risk.DESTRUCTIVE, doc=__doc__)
+rule = Rule(
+    code="SM404",
+    name="opaque-operation",
+    severity=Risk.DESTRUCTIVE,
+    doc=__doc__,
+    kinds=(Kind.OPAQUE,),
+)
 
 _REVIEW = (
     "Make its SQL renderable (every statement through schema_editor.execute(); lookups in a "

@@ -168,7 +168,7 @@ class Command(BaseCommand):
             where = "above" if options["format"] == "text" else "in the report on standard output"
             raise CommandError(
                 f"{len(result.blocking())} finding(s) at or above --fail-on {policy} and "
-                f"{len(result.problems)} project problem(s): see {where}.",
+                f"{len(result.failing_problems())} project problem(s): see {where}.",
                 returncode=ExitCode.FAILED,
             )
 

@@ -148,17 +148,30 @@ class Command(django_migrate.Command):
     def handle_locked(self, ledger: Ledger, *args: Any, **options: Any) -> None:
         """Apply the plan; the plan itself is computed now, after the lock is held."""
         self.watch_governed(ledger, options["database"])
+        self.mark_first_deploy(ledger, options["database"])
         self._step_lines: list[str] = []
-        with ledgered_executor(ledger, self.online_runner(options)):
+        with ledgered_executor(ledger, self.online_runner(options, ledger)):
             super().handle(*args, **options)
 
-    def online_runner(self, options: dict[str, Any]) -> Any:
+    def mark_first_deploy(self, ledger: Ledger, alias: str) -> None:
+        """Mark the run as part of the database's first deploy when it is one, so that a
+        later ``safemigrate`` continues an interrupted first deploy without reviews."""
+        from django.db.migrations.recorder import MigrationRecorder
+
+        from django_safemigrate.governance.first_deploy import first_deploy
+
+        connection = connections[alias]
+        recorder = MigrationRecorder(connection)
+        applied = recorder.applied_migrations() if recorder.has_table() else {}
+        first = first_deploy(connection, applied, history_readable=ledger.writable())
+        ledger.mark_first_deploy(first is not None)
+
+    def online_runner(self, options: dict[str, Any], ledger: Ledger) -> Any:
         """With online execution on (``SAFEMIGRATE['ONLINE']``) on PostgreSQL, and a
         database that already holds migrations, a step runner that applies the risky
         statements on existing tables in their online forms, as ``safemigrate`` does;
         otherwise ``None``: Django applies each migration. The steps are reported from
         ``-v 2``."""
-        from django.db.migrations.recorder import MigrationRecorder
 
         from django_safemigrate.analysis.database import server_major
         from django_safemigrate.execution.runner import StepRunner
@@ -169,10 +182,10 @@ class Command(django_migrate.Command):
             return None
         if options.get("fake") or options.get("fake_initial"):
             return None
-        applied = MigrationRecorder(connection).applied_migrations()
-        if all(app_label == "django_safemigrate" for app_label, _ in applied):
-            # A new database (Django's test databases among them): no table is in use,
-            # so Django applies each migration as it always does.
+        if ledger.first_deploy:
+            # A new database (Django's test databases among them), or its first deploy
+            # continued: no table is in use, so Django applies each migration as it
+            # always does.
             return None
         verbosity = int(options.get("verbosity", 1))
         runners: list[StepRunner] = []

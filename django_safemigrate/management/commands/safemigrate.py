@@ -36,6 +36,7 @@ from django_safemigrate.execution.ledger import APP_LABEL, Ledger, PendingRecord
 from django_safemigrate.execution.run import connect, postgres_connection
 from django_safemigrate.execution.runner import StepRunner, migration_override
 from django_safemigrate.execution.steps import describe_step_locks, plan_steps
+from django_safemigrate.governance.first_deploy import first_deploy
 from django_safemigrate.governance.judge import Judged, judge, record
 from django_safemigrate.management.commands import migrate
 from django_safemigrate.plan import (
@@ -339,7 +340,18 @@ class Command(migrate.Command):
             history_readable=ledger.writable(),
         )
         if judged is None:
+            # Nothing to do still completes a first deploy that was interrupted after its
+            # last migration: the run must say it belongs to it.
+            ledger.mark_first_deploy(
+                first_deploy(
+                    connection,
+                    executor.loader.applied_migrations,
+                    history_readable=ledger.writable(),
+                )
+                is not None
+            )
             return None
+        ledger.mark_first_deploy(judged.first_deploy)
         from django_safemigrate.governance.judge import without_reviews
 
         if judged.ungoverned:

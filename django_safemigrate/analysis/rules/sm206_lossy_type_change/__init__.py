@@ -97,9 +97,15 @@ from django_safemigrate.analysis.rules.sm107_column_type_change_rewrites import 
 )
 from django_safemigrate.analysis.rules.sm206_lossy_type_change.conversions import Loss, losses
 from django_safemigrate.analysis.rules.sm206_lossy_type_change.texts import TEXT
-from django_safemigrate.enums import LockMode, Risk
+from django_safemigrate.enums import Kind, LockMode, Risk
 
-rule = Rule(code="SM206", name="lossy-type-change", severity=Risk.DESTRUCTIVE, doc=__doc__)
+rule = Rule(
+    code="SM206",
+    name="lossy-type-change",
+    severity=Risk.DESTRUCTIVE,
+    doc=__doc__,
+    kinds=(Kind.LOSES_DATA,),
+)
 
 #: A cast of ``from`` values to ``to``, ``True`` when written out (explicit).
 Cast = tuple[ColumnType, ColumnType, bool]
@@ -136,6 +142,7 @@ def check(node: ast.AlterTableStmt, ctx: StatementContext) -> Iterator[Hit]:
             # A conversion that can only fail loses nothing: the deploy stops and the
             # data stays as it was (risky). One that changes data is destructive.
             severity=None if any(loss.silent for loss in found) else Risk.RISKY,
+            kinds=None if any(loss.silent for loss in found) else (Kind.MAY_FAIL,),
         )
 
 

@@ -109,9 +109,15 @@ from django_safemigrate.analysis.rules.sm207_whole_table_update_or_delete.expres
     quote,
 )
 from django_safemigrate.analysis.rules.sm207_whole_table_update_or_delete.keys import Table
-from django_safemigrate.enums import LockMode, Risk
+from django_safemigrate.enums import Kind, LockMode, Risk
 
-rule = Rule(code="SM207", name="whole-table-update-or-delete", severity=Risk.RISKY, doc=__doc__)
+rule = Rule(
+    code="SM207",
+    name="whole-table-update-or-delete",
+    severity=Risk.RISKY,
+    doc=__doc__,
+    kinds=(Kind.BLOCKS_TRAFFIC,),
+)
 
 #: The most rows a key filter may let through and still count as one short batch.
 MAX_BOUNDED_ROWS = 10_000
@@ -188,6 +194,7 @@ def _whole_table(stmt: Any, table: str, ctx: StatementContext) -> Hit:
         lock=LockMode.ROW_EXCLUSIVE,
         rewrites_table=False,
         severity=Risk.DESTRUCTIVE,
+        kinds=(Kind.LOSES_DATA, Kind.BLOCKS_TRAFFIC),
         # An empty table loses nothing; a small one still loses its rows.
         blocking=not ctx.migration.is_new_table(table),
     )

@@ -42,9 +42,15 @@ from django_safemigrate.analysis.context import StatementContext, UnparsableSQL
 from django_safemigrate.analysis.findings import Hit
 from django_safemigrate.analysis.registry import Rule
 from django_safemigrate.analysis.rules.sm403_sql_does_not_parse.columns import duplicate_column
-from django_safemigrate.enums import Risk
+from django_safemigrate.enums import Kind, Risk
 
-rule = Rule(code="SM403", name="sql-does-not-parse", severity=Risk.RISKY, doc=__doc__)
+rule = Rule(
+    code="SM403",
+    name="sql-does-not-parse",
+    severity=Risk.RISKY,
+    doc=__doc__,
+    kinds=(Kind.OPAQUE,),
+)
 
 _TRY_IT = (
     "Check it with 'python manage.py sqlmigrate <app> <migration>' and a migrate on a "
