@@ -98,6 +98,21 @@ class Kind(enum.StrEnum):
     #: Code or SQL the analysis cannot see into: a person has to read it.
     OPAQUE = "opaque"
 
+    @property
+    def phrase(self) -> str:
+        """What a migration of this kind does, after "migrations that"."""
+        return _KIND_PHRASES[self]
+
+
+_KIND_PHRASES = {
+    Kind.LOSES_DATA: "lose data",
+    Kind.BREAKS_OLD_CODE: "break the old code",
+    Kind.BLOCKS_TRAFFIC: "block traffic",
+    Kind.MAY_FAIL: "may fail part-way",
+    Kind.IRREVERSIBLE: "cannot be unapplied",
+    Kind.OPAQUE: "run code the analysis cannot see into",
+}
+
 
 class LockMode(enum.StrEnum):
     """PostgreSQL table lock modes, weakest first.
@@ -156,6 +171,17 @@ class ReviewState(enum.StrEnum):
     APPROVED = "approved"
     #: The latest decision is a rejection; blocks until a later approval.
     REJECTED = "rejected"
+
+
+class Direction(enum.StrEnum):
+    """Which way a plan moves a migration: applying it, or unapplying it (a rollback).
+
+    The gate judges, records and asks reviews for each direction apart: approving a
+    migration does not approve unapplying it.
+    """
+
+    FORWARD = "forward"
+    BACKWARD = "backward"
 
 
 class Decision(enum.StrEnum):

@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 
 from django_safemigrate.enums import (
     Decision,
+    Direction,
     GovernedStatus,
     MigrationOutcome,
     Phase,
@@ -83,6 +84,12 @@ class MigrationRecord(models.Model):
         max_length=20, choices=[(o.value, o.value) for o in MigrationOutcome]
     )
     error = models.TextField(blank=True)
+    #: For a migration the gate let run on a review: who approved which version, when and
+    #: why (applied, or unapplied for a governed rollback). Nullable: added to a table
+    #: that exists, without breaking older runners' inserts.
+    approval = models.TextField(  # noqa: DJ001
+        blank=True, null=True, help_text=_("The review that let it run.")
+    )
 
     class Meta:
         verbose_name = _("migration record")
@@ -163,6 +170,14 @@ class GovernedMigration(models.Model):
 
     app_label = models.CharField(max_length=255)
     name = models.CharField(max_length=255)
+    #: ``forward`` (applying it) or ``backward`` (unapplying it: a governed rollback),
+    #: each judged and reviewed apart. The column keeps its database default, so that an
+    #: older runner inserting forward records during a rolling upgrade still can.
+    direction = models.CharField(
+        max_length=10,
+        choices=[(d.value, d.value) for d in Direction],
+        default=Direction.FORWARD.value,
+    )
     #: Checksum of the file when it was last judged; reviews are bound to a checksum.
     checksum = models.CharField(max_length=80)
     path = models.CharField(max_length=500, blank=True)
@@ -195,12 +210,13 @@ class GovernedMigration(models.Model):
         ordering = ["-last_seen", "app_label", "name"]
         constraints = [
             models.UniqueConstraint(
-                fields=["app_label", "name"], name="safemigrate_governed_unique"
+                fields=["app_label", "name", "direction"], name="safemigrate_governed_direction"
             )
         ]
 
     def __str__(self) -> str:
-        return f"{self.app_label}.{self.name}"
+        rollback = " (rollback)" if self.direction == Direction.BACKWARD.value else ""
+        return f"{self.app_label}.{self.name}{rollback}"
 
 
 class ReviewQuerySet(models.QuerySet["Review"]):

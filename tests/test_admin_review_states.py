@@ -457,3 +457,72 @@ def test_the_screen_uses_only_the_admins_colour_variables():
     for template in templates.glob("*.html"):
         assert "style=" not in template.read_text(), template
         assert "<style" not in template.read_text(), template
+
+
+def test_a_review_can_be_asked_by_kind(admin_client, run):
+    """``REVIEW`` as a list: the data migration (SM401, opaque) needs a review too."""
+    with override_settings(SAFEMIGRATE={"REVIEW": ["destructive", "opaque"]}):
+        html = page(admin_client, LIST_URL)
+        assert (
+            "REVIEW = ['destructive', 'opaque']: destructive migrations; migrations that run "
+            "code the analysis cannot see into need an approval" in text(html)
+        )
+        assert '<strong class="sm-review-word">required</strong>' in row(html, BACKFILL)
+        needed = re.findall(r'sm-name">([^<]+)<', page(admin_client, f"{LIST_URL}?review=needed"))
+        assert needed == [BACKFILL[1], DROP[1]]
+    findings = text(section(page(admin_client, detail_url(DROP)), "sm-findings"))
+    assert "Puts at risk loses-data, breaks-old-code" in findings
+
+
+def test_an_installed_packages_migration_needs_no_review(admin_client, run):
+    kept = governed(DROP)
+    GovernedMigration.objects.filter(pk=kept.pk).update(
+        analysis={**kept.analysis, "package": "shop-extras 2.1"}
+    )
+    html = page(admin_client, LIST_URL)
+    assert "not required" in row(html, DROP)
+    assert re.findall(r'sm-name">([^<]+)<', page(admin_client, f"{LIST_URL}?review=needed")) == []
+    findings = text(section(page(admin_client, detail_url(DROP)), "sm-findings"))
+    assert "From the installed package shop-extras 2.1: shown, but it needs no review" in findings
+
+    with override_settings(SAFEMIGRATE={"GOVERN_PACKAGES": ["shop"]}):
+        html = page(admin_client, LIST_URL)
+        assert '<strong class="sm-review-word">required</strong>' in row(html, DROP)
+        needed = re.findall(r'sm-name">([^<]+)<', page(admin_client, f"{LIST_URL}?review=needed"))
+        assert needed == [DROP[1]]
+
+
+def test_a_rollback_is_listed_and_reviewed_apart(admin_client, run):
+    """Unapplying 0033 drops the column it added: its rollback has a record of its own."""
+    loader = MigrationLoader(connection)
+    judged = judge(
+        connection,
+        loader,
+        [(loader.graph.nodes[AFTER_DROP], True)],
+        get_settings(),
+        phase=None,
+        apply_unblocked=False,
+        history_readable=True,
+    )
+    assert judged is not None
+    record(connection, judged, fake=False, run=run.pk)
+    rows = GovernedMigration.objects.filter(app_label="shop", name=AFTER_DROP[1])
+    assert sorted(rows.values_list("direction", "risk")) == [
+        ("backward", "destructive"),
+        ("forward", "safe"),
+    ]
+    rollback = rows.get(direction="backward")
+
+    html = page(admin_client, LIST_URL)
+    assert '<span class="sm-badge sm-direction-backward">rollback</span>' in html
+    detail = page(
+        admin_client,
+        reverse("admin:django_safemigrate_governedmigration_change", args=[rollback.pk]),
+    )
+    assert "Unapplying it is destructive: a reviewer must approve the rollback" in text(detail)
+    findings = text(section(detail, "sm-findings"))
+    assert "SM201 drop-column destructive" in findings
+    assert 'DROP COLUMN "marketing_opt_in"' in findings
+    assert "Unapply: Add field marketing_opt_in to customer" in text(
+        section(detail, "sm-operations")
+    )

@@ -32,12 +32,12 @@ def review_setting() -> str:
             "needs a review."
         )
     risks = requiring(settings.review)
-    kinds = sorted(kind.value for kind in settings.review_kinds)
+    kinds = sorted(settings.review_kinds)
     if not risks and not kinds:
         return "REVIEW = 'never': no migration needs a review."
     what = [f"{' and '.join(risks)} migrations"] if risks else []
-    what += [f"migrations with findings that {kind.replace('-', ' ')}" for kind in kinds]
-    setting = [*(risks[:1] if risks else []), *kinds]
+    what += [f"migrations that {kind.phrase}" for kind in kinds]
+    setting = [*(risks[:1] if risks else []), *(kind.value for kind in kinds)]
     shown = repr(setting[0]) if len(setting) == 1 and not kinds else repr(setting)
     scope = (
         ""

@@ -38,7 +38,7 @@ from django_safemigrate.admin.listing import (
     review_setting,
 )
 from django_safemigrate.conf import get_settings
-from django_safemigrate.enums import GovernedStatus, MigrationOutcome, ReviewState
+from django_safemigrate.enums import Direction, GovernedStatus, MigrationOutcome, ReviewState
 from django_safemigrate.governance.history import History, read_history
 from django_safemigrate.governance.overview import (
     Graph,
@@ -89,7 +89,10 @@ def _graph() -> Graph:
 def _others() -> dict[str, GovernedMigration]:
     page = _current()
     if page.others is None:
-        page.others = held_back(list(GovernedMigration.objects.filter(applied_at__isnull=True)))
+        waiting = GovernedMigration.objects.filter(
+            applied_at__isnull=True, direction=Direction.FORWARD.value
+        )
+        page.others = held_back(list(waiting))
     return page.others
 
 
@@ -182,10 +185,16 @@ class GovernedMigrationAdmin(DecisionMixin, ReadOnlyAdmin):
 
     @admin.display(description="migration", ordering="name")
     def migration(self, obj: GovernedMigration) -> SafeString:
+        rollback = (
+            format_html(" {}", _badge("direction", "backward", "rollback"))
+            if obj.direction == Direction.BACKWARD.value
+            else ""
+        )
         return format_html(
-            '<span class="sm-app">{}.</span><wbr><span class="sm-name">{}</span>',
+            '<span class="sm-app">{}.</span><wbr><span class="sm-name">{}</span>{}',
             obj.app_label,
             obj.name,
+            rollback,
         )
 
     @admin.display(description="state")
@@ -302,7 +311,9 @@ class GovernedMigrationAdmin(DecisionMixin, ReadOnlyAdmin):
     def _changelist(
         self, request: HttpRequest, extra_context: dict[str, Any] | None
     ) -> HttpResponse:
-        waiting = GovernedMigration.objects.filter(applied_at__isnull=True)
+        waiting = GovernedMigration.objects.filter(
+            applied_at__isnull=True, direction=Direction.FORWARD.value
+        )
         required = needs_review_q(get_settings())
         context = {
             "review_setting": review_setting(),
@@ -368,7 +379,8 @@ class GovernedMigrationAdmin(DecisionMixin, ReadOnlyAdmin):
         others = {
             f"{row.app_label}.{row.name}": row
             for row in GovernedMigration.objects.using(obj._state.db).filter(
-                app_label__in={k[0] for k in graph.dependents(key)}
+                app_label__in={k[0] for k in graph.dependents(key)},
+                direction=Direction.FORWARD.value,
             )
         }
         direct = graph.direct_dependents(key)

@@ -39,6 +39,8 @@ class LedgerExecutor(MigrationExecutor):
     runner_factory: Callable[[LedgerExecutor], StepRunner] | None = None
     #: Set by ``safemigrate``'s gate: the migrations this run may apply. ``None``: all.
     allowed: frozenset[tuple[str, str]] | None = None
+    #: Set by ``safemigrate``'s gate: who approved each migration that runs on a review.
+    approvals: dict[tuple[str, str], str] = {}
 
     def __init__(self, connection: Any, progress_callback: Any = None) -> None:
         # Django's __init__, with a loader that reuses this run's scan of the
@@ -224,6 +226,9 @@ class LedgerExecutor(MigrationExecutor):
             finished_at=finished or timezone.now(),
             outcome=outcome,
             error=error,
+            approval=self.approvals.get(key)
+            if outcome in (MigrationOutcome.APPLIED, MigrationOutcome.UNAPPLIED)
+            else None,
         )
 
     def _lost_meanwhile(self, migration: Migration, exc: BaseException) -> None:

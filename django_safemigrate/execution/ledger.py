@@ -47,6 +47,8 @@ class PendingRecord:
     error: str = ""
     #: The definition checksum (``checksum.definition_checksum``); ``None`` where unknown.
     definition: str | None = None
+    #: Who approved it, when the gate let it run on a review.
+    approval: str | None = None
 
 
 @dataclasses.dataclass
@@ -383,13 +385,14 @@ class Ledger:
                 entry.outcome.value,
                 entry.error,
                 entry.definition,
+                entry.approval,
             ]
         # Several rows (kept while the tables did not exist): one INSERT, in their order.
-        rows = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(entries))
+        rows = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(entries))
         return (
             f"INSERT INTO {self.connection.ops.quote_name(meta.db_table)} "
             "(run_id, app_label, name, checksum, started_at, finished_at, duration, "
-            f"outcome, error, definition) VALUES {rows}",
+            f"outcome, error, definition, approval) VALUES {rows}",
             params,
         )
 

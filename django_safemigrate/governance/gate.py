@@ -66,6 +66,8 @@ class GatePolicy:
     now: datetime | None = None
     #: Kinds of findings that need a review whatever the risk (``REVIEW`` as a list).
     review_kinds: frozenset[Kind] = frozenset()
+    #: The plan unapplies migrations: an item waits for those unapplied before it.
+    backward: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -198,7 +200,11 @@ def decide(items: Iterable[GateItem], policy: GatePolicy) -> GateResult:
             name = ".".join(dependency)
             if before.verdict is Verdict.BLOCKED:
                 verdict = Verdict.BLOCKED
-                reasons.append(f"depends on {name}, which is blocked")
+                reasons.append(
+                    f"is unapplied after {name}, whose rollback is blocked"
+                    if policy.backward
+                    else f"depends on {name}, which is blocked"
+                )
             elif item.phase is Phase.PRE_DEPLOY:
                 verdict = Verdict.BLOCKED
                 reasons.append(

@@ -19,7 +19,7 @@ from django_safemigrate.analysis.analyzer import AnalysisOptions, analyse
 from django_safemigrate.analysis.database import server_major, table_sizes
 from django_safemigrate.analysis.findings import MigrationReport, TableInfo
 from django_safemigrate.conf import SafemigrateSettings
-from django_safemigrate.enums import OnBlocked, Phase, RequestedPhase, Risk
+from django_safemigrate.enums import Direction, OnBlocked, Phase, RequestedPhase, Risk
 from django_safemigrate.exceptions import UsageError
 from django_safemigrate.governance import store
 from django_safemigrate.governance.first_deploy import first_deploy
@@ -48,6 +48,8 @@ class Judged:
     #: The run is (or continues) the database's first deploy
     #: (:mod:`django_safemigrate.governance.first_deploy`).
     first_deploy: bool = False
+    #: Applying the plan, or unapplying it (:mod:`django_safemigrate.governance.rollback`).
+    direction: Direction = Direction.FORWARD
 
 
 def effective_settings(
@@ -110,7 +112,9 @@ def judge(
     history_readable: bool,
     render_ungoverned: bool = False,
 ) -> Judged | None:
-    """The gate's decision on a forward ``plan``; ``None`` when the plan is empty.
+    """The gate's decision on ``plan``; ``None`` when the plan is empty. A plan that
+    unapplies migrations is judged on their reverse
+    (:func:`django_safemigrate.governance.rollback.judge_backwards`).
 
     With ``render_ungoverned`` (``--plan``), a plan the gate lets through unjudged is still
     rendered, for its steps.
@@ -126,6 +130,18 @@ def judge(
             f"'{settings.legacy_mode}' mode (as that package did not); use 'migrate APP "
             "MIGRATION' to go backwards. Nothing was applied."
         )
+    if backwards:
+        if len(backwards) != len(migrations):
+            raise UsageError(
+                "The plan both applies and unapplies migrations; safemigrate takes one "
+                "direction per run. Nothing was applied."
+            )
+        from django_safemigrate.governance.rollback import judge_backwards
+
+        judged: Judged = judge_backwards(
+            connection, loader, migrations, settings, history_readable=history_readable
+        )
+        return judged
     if settings.govern:
         # An invalid marker stops the run before anything (all of them named at once).
         declared_all(migrations)
@@ -138,14 +154,12 @@ def judge(
         review_kinds=settings.review_kinds,
         phase=phase or settings.default_phase,
         on_blocked=OnBlocked.APPLY_UNBLOCKED if apply_unblocked else settings.on_blocked,
-        govern=settings.govern and not backwards and (settings.govern_fresh_database or not fresh),
+        govern=settings.govern and (settings.govern_fresh_database or not fresh),
         now=timezone.now(),
     )
     ungoverned = None
     if not settings.govern:
         ungoverned = "SAFEMIGRATE = 'disabled' (the older package's mode): no review or phase gate"
-    elif backwards:
-        ungoverned = "the plan unapplies migrations, which is not gated"
     elif fresh and not settings.govern_fresh_database:
         ungoverned = f"{first}, and a new database is not gated (GOVERN_FRESH_DATABASE)"
     pg_version = server_major(connection)
@@ -259,8 +273,8 @@ def record(connection: Any, judged: Judged, *, fake: bool, run: int | None = Non
             plan=len(decisions),
             stopped=judged.result.stopped,
         )
-        store.record_gate(using, decision, fields, now=now)
-    if not judged.result.stopped and not fake:
+        store.record_gate(using, decision, fields, now=now, direction=judged.direction)
+    if not judged.result.stopped and not fake and judged.direction is Direction.FORWARD:
         store.mark_detected(
             using,
             [d.key for d in judged.result.decisions],
@@ -278,3 +292,37 @@ def record(connection: Any, judged: Judged, *, fake: bool, run: int | None = Non
             reasons=decision.reasons,
             using=using,
         )
+
+
+def approvals(using: str, judged: Judged) -> dict[Key, str]:
+    """For each migration of the plan that runs on an approval: who approved it, when and
+    why, as the ledger keeps it on the migration's record."""
+    from django_safemigrate.enums import Decision, ReviewState
+    from django_safemigrate.models import Review
+
+    approved = [d.key for d in judged.result.decisions if d.review is ReviewState.APPROVED]
+    if not approved:
+        return {}
+    found: dict[Key, str] = {}
+    rows = (
+        Review.objects.using(using)
+        .filter(
+            migration__app_label__in={key[0] for key in approved},
+            migration__direction=judged.direction.value,
+            decision=Decision.APPROVE.value,
+        )
+        .select_related("migration")
+        .order_by("-created_at", "-id")
+    )
+    for review in rows:
+        key = (review.migration.app_label, review.migration.name)
+        report = judged.reports.get(key)
+        if key not in approved or key in found or report is None:
+            continue
+        if review.checksum != report.checksum:
+            continue
+        found[key] = (
+            f"approved by {review.reviewer_name} at {review.created_at:%Y-%m-%d %H:%M:%S %Z} "
+            f"({review.source}, review {review.pk}): {review.note}"
+        )
+    return found

@@ -155,6 +155,8 @@ def state_of(
                 "It was applied although a rejection stands (see the ledger's runs without "
                 "governance)."
             )
+        if getattr(governed, "direction", "forward") == "backward":
+            return State("applied", "Rolled back", (f"Unapplied {when}.", *details))
         return State("applied", "Applied", (f"Applied {when}.", *details))
     state = history.state
     decision = history.in_force
@@ -166,10 +168,16 @@ def state_of(
         return State("rejected", "Rejected", tuple(details), held_by)
     waiting = [_waits_for(name, others or {}) for name in held_by]
     if state is ReviewState.PENDING:
-        details.append(
-            f"It is {governed.risk}: a reviewer must approve this version before "
-            "safemigrate applies it."
-        )
+        if getattr(governed, "direction", "forward") == "backward":
+            details.append(
+                f"Unapplying it is {governed.risk}: a reviewer must approve the rollback of "
+                "this version before safemigrate unapplies it."
+            )
+        else:
+            details.append(
+                f"It is {governed.risk}: a reviewer must approve this version before "
+                "safemigrate applies it."
+            )
         details += waiting
         return State("needs_review", "Needs a review", tuple(details), held_by)
     if state is ReviewState.STALE:

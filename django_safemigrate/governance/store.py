@@ -13,7 +13,14 @@ from django.db.migrations import Migration
 from django.utils import timezone
 
 from django_safemigrate.checksum import Comparison, compare, version_of
-from django_safemigrate.enums import Decision, GovernedStatus, Phase, ReviewState, Verdict
+from django_safemigrate.enums import (
+    Decision,
+    Direction,
+    GovernedStatus,
+    Phase,
+    ReviewState,
+    Verdict,
+)
 from django_safemigrate.governance.gate import GateDecision, PastReview, review_state
 from django_safemigrate.models import GovernedMigration, Review
 
@@ -23,15 +30,20 @@ Key = tuple[str, str]
 PERMISSION = "django_safemigrate.decide_migration"
 
 
-def past_reviews(using: str, keys: Iterable[Key]) -> dict[Key, tuple[PastReview, ...]]:
-    """Every decision on ``keys``, oldest first."""
+def past_reviews(
+    using: str, keys: Iterable[Key], direction: Direction = Direction.FORWARD
+) -> dict[Key, tuple[PastReview, ...]]:
+    """Every decision on ``keys`` (applying them, or unapplying them), oldest first."""
     wanted = set(keys)
     found: dict[Key, list[PastReview]] = {}
     if not wanted:
         return {}
     rows = (
         Review.objects.using(using)
-        .filter(migration__app_label__in={k[0] for k in wanted})
+        .filter(
+            migration__app_label__in={k[0] for k in wanted},
+            migration__direction=direction.value,
+        )
         .order_by("created_at", "id")
         .values_list("migration__app_label", "migration__name", "decision", "checksum")
     )
@@ -69,7 +81,11 @@ def detections(using: str, keys: Iterable[Key]) -> dict[Key, datetime]:
     wanted = set(keys)
     rows = (
         GovernedMigration.objects.using(using)
-        .filter(app_label__in={k[0] for k in wanted}, detected__isnull=False)
+        .filter(
+            app_label__in={k[0] for k in wanted},
+            detected__isnull=False,
+            direction=Direction.FORWARD.value,
+        )
         .values_list("app_label", "name", "detected")
     )
     return {(a, n): d for a, n, d in rows if (a, n) in wanted and d is not None}
@@ -94,8 +110,10 @@ def record_gate(
     *,
     now: datetime,
     applied: bool = False,
+    direction: Direction = Direction.FORWARD,
 ) -> GovernedMigration:
-    """Create or refresh the record of a migration the gate judged."""
+    """Create or refresh the record of a migration the gate judged (for applying it, or
+    for unapplying it)."""
     app_label, name = decision.key
     values = {
         **fields,
@@ -106,8 +124,13 @@ def record_gate(
         else "",
         "last_seen": now,
     }
+    if not applied:
+        # Judged for a plan: it has not happened (again) yet, whatever an earlier run did.
+        values["applied_at"] = None
     # Runs under the migration lock: no other runner writes these rows meanwhile.
-    rows = GovernedMigration.objects.using(using).filter(app_label=app_label, name=name)
+    rows = GovernedMigration.objects.using(using).filter(
+        app_label=app_label, name=name, direction=direction.value
+    )
     analysis = values.get("analysis")
     if isinstance(analysis, dict) and "gate" not in analysis:
         # Judged alone (``reviewmigration``): what the last run's gate said still holds.
@@ -116,7 +139,7 @@ def record_gate(
             values["analysis"] = {**analysis, "gate": before["gate"]}
     if not rows.update(**values):
         GovernedMigration.objects.using(using).create(
-            app_label=app_label, name=name, first_seen=now, **values
+            app_label=app_label, name=name, direction=direction.value, first_seen=now, **values
         )
     governed: GovernedMigration = rows.get()
     return governed
@@ -131,13 +154,13 @@ def mark_detected(
             continue
         updated = (
             GovernedMigration.objects.using(using)
-            .filter(app_label=key[0], name=key[1], detected__isnull=True)
+            .filter(app_label=key[0], name=key[1], detected__isnull=True, direction="forward")
             .update(detected=now)
         )
         if (
             not updated
             and not GovernedMigration.objects.using(using)
-            .filter(app_label=key[0], name=key[1])
+            .filter(app_label=key[0], name=key[1], direction="forward")
             .exists()
         ):
             GovernedMigration.objects.using(using).create(
@@ -154,22 +177,38 @@ def mark_detected(
             )
 
 
-def unapplied_governed(using: str) -> set[Key]:
-    """Governed migrations not applied yet (one query per run)."""
+def unapplied_governed(using: str, direction: Direction = Direction.FORWARD) -> set[Key]:
+    """Governed migrations not applied (or, backward, not unapplied) yet: one query."""
     return set(
         GovernedMigration.objects.using(using)
-        .filter(applied_at__isnull=True)
+        .filter(applied_at__isnull=True, direction=direction.value)
         .values_list("app_label", "name")
     )
 
 
-def mark_applied(using: str, key: Key, now: datetime) -> None:
-    """A governed migration was applied: its status shows it (a rejection still shows)."""
-    rows = GovernedMigration.objects.using(using).filter(app_label=key[0], name=key[1])
+def mark_applied(
+    using: str, key: Key, now: datetime, direction: Direction = Direction.FORWARD
+) -> None:
+    """A governed migration was applied (or unapplied, for a rollback's record): its
+    status shows it (a rejection still shows). Unapplying it also makes its forward record
+    wait again, with what its reviews say about the version it has."""
+    rows = GovernedMigration.objects.using(using).filter(
+        app_label=key[0], name=key[1], direction=direction.value
+    )
     rows.update(applied_at=now)
     rows.exclude(status=GovernedStatus.REJECTED.value).update(
         status=GovernedStatus.APPLIED.value, blocked_reason=""
     )
+    if direction is Direction.BACKWARD:
+        forward = GovernedMigration.objects.using(using).filter(
+            app_label=key[0], name=key[1], direction=Direction.FORWARD.value
+        )
+        for governed in forward.filter(applied_at__isnull=False):
+            reviews = past_reviews(using, [key]).get(key, ())
+            state = review_state(reviews, governed.checksum, required=governed.review_required)
+            forward.filter(pk=governed.pk).update(
+                applied_at=None, status=status_for(state, applied=False).value
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -221,9 +260,9 @@ def decide_migration(
             host=host[:255],
             created_at=timezone.now(),
         )
-        reviews = past_reviews(using, [(governed.app_label, governed.name)]).get(
-            (governed.app_label, governed.name), ()
-        )
+        reviews = past_reviews(
+            using, [(governed.app_label, governed.name)], Direction(governed.direction)
+        ).get((governed.app_label, governed.name), ())
         state = review_state(reviews, governed.checksum, required=governed.review_required)
         governed.status = status_for(state, governed.applied_at is not None).value
         fields = ["status"]
@@ -239,7 +278,7 @@ def decide_migration(
     return Decided(review, state)
 
 
-def review_url(using: str, key: Key) -> str | None:
+def review_url(using: str, key: Key, direction: Direction = Direction.FORWARD) -> str | None:
     """The admin page of a governed migration, when the admin's URLs are installed."""
     from django.db import DatabaseError, transaction
     from django.urls import NoReverseMatch, reverse
@@ -250,7 +289,7 @@ def review_url(using: str, key: Key) -> str | None:
         with transaction.atomic(using=using):
             governed = (
                 GovernedMigration.objects.using(using)
-                .filter(app_label=key[0], name=key[1])
+                .filter(app_label=key[0], name=key[1], direction=direction.value)
                 .values_list("pk", flat=True)
                 .first()
             )

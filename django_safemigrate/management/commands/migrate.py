@@ -216,8 +216,9 @@ class Command(django_migrate.Command):
         from django_safemigrate.governance.store import unapplied_governed
 
         self._using = using
+        self._ledger_writable = ledger.writable()
         self._governed: set[tuple[str, str]] = (
-            unapplied_governed(using) if ledger.writable() else set()
+            unapplied_governed(using) if self._ledger_writable else set()
         )
 
     def migration_progress_callback(
@@ -241,6 +242,18 @@ class Command(django_migrate.Command):
 
                 mark_applied(using, key, timezone.now())
             migration_applied.send(sender=type(self), app_label=key[0], name=key[1], using=using)
+        if action == "unapply_success" and not fake and getattr(self, "_ledger_writable", False):
+            from django.utils import timezone
+
+            from django_safemigrate.enums import Direction
+            from django_safemigrate.governance.store import mark_applied
+
+            # Its rollback's record (if the gate judged one) says it ran; its forward
+            # record waits again.
+            key = (migration.app_label, migration.name)
+            mark_applied(
+                getattr(self, "_using", "default"), key, timezone.now(), Direction.BACKWARD
+            )
 
     def report_wait(self, holder: Holder | None, waited: float, wait: float, first: bool) -> None:
         if self.verbosity < 1:

@@ -17,7 +17,7 @@ from django.db import DatabaseError, connections
 from django.utils import timezone
 
 from django_safemigrate.conf import get_settings
-from django_safemigrate.enums import CommandLineReviews, Decision
+from django_safemigrate.enums import CommandLineReviews, Decision, Direction
 from django_safemigrate.exceptions import SafemigrateError, UsageError
 from django_safemigrate.execution.ledger import os_user
 from django_safemigrate.execution.run import connect, postgres_connection
@@ -44,6 +44,11 @@ class Command(BaseCommand):
         decision.add_argument("--approve", action="store_true")
         decision.add_argument("--reject", action="store_true")
         parser.add_argument("--note", required=True, help="Why (kept with the decision).")
+        parser.add_argument(
+            "--rollback",
+            action="store_true",
+            help="Decide on unapplying the migration (a governed rollback), not on applying it.",
+        )
         parser.add_argument(
             "--as",
             dest="username",
@@ -93,10 +98,11 @@ class Command(BaseCommand):
         # Judge the migration as it is here, so the record shows what was reviewed.
         # The same scan of the migration files, now with what this database has applied.
         live = SharedDiskLoader(connection)
+        direction = Direction.BACKWARD if options["rollback"] else Direction.FORWARD
         judged = judge(
             connection,
             live,
-            [(live.graph.nodes[key], False)],
+            [(live.graph.nodes[key], direction is Direction.BACKWARD)],
             # The gate on whatever the mode says: a review is recorded in every mode.
             dataclasses.replace(get_settings(), govern=True, govern_fresh_database=True),
             phase=None,
@@ -116,7 +122,7 @@ class Command(BaseCommand):
         )
         previous = (
             GovernedMigration.objects.using(connection.alias)
-            .filter(app_label=key[0], name=key[1])
+            .filter(app_label=key[0], name=key[1], direction=direction.value)
             .values_list("checksum", flat=True)
             .first()
         )
@@ -125,7 +131,8 @@ class Command(BaseCommand):
             decision,
             fields,
             now=timezone.now(),
-            applied=key in live.applied_migrations,
+            applied=(key in live.applied_migrations) is (direction is Direction.FORWARD),
+            direction=direction,
         )
         if previous and previous != report.checksum and options["verbosity"] >= 1:
             self.stderr.write(
@@ -148,6 +155,8 @@ class Command(BaseCommand):
         except DatabaseError as exc:
             raise CommandError(f"The decision could not be recorded: {exc}") from exc
         verb = "Approved" if wanted is Decision.APPROVE else "Rejected"
+        if direction is Direction.BACKWARD:
+            verb += " unapplying"
         self.stdout.write(
             f"{verb} {key[0]}.{key[1]} ({report.risk.value}, {report.checksum}) as "
             f"{user.get_username()} (recorded from {decided.review.os_user}@"

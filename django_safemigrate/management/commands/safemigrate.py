@@ -23,6 +23,7 @@ from django_safemigrate.checksum import definition_checksum, migration_checksum
 from django_safemigrate.conf import SafemigrateSettings, get_settings
 from django_safemigrate.enums import (
     ChecksumPolicy,
+    Direction,
     ExitCode,
     MigrationOutcome,
     RequestedPhase,
@@ -37,7 +38,7 @@ from django_safemigrate.execution.run import connect, postgres_connection
 from django_safemigrate.execution.runner import StepRunner, migration_override
 from django_safemigrate.execution.steps import describe_step_locks, plan_steps
 from django_safemigrate.governance.first_deploy import first_deploy
-from django_safemigrate.governance.judge import Judged, judge, record
+from django_safemigrate.governance.judge import Judged, approvals, judge, record
 from django_safemigrate.management.commands import migrate
 from django_safemigrate.plan import (
     AppliedCheck,
@@ -166,20 +167,18 @@ class Command(migrate.Command):
         for line in self.bypass_lines(judged, settings, options):
             self.stdout.write(f"  {line}")
         for migration, backwards in plan:
-            if backwards:
-                self.stdout.write(f"{migration} (unapply)", self.style.MIGRATE_HEADING)
-                continue
             key = (migration.app_label, migration.name)
             report = judged.reports.get(key)
             # One line per migration: its name, then the judgement when there is one.
-            line = str(migration)
+            line = f"{migration} (unapply)" if backwards else str(migration)
             if report is not None:
                 decision = decisions[key]
                 verdict = decision.verdict.value
                 if judged.result.stopped and decision.verdict is Verdict.RUN:
                     verdict = "run (once nothing else is blocked)"
+                phase = "" if backwards else f"{report.phase.value}, "
                 line += (
-                    f": {report.risk.value}, {report.phase.value}, "
+                    f": {report.risk.value}, {phase}"
                     f"review {decision.review.value.replace('_', ' ')}, {verdict}"
                 )
                 if decision.reasons:
@@ -187,7 +186,14 @@ class Command(migrate.Command):
             self.stdout.write(line, self.style.MIGRATE_HEADING)
             # The SQL the judgement rendered (one walk for the whole plan, inside the
             # analysis's guards): what is shown is what was judged.
-            operations = list(judged.operations[key])
+            operations = list(judged.operations.get(key, ()))
+            if backwards:
+                # What unapplying it runs, last operation first, as Django runs it.
+                for op in operations:
+                    self.stdout.write(f"    {op.operation.describe()}")
+                    for statement in op.statements:
+                        self.stdout.write(f"      {statement.sql.strip()}")
+                continue
             report_online = report.online if report is not None else {}
             steps = plan_steps(migration, operations, pg_version, report_online)
             policy = RunnerPolicy.for_migration(settings, migration)
@@ -198,10 +204,14 @@ class Command(migrate.Command):
                     f"{step.description}"
                 )
         if judged.result.stopped:
-            self.stdout.write("The gate would stop this plan: nothing would be applied (exit 3).")
+            self.stdout.write(
+                "The gate would stop this plan: nothing would be "
+                f"{'unapplied' if judged.direction is Direction.BACKWARD else 'applied'} (exit 3)."
+            )
+            verb = "unapply" if judged.direction is Direction.BACKWARD else "apply"
             raise Blocked(
-                "The gate would stop this plan (see above): a run would apply nothing and exit "
-                f"3. {self.review_advice(judged, connection)}"
+                f"The gate would stop this plan (see above): a run would {verb} nothing and "
+                f"exit 3. {self.review_advice(judged, connection)}"
             )
 
     def bypass_lines(
@@ -293,6 +303,7 @@ class Command(migrate.Command):
         self._last_progress = 0.0
         with ledgered_executor(ledger, runner_factory) as executor_class:
             executor_class.allowed = allowed
+            executor_class.approvals = self.approvals
             try:
                 django_migrate.Command.handle(self, *args, **options)
             except Exception as exc:
@@ -328,6 +339,7 @@ class Command(migrate.Command):
 
         Returns the migrations this run may apply, or ``None`` for all of them.
         """
+        self.approvals: dict[tuple[str, str], str] = {}
         executor = LedgerExecutor(connection)
         targets = plan_targets(executor.loader, options["app_label"], options["migration_name"])
         judged = judge(
@@ -367,6 +379,7 @@ class Command(migrate.Command):
         held = [d for d in judged.result.decisions if d.verdict is not Verdict.RUN]
         if judged.result.stopped:
             raise Blocked(self.blocked_message(judged, connection))
+        self.approvals = approvals(connection.alias, judged) if ledger.writable() else {}
         if held and self.verbosity >= 1:
             self.stderr.write(self.style.WARNING("Held back by governance:"))
             for decision in held:
@@ -380,10 +393,16 @@ class Command(migrate.Command):
 
     def blocked_message(self, judged: Judged, connection: Any) -> str:
         blocked = judged.result.blocked
-        lines = [
-            f"Blocked by governance: {len(blocked)} migration(s) may not run, so nothing "
-            "was applied."
-        ]
+        if judged.direction is Direction.BACKWARD:
+            lines = [
+                f"Blocked by governance: unapplying {len(blocked)} migration(s) needs a review "
+                "of the rollback, so nothing was unapplied."
+            ]
+        else:
+            lines = [
+                f"Blocked by governance: {len(blocked)} migration(s) may not run, so nothing "
+                "was applied."
+            ]
         for decision in blocked:
             lines.append(f"  {'.'.join(decision.key)} {'; '.join(decision.reasons)}.")
         deferred = judged.result.deferred
@@ -409,14 +428,16 @@ class Command(migrate.Command):
             )
         where = []
         for decision in needs_review:
-            url = review_url(connection.alias, decision.key)
+            url = review_url(connection.alias, decision.key, judged.direction)
             where.append(f"{'.'.join(decision.key)}" + (f" at {url}" if url else ""))
         first = needs_review[0].key
+        rollback = " --rollback" if judged.direction is Direction.BACKWARD else ""
+        what = "their rollback" if rollback else "them"
         return (
             "A reviewer with the 'Can approve or reject migrations' permission can review "
-            f"them in the Django admin ({'; '.join(where)}) or from a terminal with "
-            f'\'manage.py reviewmigration {first[0]} {first[1]} --approve --note "..." '
-            "--as USERNAME'; then run safemigrate again."
+            f"{what} in the Django admin ({'; '.join(where)}) or from a terminal with "
+            f"'manage.py reviewmigration {first[0]} {first[1]}{rollback} --approve "
+            '--note "..." --as USERNAME\'; then run safemigrate again.'
         )
 
     def report_backfill(self, progress: Progress) -> None:
