@@ -119,10 +119,10 @@ def _where(report: MigrationReport, finding: Finding) -> str:
 
 def status_of(finding: Finding, report: MigrationReport | None = None) -> str:
     """Why a finding does not count, in words (``""`` when it counts)."""
-    if report is not None and not report.governed:
-        return out_of_scope(report.package)
     if finding.acknowledged is not None:
         return f"acknowledged: {finding.acknowledged}"
+    if report is not None and not report.governed:
+        return out_of_scope(report.package)
     if finding.online is not None:
         return "not blocking: safemigrate runs it online"
     if not finding.blocking:
@@ -133,7 +133,7 @@ def status_of(finding: Finding, report: MigrationReport | None = None) -> str:
 def out_of_scope(package: str | None) -> str:
     return (
         f"installed package {package}: shown, not failing; SAFEMIGRATE['GOVERN_PACKAGES'] "
-        "includes it"
+        "brings it into scope"
     )
 
 

@@ -602,6 +602,7 @@ def test_gitlab_job_passes_a_safe_migration(origin, database):
         "destructive": 0,
         "blocking": 0,
         "problems": 0,
+        "blocking_problems": 0,
     }
     sarif_log(work / "checkmigrations.sarif")
 

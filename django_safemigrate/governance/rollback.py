@@ -65,7 +65,7 @@ def judge_backwards(
             pg_version,
             settings,
             policy,
-            "SAFEMIGRATE = 'disabled' (the older package's mode): no review of rollbacks",
+            "SAFEMIGRATE = 'disabled' (the older package's mode): no review or phase gate",
             direction=Direction.BACKWARD,
         )
     options = AnalysisOptions(

@@ -30,6 +30,12 @@ class Migration(migrations.Migration):
     # migrations must apply or roll back whole (a run that finds the ledger lost stops
     # inside this migration's transaction, before its steps could be recorded).
     safemigrate_online = False
+    safemigrate_acknowledge = {
+        "SM103": "a few rows per migration: the unique index is built in an instant",
+        "SM209": "replaced in the same migration by (app_label, name, direction), built "
+        "before it goes; no code of this app uses ON CONFLICT on it, and its "
+        "update_or_create-like writes run under the migration lock",
+    }
 
     dependencies = [
         ("django_safemigrate", "0007_ledger_definitions"),

@@ -242,7 +242,13 @@ class Command(django_migrate.Command):
 
                 mark_applied(using, key, timezone.now())
             migration_applied.send(sender=type(self), app_label=key[0], name=key[1], using=using)
-        if action == "unapply_success" and not fake and getattr(self, "_ledger_writable", False):
+        if (
+            action == "unapply_success"
+            and not fake
+            and getattr(self, "_ledger_writable", False)
+            # Unapplying this app's own tables: its records may be gone with them.
+            and migration.app_label != "django_safemigrate"
+        ):
             from django.utils import timezone
 
             from django_safemigrate.enums import Direction
