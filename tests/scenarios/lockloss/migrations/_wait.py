@@ -15,7 +15,8 @@ def insert_and_wait(tag):
             return
         Path(os.environ["LOCKLOSS_READY"]).write_text(str(os.getpid()))
         go = Path(os.environ["LOCKLOSS_GO"])
-        deadline = time.monotonic() + 60
+        # Long enough for a loaded machine; the tests write the file well before.
+        deadline = time.monotonic() + 300
         while not go.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
 
