@@ -14,6 +14,7 @@ packages back into scope: ``True`` for all of them, or a list of app labels.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib.metadata
 import os
@@ -86,8 +87,6 @@ def scoped(
     reports: Iterable[MigrationReport], settings: SafemigrateSettings
 ) -> list[MigrationReport]:
     """``reports``, each marked governed or not under ``settings``."""
-    import dataclasses
-
     return [
         dataclasses.replace(r, governed=governed(r.app_label, r.package, settings)) for r in reports
     ]
@@ -112,8 +111,6 @@ def scoped_problems(
     problems: Iterable[Problem], loader: Any, settings: SafemigrateSettings
 ) -> list[Problem]:
     """``problems``, those about a package the settings leave out of scope marked with it."""
-    import dataclasses
-
     marked = []
     for problem in problems:
         package = app_package(loader, problem.app_label) if problem.app_label else None

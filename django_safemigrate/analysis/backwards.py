@@ -28,7 +28,7 @@ from django.db.migrations.state import ProjectState
 
 from django_safemigrate.analysis.analyzer import (
     AnalysisOptions,
-    _full_order,
+    _plan_order,
     analyse_migration,
     operation_lines,
 )
@@ -91,14 +91,11 @@ def analyse_backwards(
     """Reports on unapplying ``keys`` (in the order given: the unapply plan's)."""
     wanted = set(keys)
     lookup = table_info or (lambda _table: None)
-    needed = _ancestors(loader, wanted)
     options = dataclasses.replace(options, online=False)  # rollbacks run as Django runs them
     state: ProjectState = IncrementalState(real_apps=loader.unmigrated_apps)
     reports: dict[Key, MigrationReport] = {}
     with swappable_names_at_once():
-        for key in _full_order(loader):
-            if key not in needed:
-                continue
+        for key in _plan_order(loader, wanted):
             migration = loader.graph.nodes[key]
             if key in wanted:
                 after = migration.mutate_state(state.clone(), preserve=False)
@@ -114,17 +111,6 @@ def analyse_backwards(
                 )
             state = migration.mutate_state(state, preserve=False)
     return [reports[key] for key in keys]
-
-
-def _ancestors(loader: MigrationLoader, wanted: set[Key]) -> set[Key]:
-    needed: set[Key] = set()
-    pending = list(wanted)
-    while pending:
-        key = pending.pop()
-        if key not in needed:
-            needed.add(key)
-            pending.extend(parent.key for parent in loader.graph.node_map[key].parents)
-    return needed
 
 
 def reverse_operations(
