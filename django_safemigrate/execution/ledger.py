@@ -29,6 +29,7 @@ from django.utils import timezone
 from django_safemigrate.enums import MigrationOutcome, RunOutcome
 from django_safemigrate.exceptions import SafemigrateError
 from django_safemigrate.execution import continuity
+from django_safemigrate.execution.events import RunEvents
 
 APP_LABEL = "django_safemigrate"
 
@@ -108,6 +109,8 @@ class Ledger:
         #: Raises ``LockLost`` unless the migration lock is still held; called with where
         #: the run is ("before step 2/3 of shop.0004_x"). Set while the lock is held.
         self.check_lock: Callable[[str], None] = lambda where: None
+        #: The run's structured events (:mod:`.events`), for the lock, the runner and the gate.
+        self.events = RunEvents(command=command, database=connection.alias)
 
     # -- whether the tables are there -------------------------------------------------
 
@@ -322,6 +325,7 @@ class Ledger:
             first_deploy=self.first_deploy,
         )
         self.run_id = run.pk
+        self.events.run_id = run.pk
 
     def check_continuity(self) -> None:
         """Before the first write: stop if the ledger lost records (unless accepted)."""

@@ -71,6 +71,20 @@ class Holder:
     command: str | None = None
     since: datetime.datetime | None = None
     client_addr: str | None = None
+    #: The lock session's ``application_name`` (``django_safemigrate lock <key> host:pid``).
+    application_name: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The holder for events and ``--status``: JSON-ready, keys always present."""
+        return {
+            "backend_pid": self.pid,
+            "pid": self.runner_pid,
+            "host": self.host,
+            "application_name": self.application_name,
+            "client_addr": self.client_addr,
+            "command": self.command,
+            "since": self.since.isoformat() if self.since else None,
+        }
 
     def describe(self) -> str:
         parts = []
@@ -156,6 +170,31 @@ class HolderInfo:
         }
         text = json.dumps(data, ensure_ascii=True).replace("*/", "* /")
         return f"/* {_COMMENT_TAG}{text} */ "
+
+
+#: The session that holds the advisory lock of a key (two parameters: the key's high
+#: and low 32 bits, :func:`key_halves`), and what ``pg_stat_activity`` says of it.
+HOLDER_SQL = """
+    SELECT l.pid, a.query, a.client_addr, a.application_name
+    FROM pg_locks l
+    LEFT JOIN pg_stat_activity a ON a.pid = l.pid
+    WHERE l.locktype = 'advisory'
+      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+      AND l.classid::bigint = %s AND l.objid::bigint = %s AND l.objsubid = 1
+      AND l.granted
+"""
+
+
+def key_halves(key: int) -> tuple[int, int]:
+    """``key`` as ``pg_locks`` shows a bigint advisory key: (classid, objid)."""
+    return (key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF
+
+
+def holder_from_row(row: tuple[Any, ...]) -> Holder:
+    """A :data:`HOLDER_SQL` row as a :class:`Holder`."""
+    pid, query, client_addr, application_name = row
+    holder = _parse_holder(int(pid), query, client_addr)
+    return dataclasses.replace(holder, application_name=application_name or None)
 
 
 def _parse_holder(pid: int, query: str | None, client_addr: Any) -> Holder:
@@ -267,22 +306,8 @@ class MigrationLock:
         return bool(got)
 
     def holder(self) -> Holder | None:
-        rows = self._execute(
-            """
-            SELECT l.pid, a.query, a.client_addr
-            FROM pg_locks l
-            LEFT JOIN pg_stat_activity a ON a.pid = l.pid
-            WHERE l.locktype = 'advisory'
-              AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-              AND l.classid::bigint = %s AND l.objid::bigint = %s AND l.objsubid = 1
-              AND l.granted
-            """,
-            ((self.key >> 32) & 0xFFFFFFFF, self.key & 0xFFFFFFFF),
-        )
-        if not rows:
-            return None
-        pid, query, client_addr = rows[0]
-        return _parse_holder(int(pid), query, client_addr)
+        rows = self._execute(HOLDER_SQL, key_halves(self.key))
+        return holder_from_row(rows[0]) if rows else None
 
     def describe(self) -> str:
         schema = f", schema '{self.schema}'" if self.schema else ""
@@ -430,6 +455,7 @@ def migration_lock(
     wait: float,
     poll_interval: float,
     on_wait: Callable[[Holder | None, float, bool], None],
+    on_poll: Callable[[Holder | None, float], None] | None = None,
 ) -> Iterator[MigrationLock]:
     """Hold the migration lock for ``target``'s database while the block runs.
 
@@ -437,8 +463,8 @@ def migration_lock(
     target itself, or a direct-connection alias behind a pooler). ``on_wait`` is
     called when the runner starts waiting and every :data:`REPORT_EVERY` seconds
     after, with the holder, the seconds waited so far and whether this is the
-    first report. Raises
-    :class:`LockTimeout` after ``wait`` seconds.
+    first report; ``on_poll`` after every attempt that found the lock taken (for the
+    run's events, :mod:`.events`). Raises :class:`LockTimeout` after ``wait`` seconds.
     """
     with target.cursor() as cursor:
         cursor.execute("SELECT current_database(), current_schema()")
@@ -461,7 +487,14 @@ def migration_lock(
         # with one statement, so a refused run leaves nothing on a pooled server
         # session and never waits for a busy pool's only server connection.
         lock.prepare_session()
-        _acquire(lock, wait=wait, poll_interval=poll_interval, on_wait=on_wait, database=database)
+        _acquire(
+            lock,
+            wait=wait,
+            poll_interval=poll_interval,
+            on_wait=on_wait,
+            database=database,
+            on_poll=on_poll,
+        )
         yield lock
     finally:
         try:
@@ -478,12 +511,15 @@ def _acquire(
     poll_interval: float,
     on_wait: Callable[[Holder | None, float, bool], None],
     database: str,
+    on_poll: Callable[[Holder | None, float], None] | None = None,
 ) -> None:
     started = time.monotonic()
     next_report = 0.0
     while not lock.try_acquire():
         waited = time.monotonic() - started
         holder = lock.holder()
+        if on_poll is not None:
+            on_poll(holder, waited)
         if waited >= wait:
             who = holder.describe() if holder else "a session that released it a moment ago"
             raise LockTimeout(

@@ -378,7 +378,20 @@ class Command(migrate.Command):
             record(connection, judged, fake=bool(options.get("fake")), run=ledger.run_id)
         held = [d for d in judged.result.decisions if d.verdict is not Verdict.RUN]
         if judged.result.stopped:
-            raise Blocked(self.blocked_message(judged, connection))
+            message = self.blocked_message(judged, connection)
+            ledger.events.run_blocked(
+                [
+                    {
+                        "migration": ".".join(d.key),
+                        "verdict": d.verdict.value,
+                        "review": d.review.value,
+                        "reasons": list(d.reasons),
+                    }
+                    for d in judged.result.blocked
+                ],
+                message,
+            )
+            raise Blocked(message)
         self.approvals = approvals(connection.alias, judged) if ledger.writable() else {}
         if held and self.verbosity >= 1:
             self.stderr.write(self.style.WARNING("Held back by governance:"))
