@@ -30,7 +30,6 @@ from tests.helpers import (
 )
 
 
-
 @pytest.fixture
 def database() -> Iterator[str]:
     with fresh_database("sm_events") as name:
@@ -47,9 +46,7 @@ def project(tmp_path: Path) -> Path:
 def _env(
     database: str, project: Path, apps: list[str], settings: Any = None, **extra: str
 ) -> dict[str, str]:
-    return command_env(
-        database, apps=apps, pythonpath=[project], settings=settings, extra=extra
-    )
+    return command_env(database, apps=apps, pythonpath=[project], settings=settings, extra=extra)
 
 
 def events(path: Path) -> list[dict[str, Any]]:
