@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from django_safemigrate.conf import SettingsProblem, parse_settings
+from django_safemigrate.conf import InvalidSettings, SettingsProblem, parse_settings
 from django_safemigrate.execution.lock import lock_key
 from django_safemigrate.logging import JSONFormatter
 from tests.helpers import (
@@ -78,16 +78,21 @@ def test_a_run_logs_its_events_as_json_lines(database: str, project: Path) -> No
     assert sequence[-1] == "run.end"
     middle = sequence[2:-1]
     # Every step of every migration: started, then ended, one after the other.
-    assert middle and middle == ["step.start", "step.end"] * (len(middle) // 2)
+    assert middle
+    assert middle == ["step.start", "step.end"] * (len(middle) // 2)
     assert {e["logger"] for e in found} == {"django_safemigrate.events"}
     assert all(set(e) >= {"time", "level", "message", "command", "database", "host", "pid"}
                for e in found)  # fmt: skip
     run_id = query(database, "SELECT id FROM django_safemigrate_run")[0][0]
     assert found[-1]["run_id"] == run_id
-    assert found[-1]["outcome"] == "applied" and found[-1]["exit_code"] == 0
-    assert found[-1]["level"] == "INFO" and found[-1]["duration"] >= 0
-    assert found[0]["command"] == "safemigrate" and found[0]["lock_wait"] == 600
-    assert found[1]["waited"] >= 0 and isinstance(found[1]["backend_pid"], int)
+    assert found[-1]["outcome"] == "applied"
+    assert found[-1]["exit_code"] == 0
+    assert found[-1]["level"] == "INFO"
+    assert found[-1]["duration"] >= 0
+    assert found[0]["command"] == "safemigrate"
+    assert found[0]["lock_wait"] == 600
+    assert found[1]["waited"] >= 0
+    assert isinstance(found[1]["backend_pid"], int)
     migrated = [e["migration"] for e in found if e["event"] == "step.end"]
     assert migrated[-4:] == [
         "firstdeploy.0001_initial",
@@ -95,11 +100,16 @@ def test_a_run_logs_its_events_as_json_lines(database: str, project: Path) -> No
         "firstdeploy.0003_item_code",
         "firstdeploy.0004_remove_item_legacy",
     ]
-    start = next(e for e in found if e["event"] == "step.start" and e["migration"].endswith("0004_remove_item_legacy"))  # fmt: skip
+    last = "firstdeploy.0004_remove_item_legacy"
+    start = next(e for e in found if e["event"] == "step.start" and e["migration"] == last)
     assert start["lock_mode"] == "ACCESS EXCLUSIVE"
-    assert start["lock_timeout"] == 0.1 and start["step"] == 1 and start["step_count"] == 1
-    end = next(e for e in found if e["event"] == "step.end" and e["migration"] == start["migration"])  # fmt: skip
-    assert end["outcome"] == "done" and end["attempts"] == 1 and end["duration"] >= 0
+    assert start["lock_timeout"] == 0.1
+    assert start["step"] == 1
+    assert start["step_count"] == 1
+    end = next(e for e in found if e["event"] == "step.end" and e["migration"] == last)
+    assert end["outcome"] == "done"
+    assert end["attempts"] == 1
+    assert end["duration"] >= 0
 
 
 def test_a_blocked_run_says_which_migrations_need_review(database: str, project: Path) -> None:
@@ -116,7 +126,8 @@ def test_a_blocked_run_says_which_migrations_need_review(database: str, project:
     ]
     assert blocked["migrations"][0]["review"] == "pending"
     assert "needs a review" in " ".join(blocked["migrations"][0]["reasons"])
-    assert found[-1]["outcome"] == "blocked" and found[-1]["exit_code"] == 3
+    assert found[-1]["outcome"] == "blocked"
+    assert found[-1]["exit_code"] == 3
     assert found[-1]["level"] == "WARNING"
 
 
@@ -130,12 +141,16 @@ def test_a_failed_step_and_run_are_warnings_with_the_error(database: str, projec
     found = events(log)
     assert names(found)[-3:] == ["step.failed", "run.failed", "run.end"]
     step = found[-3]
-    assert step["migration"] == "failing.0002_fails_half_way" and step["level"] == "WARNING"
+    assert step["migration"] == "failing.0002_fails_half_way"
+    assert step["level"] == "WARNING"
     assert "division by zero" in step["error"]
-    assert "division by zero" in found[-2]["error"] and found[-2]["exit_code"] == 1
-    assert found[-1]["outcome"] == "failed" and found[-1]["level"] == "WARNING"
+    assert "division by zero" in found[-2]["error"]
+    assert found[-2]["exit_code"] == 1
+    assert found[-1]["outcome"] == "failed"
+    assert found[-1]["level"] == "WARNING"
     # The step that failed was started and never ended.
-    assert not [e for e in found if e["event"] == "step.end" and e["migration"] == step["migration"]]  # fmt: skip
+    ended = [e["migration"] for e in found if e["event"] == "step.end"]
+    assert step["migration"] not in ended
 
 
 def _hold_with_a_paused_run(database: str, project: Path) -> subprocess.Popen[str]:
@@ -166,8 +181,10 @@ def test_a_waiting_run_names_the_holder_then_takes_the_lock(database: str, proje
     _finish(waiter)
     found = events(log)
     sequence = names(found)
-    assert sequence[0] == "run.start" and sequence[1] == "lock.wait"
-    assert sequence.index("lock.taken") > 1 and sequence[-1] == "run.end"
+    assert sequence[0] == "run.start"
+    assert sequence[1] == "lock.wait"
+    assert sequence.index("lock.taken") > 1
+    assert sequence[-1] == "run.end"
     assert "lock.wait_alert" not in sequence  # the default threshold is 30 s
     wait = found[1]
     assert wait["holder"]["pid"] == holder.pid
@@ -206,7 +223,7 @@ def test_the_alert_is_sent_once_past_the_threshold(
     waiter = start_command(["safemigrate"], env)
     try:
         if alerts:
-            wait_for(lambda: sent.exists(), 60)
+            wait_for(sent.exists, 60)
             # Keep it waiting well past the threshold (some twenty more polls): still one
             # alert for this one wait.
             time.sleep(1.0)
@@ -222,14 +239,18 @@ def test_the_alert_is_sent_once_past_the_threshold(
     if alerts:
         (signal,) = received
         assert signal["sender"] == "Command"
-        assert signal["threshold"] == threshold and signal["waited"] >= threshold
+        assert signal["threshold"] == threshold
+        assert signal["waited"] >= threshold
         assert signal["holder"]["backend_pid"] == backend
-        assert signal["command"] == "safemigrate" and signal["database"] == "default"
+        assert signal["command"] == "safemigrate"
+        assert signal["database"] == "default"
         alert = next(e for e in found if e["event"] == "lock.wait_alert")
-        assert alert["level"] == "WARNING" and alert["holder"]["backend_pid"] == backend
+        assert alert["level"] == "WARNING"
+        assert alert["holder"]["backend_pid"] == backend
         assert alert["threshold"] == threshold
     sequence = names(found)
-    assert sequence[:2] == ["run.start", "lock.wait"] and sequence[-1] == "run.end"
+    assert sequence[:2] == ["run.start", "lock.wait"]
+    assert sequence[-1] == "run.end"
     assert sequence.index("lock.taken") > max(
         i for i, name in enumerate(sequence) if name.startswith("lock.wait")
     )
@@ -237,10 +258,11 @@ def test_the_alert_is_sent_once_past_the_threshold(
 
 @pytest.mark.parametrize("value", [-1, "30", True, float("nan"), 100_000])
 def test_a_bad_alert_threshold_is_e035(value: Any) -> None:
-    with pytest.raises(Exception) as info:
+    with pytest.raises(InvalidSettings) as info:
         parse_settings({"LOCK_WAIT_ALERT": value}, {"default": {}})
-    (problem,) = info.value.problems  # type: ignore[attr-defined]
-    assert isinstance(problem, SettingsProblem) and problem.check_id == "safemigrate.E035"
+    (problem,) = info.value.problems
+    assert isinstance(problem, SettingsProblem)
+    assert problem.check_id == "safemigrate.E035"
     assert "LOCK_WAIT_ALERT" in problem.message
 
 
@@ -260,8 +282,11 @@ def test_the_formatter_writes_one_json_object_a_line() -> None:
     assert "\n" not in line
     data = json.loads(line)
     assert list(data)[:5] == ["time", "level", "logger", "event", "message"]
-    assert data["event"] == "lock.lost" and data["message"] == "lost it"
-    assert data["level"] == "WARNING" and data["run_id"] == 3
+    assert data["event"] == "lock.lost"
+    assert data["message"] == "lost it"
+    assert data["level"] == "WARNING"
+    assert data["run_id"] == 3
     assert data["time"].endswith("+00:00")
     plain = json.loads(JSONFormatter().format(logging.LogRecord("x", 20, "", 1, "hi", (), None)))
-    assert plain["event"] is None and plain["message"] == "hi"
+    assert plain["event"] is None
+    assert plain["message"] == "hi"

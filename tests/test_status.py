@@ -89,28 +89,34 @@ def test_status_while_another_run_holds_the_lock(database: str, project: Path) -
     assert status["database"] == {"alias": "default", "name": database, "schema": "public"}
     lock = status["lock"]
     run_id = before[0][-1][0]
-    assert lock["held"] is True and lock["run_id"] == run_id
-    assert lock["holder"]["pid"] == proc.pid and lock["holder"]["backend_pid"] == backend
+    assert lock["held"] is True
+    assert lock["run_id"] == run_id
+    assert lock["holder"]["pid"] == proc.pid
+    assert lock["holder"]["backend_pid"] == backend
     assert lock["holder"]["command"] == "manage.py safemigrate"
     assert lock["holder"]["application_name"].startswith("django_safemigrate lock ")
     current = status["current"]
-    assert current["run_id"] == run_id and current["pid"] == proc.pid
+    assert current["run_id"] == run_id
+    assert current["pid"] == proc.pid
     assert current["migration"] == "firstdeploy.0002_pause"
     session = current["session"]
-    assert session is not None and session["state"] == "idle in transaction"
+    assert session is not None
+    assert session["state"] == "idle in transaction"
     assert [r["id"] for r in status["runs"]] == [run_id]
     assert status["runs"][0]["outcome"] == "running"
-    assert f"pid {proc.pid}" in text.out and "firstdeploy.0002_pause" in text.out
+    assert f"pid {proc.pid}" in text.out
+    assert "firstdeploy.0002_pause" in text.out
     assert f"ledger run {run_id}" in text.out
 
     after = json.loads(
         run_command(
             ["safemigrate", "--status", "--format", "json"], _env(database, project), expect=0
-        ).out  # fmt: skip
+        ).out
     )
     assert after["lock"] == {"held": False, "holder": None, "run_id": None}
     assert after["current"] is None
-    assert after["runs"][0]["outcome"] == "applied" and after["runs"][0]["duration"] > 0
+    assert after["runs"][0]["outcome"] == "applied"
+    assert after["runs"][0]["duration"] > 0
 
 
 def test_status_shows_the_last_runs_newest_first(database: str, project: Path) -> None:
@@ -121,10 +127,11 @@ def test_status_shows_the_last_runs_newest_first(database: str, project: Path) -
     status = json.loads(
         run_command(
             ["safemigrate", "--status", "--format", "json", "--runs", "2"], env, expect=0
-        ).out  # fmt: skip
+        ).out
     )
     assert [r["outcome"] for r in status["runs"]] == ["blocked", "applied"]
-    assert status["runs"][0]["exit_code"] == 3 and "Blocked" in status["runs"][0]["message"]
+    assert status["runs"][0]["exit_code"] == 3
+    assert "Blocked" in status["runs"][0]["message"]
     assert set(status["runs"][0]) == {
         "id", "command", "argv", "host", "pid", "user", "started_at", "lock_acquired_at",
         "finished_at", "duration", "outcome", "exit_code", "message",
