@@ -290,3 +290,31 @@ def test_the_formatter_writes_one_json_object_a_line() -> None:
     plain = json.loads(JSONFormatter().format(logging.LogRecord("x", 20, "", 1, "hi", (), None)))
     assert plain["event"] is None
     assert plain["message"] == "hi"
+
+
+def test_retries_of_a_step_are_events(database: str, project: Path) -> None:
+    copy_scenario("lockretries", project)
+    settings = {"LOCK_RETRIES": [[0.1, 0.05], [0.1, 0.05], [0.2, 0]]}
+    env = _env(database, project, ["lockretries"], settings)
+    run_command(["safemigrate", "lockretries", "0001"], env, expect=0)
+    log = project / "events.jsonl"
+    # An open transaction that read the table keeps the ALTER TABLE from its lock.
+    with connect(database) as holder:
+        holder.execute("BEGIN")
+        holder.execute("SELECT count(*) FROM lockretries_item")
+        run_command(
+            ["safemigrate", "lockretries", "0002"],
+            {**env, "SCENARIO_EVENTS_FILE": str(log)},
+            expect=1,
+        )
+    found = events(log)
+    assert names(found)[-6:] == [
+        "step.start", "step.retry", "step.retry", "step.failed", "run.failed", "run.end",
+    ]  # fmt: skip
+    first, second = found[-5], found[-4]
+    assert first["migration"] == "lockretries.0002_item_sku"
+    assert (first["attempt"], first["attempts"], first["reason"]) == (1, 3, "lock timeout")
+    assert (first["backoff"], first["next_lock_timeout"]) == (0.05, 0.1)
+    assert (second["attempt"], second["backoff"], second["next_lock_timeout"]) == (2, 0.05, 0.2)
+    assert found[-3]["attempts"] == 3
+    assert "lock timeout" in found[-3]["error"]
