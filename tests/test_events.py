@@ -192,6 +192,8 @@ def test_a_waiting_run_names_the_holder_then_takes_the_lock(database: str, proje
     assert wait["holder"]["application_name"].startswith("django_safemigrate lock ")
     assert wait["holder"]["command"] == "manage.py safemigrate"
     assert wait["holder"]["since"] is not None
+    # The statement the holder's runner session runs (or ran last), from pg_stat_activity.
+    assert wait["holder"]["query"]
     taken = found[sequence.index("lock.taken")]
     assert taken["waited"] >= wait["waited"]
     assert found[-1]["outcome"] == "nothing_to_do"

@@ -60,6 +60,15 @@ def _sessions(database: str) -> set[tuple[Any, ...]]:
     )
 
 
+def current_query(database: str, pid: int) -> str:
+    rows = query(
+        database,
+        "SELECT query FROM pg_stat_activity WHERE application_name LIKE %s",
+        [f"django_safemigrate runner % %:{pid}"],
+    )
+    return str(rows[0][0])
+
+
 def test_status_while_another_run_holds_the_lock(database: str, project: Path) -> None:
     pause = project / "pause"
     pause.touch()
@@ -69,6 +78,7 @@ def test_status_while_another_run_holds_the_lock(database: str, project: Path) -
         assert proc.poll() is None, proc.communicate()
         backend = lock_holder_pid(database)
         before, sessions = _ledger(database), _sessions(database)
+        running = current_query(database, proc.pid)
 
         result = run_command(
             ["safemigrate", "--status", "--format", "json"], _env(database, project), expect=0
@@ -94,6 +104,7 @@ def test_status_while_another_run_holds_the_lock(database: str, project: Path) -
     assert lock["holder"]["pid"] == proc.pid
     assert lock["holder"]["backend_pid"] == backend
     assert lock["holder"]["command"] == "manage.py safemigrate"
+    assert lock["holder"]["query"] == running
     assert lock["holder"]["application_name"].startswith("django_safemigrate lock ")
     current = status["current"]
     assert current["run_id"] == run_id

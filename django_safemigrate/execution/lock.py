@@ -73,6 +73,8 @@ class Holder:
     client_addr: str | None = None
     #: The lock session's ``application_name`` (``django_safemigrate lock <key> host:pid``).
     application_name: str | None = None
+    #: What the holder's runner session runs now (or ran last), where it is visible.
+    query: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The holder for events and ``--status``: JSON-ready, keys always present."""
@@ -84,6 +86,7 @@ class Holder:
             "client_addr": self.client_addr,
             "command": self.command,
             "since": self.since.isoformat() if self.since else None,
+            "query": self.query,
         }
 
     def describe(self) -> str:
@@ -121,6 +124,16 @@ def lock_key(database: str, schema: str) -> int:
 def key_tag(key: int) -> str:
     """``key`` as 16 hex digits, for ``application_name`` (sessions of one lock key)."""
     return f"{key & 0xFFFFFFFFFFFFFFFF:016x}"
+
+
+#: ``application_name`` of the session that applies migrations while holding the lock,
+#: followed by the lock key's tag (:func:`key_tag`) and the runner's host and pid.
+RUNNER_APPLICATION = "django_safemigrate runner"
+
+
+def runner_application(key: int) -> str:
+    """The ``application_name`` prefix of runner sessions of lock ``key`` (with a space)."""
+    return f"{RUNNER_APPLICATION} {key_tag(key)} "
 
 
 def client_backend_pid(wrapper: BaseDatabaseWrapper) -> int | None:
@@ -172,10 +185,14 @@ class HolderInfo:
         return f"/* {_COMMENT_TAG}{text} */ "
 
 
-#: The session that holds the advisory lock of a key (two parameters: the key's high
-#: and low 32 bits, :func:`key_halves`), and what ``pg_stat_activity`` says of it.
+#: The session that holds the advisory lock of a key (parameters: :func:`holder_params`),
+#: what ``pg_stat_activity`` says of it, and the statement its runner session (the one
+#: that applies migrations, :func:`runner_application`) runs now.
 HOLDER_SQL = """
-    SELECT l.pid, a.query, a.client_addr, a.application_name
+    SELECT l.pid, a.query, a.client_addr, a.application_name,
+      (SELECT left(r.query, 1000) FROM pg_stat_activity r
+       WHERE r.datname = current_database() AND starts_with(r.application_name, %s)
+       ORDER BY r.backend_start DESC LIMIT 1)
     FROM pg_locks l
     LEFT JOIN pg_stat_activity a ON a.pid = l.pid
     WHERE l.locktype = 'advisory'
@@ -185,16 +202,19 @@ HOLDER_SQL = """
 """
 
 
-def key_halves(key: int) -> tuple[int, int]:
-    """``key`` as ``pg_locks`` shows a bigint advisory key: (classid, objid)."""
-    return (key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF
+def holder_params(key: int) -> tuple[str, int, int]:
+    """The parameters of :data:`HOLDER_SQL`: the runner sessions' ``application_name``
+    prefix, and ``key`` as ``pg_locks`` shows a bigint advisory key (classid, objid)."""
+    return runner_application(key), (key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF
 
 
 def holder_from_row(row: tuple[Any, ...]) -> Holder:
     """A :data:`HOLDER_SQL` row as a :class:`Holder`."""
-    pid, query, client_addr, application_name = row
+    pid, query, client_addr, application_name, running = row
     holder = _parse_holder(int(pid), query, client_addr)
-    return dataclasses.replace(holder, application_name=application_name or None)
+    return dataclasses.replace(
+        holder, application_name=application_name or None, query=running or None
+    )
 
 
 def _parse_holder(pid: int, query: str | None, client_addr: Any) -> Holder:
@@ -306,7 +326,7 @@ class MigrationLock:
         return bool(got)
 
     def holder(self) -> Holder | None:
-        rows = self._execute(HOLDER_SQL, key_halves(self.key))
+        rows = self._execute(HOLDER_SQL, holder_params(self.key))
         return holder_from_row(rows[0]) if rows else None
 
     def describe(self) -> str:

@@ -27,7 +27,12 @@ from django_safemigrate.exceptions import (
     UsageError,
 )
 from django_safemigrate.execution.ledger import Ledger
-from django_safemigrate.execution.lock import Holder, client_backend_pid, key_tag, migration_lock
+from django_safemigrate.execution.lock import (
+    Holder,
+    client_backend_pid,
+    migration_lock,
+    runner_application,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,16 +180,6 @@ def governed_run(
                     f"the migration lock: {str(exc).strip()}. Nothing was applied."
                 ) from exc
             raise
-
-
-#: ``application_name`` of the session that applies migrations while holding the lock,
-#: followed by the lock key's tag (:func:`key_tag`) and the runner's host and pid.
-RUNNER_APPLICATION = "django_safemigrate runner"
-
-
-def runner_application(key: int) -> str:
-    """The ``application_name`` prefix of runner sessions of lock ``key`` (with a space)."""
-    return f"{RUNNER_APPLICATION} {key_tag(key)} "
 
 
 def claim_runner_session(connection: BaseDatabaseWrapper, key: int) -> list[int]:

@@ -32,10 +32,11 @@ from django_safemigrate.execution.lock import (
     HOLDER_SQL,
     Holder,
     holder_from_row,
-    key_halves,
+    holder_params,
     lock_key,
+    runner_application,
 )
-from django_safemigrate.execution.run import describe_database, runner_application
+from django_safemigrate.execution.run import describe_database
 
 #: The version of ``--status --format json``: keys may be added, never renamed or removed.
 SCHEMA_VERSION = 1
@@ -175,7 +176,7 @@ def _read(connection: BaseDatabaseWrapper, limit: int) -> Status:
                 "again. Nothing was read or changed."
             )
         key = lock_key(name, schema)
-        cursor.execute(HOLDER_SQL, key_halves(key))
+        cursor.execute(HOLDER_SQL, holder_params(key))
         row = cursor.fetchone()
         holder = holder_from_row(row) if row else None
         runs = _runs(cursor, connection, limit)
