@@ -28,6 +28,10 @@ if TYPE_CHECKING:
     from django_safemigrate.execution.lock import Holder
 
 LOGGER = logging.getLogger("django_safemigrate.events")
+# A library's logger: nothing is shown until the project configures a handler (Python's
+# last-resort handler would print the warnings to stderr, beside the command's own
+# one-paragraph messages).
+LOGGER.addHandler(logging.NullHandler())
 
 #: How often a waiting run logs ``lock.wait`` again (as often as it says so on stderr).
 REPORT_EVERY = 15.0
