@@ -112,6 +112,21 @@ def test_a_run_logs_its_events_as_json_lines(database: str, project: Path) -> No
     assert end["duration"] >= 0
 
 
+def test_plain_migrate_logs_its_run_and_lock(database: str, project: Path) -> None:
+    log = project / "events.jsonl"
+    result = run_command(
+        ["migrate"],
+        _env(database, project, ["firstdeploy"], SCENARIO_EVENTS_FILE=str(log)),
+        expect=0,
+    )
+    found = events(log)
+    # A first deploy: Django applies each migration itself, so no step events.
+    assert names(found) == ["run.start", "lock.taken", "run.end"]
+    assert {e["command"] for e in found} == {"migrate"}
+    assert found[-1]["outcome"] == "applied"
+    assert "run.end" not in result.err
+
+
 def test_a_blocked_run_says_which_migrations_need_review(database: str, project: Path) -> None:
     env = _env(database, project, ["firstdeploy"])
     run_command(["safemigrate", "firstdeploy", "0002"], env, expect=0)
