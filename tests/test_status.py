@@ -173,3 +173,27 @@ def test_status_options_misused_are_exit_2(database: str, project: Path, args: l
     result = run_command(["safemigrate", *args], _env(database, project), expect=2)
     assert "Nothing was read or changed." in result.err
     assert query(database, "SELECT to_regclass('django_migrations')") == [(None,)]
+
+
+def test_status_names_the_step_of_a_migration_split_into_steps(tmp_path: Path) -> None:
+    copy_scenario("steppause", tmp_path)
+    pause = tmp_path / "pause"
+    pause.touch()
+    with fresh_database("sm_status") as database:
+        env = command_env(database, apps=["steppause"], pythonpath=[tmp_path])
+        proc = start_command(["safemigrate"], {**env, "SCENARIO_PAUSE_FILE": str(pause)})
+        try:
+            wait_for(lambda: Path(f"{pause}.reached").exists() or proc.poll() is not None, 120)
+            assert proc.poll() is None, proc.communicate()
+            result = run_command(["safemigrate", "--status", "--format", "json"], env, expect=0)
+            text = run_command(["safemigrate", "--status"], env, expect=0).out
+        finally:
+            pause.unlink(missing_ok=True)
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, out + err
+    current = json.loads(result.out)["current"]
+    assert current["migration"] == "steppause.0002_fill_then_pause"
+    assert (current["step"], current["step_count"]) == (2, 2)
+    assert [(s["step"], s["step_count"]) for s in current["finished_steps"]] == [(1, 2)]
+    assert "Running now: ledger run" in text
+    assert "step 2/2 of steppause.0002_fill_then_pause" in text
