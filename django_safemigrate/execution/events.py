@@ -226,7 +226,8 @@ class LockWaitWatch:
             threshold=threshold,
             holder=_holder(holder),
         )
-        lock_wait_alert.send(
+        # A receiver that fails (a pager that cannot be reached) must not stop the deploy.
+        answers = lock_wait_alert.send_robust(
             sender=self.sender,
             database=self.events.database,
             command=self.events.command,
@@ -234,6 +235,14 @@ class LockWaitWatch:
             threshold=threshold,
             holder=_holder(holder),
         )
+        for receiver, answer in answers:
+            if isinstance(answer, Exception):
+                LOGGER.warning(
+                    "a lock_wait_alert receiver (%s) failed: %s",
+                    getattr(receiver, "__qualname__", receiver),
+                    answer,
+                    exc_info=(type(answer), answer, answer.__traceback__),
+                )
 
     def waited(self) -> float:
         return time.monotonic() - self.started

@@ -83,10 +83,10 @@ class Status:
             lines.append(f"Migration lock ({where}): free.")
         else:
             tied = f"; ledger run {self.holder_run}" if self.holder_run is not None else ""
+            name = self.holder.application_name
+            named = f", application_name {name!r}" if name else ""
             lines.append(
-                f"Migration lock ({where}): held by {self.holder.describe()}"
-                f"{f', application_name {self.holder.application_name!r}' if self.holder.application_name else ''}"  # noqa: E501
-                f"{tied}."
+                f"Migration lock ({where}): held by {self.holder.describe()}{named}{tied}."
             )
         current = self.current
         if current is None:

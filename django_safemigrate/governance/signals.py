@@ -13,7 +13,7 @@
   ``migrate`` or ``safemigrate`` has waited for the migration lock longer than
   ``SAFEMIGRATE['LOCK_WAIT_ALERT']`` seconds; sent once per wait. ``holder`` is a dict
   (the fields of the ``lock.wait`` event's ``holder``), or ``None`` when the lock was
-  released a moment ago.
+  released a moment ago. A receiver that raises is logged; the run goes on.
 """
 
 from __future__ import annotations
