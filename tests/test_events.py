@@ -273,6 +273,33 @@ def test_the_alert_is_sent_once_past_the_threshold(
     )
 
 
+def test_a_failing_alert_receiver_does_not_stop_the_run(database: str, project: Path) -> None:
+    log, sent = project / "events.jsonl", project / "alerts.jsonl"
+    env = _env(
+        database,
+        project,
+        ["lockalert"],
+        {"LOCK_WAIT_ALERT": 0.1, "LOCK_POLL_INTERVAL": 0.05},
+        SCENARIO_EVENTS_FILE=str(log),
+        SCENARIO_ALERT_FILE=str(sent),
+        SCENARIO_ALERT_RAISE="1",
+    )
+    holder = _hold_lock(database)
+    waiter = start_command(["safemigrate"], env)
+    try:
+        wait_for(sent.exists, 60)
+    finally:
+        holder.close()
+    _finish(waiter)
+    found = events(log)
+    failed = [e for e in found if "exception" in e]
+    assert len(failed) == 1
+    assert "the pager cannot be reached" in failed[0]["message"]
+    assert "ConnectionError" in failed[0]["exception"]
+    assert found[-1]["event"] == "run.end"
+    assert found[-1]["exit_code"] == 0
+
+
 @pytest.mark.parametrize("value", [-1, "30", True, float("nan"), 100_000])
 def test_a_bad_alert_threshold_is_e035(value: Any) -> None:
     with pytest.raises(InvalidSettings) as info:

@@ -8,6 +8,8 @@ def record_alert(sender, **kwargs):
     """Append what the signal carried to SCENARIO_ALERT_FILE, one JSON object a line."""
     with open(os.environ["SCENARIO_ALERT_FILE"], "a") as out:
         out.write(json.dumps({"sender": sender.__name__, **kwargs}, default=str) + "\n")
+    if os.environ.get("SCENARIO_ALERT_RAISE"):
+        raise ConnectionError("the pager cannot be reached")
 
 
 class LockAlertConfig(AppConfig):
