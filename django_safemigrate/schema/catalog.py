@@ -169,9 +169,7 @@ def read_schema(
         relation += " AND c.relname <> ALL(%s)"
     function = _not_prefixed("p.proname", exclude_prefixes)
     position = (
-        "(row_number() OVER (PARTITION BY c.oid ORDER BY a.attnum))::text,"
-        if column_order
-        else ""
+        "(row_number() OVER (PARTITION BY c.oid ORDER BY a.attnum))::text," if column_order else ""
     )
     rows: dict[str, tuple[tuple[str, ...], ...]] = {}
     patterns = [_like_prefix(prefix) for prefix in exclude_prefixes]
