@@ -31,13 +31,20 @@ def _value(text: str) -> str:
     return repr(text) if text else "none"
 
 
-def difference_line(difference: Difference, where: str, expected: str, found: str) -> str:
+def difference_line(
+    difference: Difference, where: str, expected: str, found: str, *, change_first: bool = False
+) -> str:
     """``index shop_item_sku_idx on shop_item missing after reverse of shop.0003_x (…)``.
 
     ``where`` says when or where (``after reverse of shop.0003_x``, ``in the database``);
     ``expected`` and ``found`` name the two sides of a changed field (``before``, ``after``).
     """
-    line = f"{difference.what()} {difference.change.value} {where}"
+    change = difference.change.value
+    line = (
+        f"{change} {difference.what()} {where}"
+        if change_first
+        else f"{difference.what()} {change} {where}"
+    )
     if difference.change is Change.DIFFERENT:
         assert difference.expected is not None
         assert difference.found is not None
@@ -198,15 +205,21 @@ def render_roundtrip_github(result: RoundTripResult) -> str:
 # -- drift -------------------------------------------------------------------------------
 
 _DRIFT_WHERE = {
-    Change.EXTRA: "in the database (no applied migration builds it)",
-    Change.MISSING: "from the database (its applied migrations build it)",
+    Change.EXTRA: "in the database, which no applied migration builds",
+    Change.MISSING: "from the database, which its applied migrations build",
     Change.DIFFERENT: "in the database",
 }
 
 
 def drift_line(difference: Difference) -> str:
+    """``extra index hand_idx on shop_item in the database, which no applied migration
+    builds (CREATE INDEX …)``; ``different column shop_item.price in the database: …``."""
     return difference_line(
-        difference, _DRIFT_WHERE[difference.change], "from the migrations", "in the database"
+        difference,
+        _DRIFT_WHERE[difference.change],
+        "from the migrations",
+        "in the database",
+        change_first=True,
     )
 
 
