@@ -463,7 +463,41 @@ def parse_settings(raw: object, database_aliases: Mapping[str, Any]) -> Safemigr
     return SafemigrateSettings(**values)
 
 
+def _parse_drift(value: Any) -> DriftPolicy:
+    try:
+        return DriftPolicy(value)
+    except ValueError:
+        raise SettingsProblem(
+            "safemigrate.E025",
+            f"SAFEMIGRATE['DRIFT'] is {value!r}, but it must be 'off', 'warn' or 'stop'.",
+            "Use 'stop' to refuse a deploy onto a database whose schema differs from what "
+            "its applied migrations build, 'warn' to print the drift and go on, or 'off'.",
+        ) from None
+
+
+def _parse_drift_ignore(value: Any) -> tuple[str, ...]:
+    if (
+        isinstance(value, str)
+        or not isinstance(value, list | tuple | set | frozenset)
+        or not all(isinstance(v, str) and v.strip() for v in value)
+    ):
+        raise SettingsProblem(
+            "safemigrate.E026",
+            f"SAFEMIGRATE['DRIFT_IGNORE'] is {value!r}, but it must be a list of patterns "
+            "of object names (shell-style: * and ? match any characters).",
+            "Use a list of strings such as ['shop_item_search_idx', 'audit_*', "
+            "'shop_order.legacy_*'].",
+        )
+    return tuple(sorted(value))
+
+
+#: Keys whose value is checked on its own.
+_PARSERS = {"DRIFT": _parse_drift, "DRIFT_IGNORE": _parse_drift_ignore}
+
+
 def _parse_value(key: str, value: Any, database_aliases: Mapping[str, Any]) -> Any:
+    if key in _PARSERS:
+        return _PARSERS[key](value)
     if key in SECONDS:
         return _number(key, value)
     if key == "LOCK_DATABASE":
@@ -583,30 +617,6 @@ def _parse_value(key: str, value: Any, database_aliases: Mapping[str, Any]) -> A
                 "Use 'reject_only' or 'off' to keep approvals to the admin, where they are "
                 "bound to a logged-in user.",
             ) from None
-    if key == "DRIFT":
-        try:
-            return DriftPolicy(value)
-        except ValueError:
-            raise SettingsProblem(
-                "safemigrate.E025",
-                f"SAFEMIGRATE['DRIFT'] is {value!r}, but it must be 'off', 'warn' or 'stop'.",
-                "Use 'stop' to refuse a deploy onto a database whose schema differs from what "
-                "its applied migrations build, 'warn' to print the drift and go on, or 'off'.",
-            ) from None
-    if key == "DRIFT_IGNORE":
-        if (
-            isinstance(value, str)
-            or not isinstance(value, list | tuple | set | frozenset)
-            or not all(isinstance(v, str) and v.strip() for v in value)
-        ):
-            raise SettingsProblem(
-                "safemigrate.E026",
-                f"SAFEMIGRATE['DRIFT_IGNORE'] is {value!r}, but it must be a list of patterns "
-                "of object names (shell-style: * and ? match any characters).",
-                "Use a list of strings such as ['shop_item_search_idx', 'audit_*', "
-                "'shop_order.legacy_*'].",
-            )
-        return tuple(sorted(value))
     if key == "LOCKFILE":
         if value is not None and (not isinstance(value, str | os.PathLike) or not str(value)):
             raise SettingsProblem(
