@@ -8,6 +8,7 @@ from contextlib import contextmanager
 import pytest
 
 from django_safemigrate.schema.catalog import schema_differences
+from django_safemigrate.schema.compare import Change, Difference, compare
 from tests.helpers import fresh_database, query, schema_of
 
 BASE = [
@@ -153,3 +154,55 @@ def test_the_ledger_mark_in_a_table_comment_is_this_apps_the_rest_counts(pair):
     assert differences(left, right, exclude_prefixes=["django_safemigrate"]) == []
     query(right, "COMMENT ON TABLE django_migrations_like IS 'changed by the project'")
     assert differences(left, right, exclude_prefixes=["django_safemigrate"]) != []
+
+
+# -- compare: object by object -------------------------------------------------------------
+
+
+def compared(left: str, right: str, ignore: Sequence[str] = ()) -> tuple[list[Difference], int]:
+    return compare(
+        schema_of(left, column_order=False), schema_of(right, column_order=False), ignore=ignore
+    )
+
+
+def test_compare_names_missing_extra_and_different_objects(pair):
+    left, right = pair
+    query(right, "DROP INDEX shop_item_name")
+    query(right, "CREATE INDEX shop_item_owner ON shop_item (owner_id)")
+    query(right, "ALTER TABLE shop_item ALTER COLUMN name SET DEFAULT 'x'")
+    found, ignored = compared(left, right)
+    assert ignored == 0
+    assert [(d.change, d.what()) for d in found] == [
+        (Change.DIFFERENT, "column shop_item.name"),
+        (Change.MISSING, "index shop_item_name on shop_item"),
+        (Change.EXTRA, "index shop_item_owner on shop_item"),
+    ]
+    assert found[0].fields == ("default",)
+    assert found[0].expected is not None
+    assert found[0].expected["default"] == "''::character varying"
+
+
+def test_a_table_missing_as_a_whole_is_one_difference(pair):
+    left, right = pair
+    query(right, "DROP TABLE shop_owner")
+    query(right, "DROP SEQUENCE shop_counter")
+    found, _ = compared(left, right)
+    # Its columns, primary key and index are not listed again, nor is a sequence listed
+    # both as a relation and as a sequence.
+    assert sorted((d.change, d.what()) for d in found) == [
+        (Change.MISSING, "sequence shop_counter"),
+        (Change.MISSING, "sequence shop_owner_id_seq"),
+        (Change.MISSING, "table shop_owner"),
+    ]
+
+
+def test_ignore_patterns_match_objects_and_their_tables(pair):
+    left, right = pair
+    query(right, "CREATE INDEX shop_item_hand ON shop_item (owner_id)")
+    query(right, "CREATE TABLE audit_log (id int PRIMARY KEY, note text)")
+    query(right, "ALTER TABLE shop_owner ADD COLUMN legacy_code text")
+    found, ignored = compared(left, right, ignore=["shop_item_hand", "audit_*"])
+    assert [d.what() for d in found] == ["column shop_owner.legacy_code"]
+    assert ignored == 2
+    found, ignored = compared(left, right, ignore=["*_hand", "audit_*", "shop_owner.legacy_*"])
+    assert (found, ignored) == ([], 3)
