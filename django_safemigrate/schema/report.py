@@ -27,8 +27,18 @@ from django_safemigrate.schema.roundtrip import (
 # -- differences -------------------------------------------------------------------------
 
 
+#: A definition longer than this is cut in text reports (JSON has it whole).
+_SHOWN = 160
+
+
+def _shown(text: str) -> str:
+    """One line (a view's definition spans several), cut to :data:`_SHOWN` characters."""
+    line = " ".join(text.split())
+    return line if len(line) <= _SHOWN else line[: _SHOWN - 3] + "..."
+
+
 def _value(text: str) -> str:
-    return repr(text) if text else "none"
+    return repr(_shown(text)) if text else "none"
 
 
 def difference_line(
@@ -56,7 +66,7 @@ def difference_line(
         return f"{line}: {'; '.join(changes)}"
     side = difference.expected if difference.change is Change.MISSING else difference.found
     definition = (side or {}).get("definition") or (side or {}).get("type")
-    return f"{line} ({definition})" if definition else line
+    return f"{line} ({_shown(definition)})" if definition else line
 
 
 # -- round trip --------------------------------------------------------------------------
