@@ -244,3 +244,19 @@ def test_the_throwaway_database_is_dropped_when_the_run_is_interrupted(env, tmp_
         process.kill()
     assert process.returncode != 0
     assert throwaway_databases() - before == set()
+
+
+def test_migrations_between_selected_ones_are_walked_too(env, tmp_path):
+    files = [
+        str(tmp_path / "rt_shop" / "migrations" / "0002_item_sku_index.py"),
+        str(tmp_path / "rt_shop" / "migrations" / "0005_item_note.py"),
+    ]
+    report = _json(roundtrip(env, tmp_path, *files, "--format", "json", expect=1))
+    # 0003 and 0004 depend on 0002 and 0005 depends on them: they are walked, not selected.
+    assert report["starting_point"] == 1
+    assert [(m["name"], m["selected"]) for m in report["migrations"]] == [
+        ("0002_item_sku_index", True),
+        ("0003_reprice", False),
+        ("0004_name_without_default", False),
+        ("0005_item_note", True),
+    ]
