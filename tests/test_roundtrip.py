@@ -33,20 +33,23 @@ pytestmark = pytest.mark.django_db(transaction=True)
 SCENARIO_APPS = ["rt_shop", "rt_oneway", "slow"]
 
 
-def throwaway_databases() -> set[str]:
+def throwaway_databases(source: str) -> set[str]:
+    """The throwaway databases made for checks of ``source`` (their comment names it)."""
     rows = query(
-        "postgres", "SELECT datname FROM pg_database WHERE datname LIKE 'safemigrate\\_%%'"
+        "postgres",
+        "SELECT datname FROM pg_database WHERE datname LIKE 'safemigrate%%' "
+        "AND shobj_description(oid, 'pg_database') LIKE %s",
+        [f"django_safemigrate throwaway database for {source}, %"],
     )
     return {name for (name,) in rows}
 
 
 @pytest.fixture
 def database() -> Iterator[str]:
-    before = throwaway_databases()
     with fresh_database("sm_roundtrip") as name:
         yield name
-    # Every run dropped its throwaway database, however it ended.
-    assert throwaway_databases() - before == set()
+        # Every run dropped its throwaway database, however it ended.
+        assert throwaway_databases(name) == set()
 
 
 @pytest.fixture
@@ -226,16 +229,16 @@ def test_an_unreachable_server_is_a_usage_error(env, tmp_path):
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_the_throwaway_database_is_dropped_when_the_run_is_interrupted(env, tmp_path, signum):
-    before = throwaway_databases()
+def test_the_throwaway_database_is_dropped_when_the_run_is_interrupted(
+    database, env, tmp_path, signum
+):
     process = start_command(
         ["checkmigrations", "--roundtrip", "slow"], {**env, "SLOW_SECONDS": "600"}
     )
     try:
 
         def sleeping_in_slow_0002() -> bool:
-            new = throwaway_databases() - before
-            return any(table_exists(name, "slow_item") for name in new)
+            return any(table_exists(name, "slow_item") for name in throwaway_databases(database))
 
         wait_for(sleeping_in_slow_0002, timeout=120)
         process.send_signal(signum)
@@ -243,7 +246,7 @@ def test_the_throwaway_database_is_dropped_when_the_run_is_interrupted(env, tmp_
     finally:
         process.kill()
     assert process.returncode != 0
-    assert throwaway_databases() - before == set()
+    assert throwaway_databases(database) == set()
 
 
 def test_migrations_between_selected_ones_are_walked_too(env, tmp_path):

@@ -15,6 +15,7 @@ https://www.postgresql.org/docs/current/manage-ag-createdb.html
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 import uuid
@@ -30,6 +31,8 @@ from django_safemigrate.execution.run import describe_database
 
 #: Every throwaway database's name starts with this (and a word for what it is for).
 PREFIX = "safemigrate_"
+#: How its comment starts.
+COMMENT = "django_safemigrate throwaway database"
 
 
 @contextlib.contextmanager
@@ -56,6 +59,15 @@ def _create(connection: BaseDatabaseWrapper, name: str) -> None:
     try:
         with _maintenance_cursor(connection) as cursor:
             cursor.execute(f'CREATE DATABASE "{name}"')
+            # Should the process be killed outright (SIGKILL) before it drops the database,
+            # the comment says what it is and that it may be dropped.
+            cursor.execute(
+                f'COMMENT ON DATABASE "{name}" IS %s',
+                [
+                    f"{COMMENT} for {connection.settings_dict.get('NAME')}, pid {os.getpid()}; "
+                    "safe to drop when that process is gone"
+                ],
+            )
     except DatabaseError as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if "permission denied" in first_line:
