@@ -22,6 +22,7 @@ from tests.helpers import (
     run_command,
     schema_of,
     table_exists,
+    url_for,
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -199,3 +200,13 @@ def test_off_by_default(database, env):
     result = run_command(["safemigrate"], env, expect=0)
     assert "drift" not in result.output
     assert ("basic", "0003_item_sku") in applied(database)
+
+
+def test_database_chooses_the_alias_to_compare(database, env):
+    query(database, HAND_MADE["index"][0])
+    with fresh_database("sm_drift") as other:
+        two = {**env, "DATABASE_URL": url_for(other), "DIRECT_DATABASE_URL": url_for(database)}
+        assert "No drift: 'default'" in drift(two, expect=0)
+        output = drift(two, "--database", "direct", expect=1)
+    assert "extra index basic_item_hand_idx" in output
+    assert f"Drift: 'direct' (postgres@127.0.0.1:5432/{database})" in output
