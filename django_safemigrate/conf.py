@@ -20,6 +20,7 @@ from django.conf import settings as django_settings
 from django_safemigrate.enums import (
     ChecksumPolicy,
     CommandLineReviews,
+    DriftPolicy,
     Kind,
     LockRetriesExhausted,
     OnBlocked,
@@ -136,6 +137,12 @@ class SafemigrateSettings:
     #: (:mod:`django_safemigrate.online`); ``False`` runs what the backend emits as it is.
     #: A migration turns it off for itself with ``safemigrate_online = False``.
     online: bool = True
+    #: Before a ``safemigrate`` run: compare the database with what its applied migrations
+    #: build (``checkmigrations --drift``), and ``"warn"`` or ``"stop"`` (exit 3) on drift.
+    drift: DriftPolicy = DriftPolicy.OFF
+    #: Shell-style patterns of object names (tables, indexes, constraints, ``table.column``)
+    #: that the drift check leaves out; a table's pattern covers what belongs to it.
+    drift_ignore: tuple[str, ...] = ()
     #: ``False`` switches the gate off (the older package's ``"disabled"``).
     govern: bool = True
     #: The older package's mode when ``SAFEMIGRATE`` is one of its strings.
@@ -193,6 +200,8 @@ _FIELDS = {
     "GOVERN_PACKAGES": "govern_packages",
     "ONLINE": "online",
     "COMMAND_LINE_REVIEWS": "command_line_reviews",
+    "DRIFT": "drift",
+    "DRIFT_IGNORE": "drift_ignore",
 }
 
 
@@ -454,7 +463,41 @@ def parse_settings(raw: object, database_aliases: Mapping[str, Any]) -> Safemigr
     return SafemigrateSettings(**values)
 
 
+def _parse_drift(value: Any) -> DriftPolicy:
+    try:
+        return DriftPolicy(value)
+    except ValueError:
+        raise SettingsProblem(
+            "safemigrate.E025",
+            f"SAFEMIGRATE['DRIFT'] is {value!r}, but it must be 'off', 'warn' or 'stop'.",
+            "Use 'stop' to refuse a deploy onto a database whose schema differs from what "
+            "its applied migrations build, 'warn' to print the drift and go on, or 'off'.",
+        ) from None
+
+
+def _parse_drift_ignore(value: Any) -> tuple[str, ...]:
+    if (
+        isinstance(value, str)
+        or not isinstance(value, list | tuple | set | frozenset)
+        or not all(isinstance(v, str) and v.strip() for v in value)
+    ):
+        raise SettingsProblem(
+            "safemigrate.E026",
+            f"SAFEMIGRATE['DRIFT_IGNORE'] is {value!r}, but it must be a list of patterns "
+            "of object names (shell-style: * and ? match any characters).",
+            "Use a list of strings such as ['shop_item_search_idx', 'audit_*', "
+            "'shop_order.legacy_*'].",
+        )
+    return tuple(sorted(value))
+
+
+#: Keys whose value is checked on its own.
+_PARSERS = {"DRIFT": _parse_drift, "DRIFT_IGNORE": _parse_drift_ignore}
+
+
 def _parse_value(key: str, value: Any, database_aliases: Mapping[str, Any]) -> Any:
+    if key in _PARSERS:
+        return _PARSERS[key](value)
     if key in SECONDS:
         return _number(key, value)
     if key == "LOCK_DATABASE":

@@ -13,7 +13,7 @@ from django_safemigrate.conf import (
     get_settings,
     parse_settings,
 )
-from django_safemigrate.enums import ChecksumPolicy, OnBlocked, RequestedPhase, Risk
+from django_safemigrate.enums import ChecksumPolicy, DriftPolicy, OnBlocked, RequestedPhase, Risk
 
 ALIASES = {"default": {}, "direct": {}}
 
@@ -243,3 +243,39 @@ def test_the_older_package_modes_are_a_system_check_warning(mode):
     assert "To get governance back, replace the string with a dict" in warning.hint
     with override_settings(SAFEMIGRATE={"REVIEW": "destructive"}):
         assert check_settings() == []
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "check_id"),
+    [
+        ("DRIFT", "loud", "safemigrate.E025"),
+        ("DRIFT", True, "safemigrate.E025"),
+        ("DRIFT_IGNORE", "shop_*", "safemigrate.E026"),
+        ("DRIFT_IGNORE", ["shop_*", ""], "safemigrate.E026"),
+        ("DRIFT_IGNORE", [3], "safemigrate.E026"),
+    ],
+)
+def test_drift_settings_are_validated(key, value, check_id):
+    with pytest.raises(InvalidSettings) as caught:
+        parse_settings({key: value}, ALIASES)
+    (problem,) = caught.value.problems
+    assert problem.check_id == check_id
+    assert problem.hint
+
+
+def test_drift_settings_are_parsed():
+    parsed = parse_settings({"DRIFT": "stop", "DRIFT_IGNORE": ["b_*", "a_idx"]}, ALIASES)
+    assert parsed.drift is DriftPolicy.STOP
+    assert parsed.drift_ignore == ("a_idx", "b_*")
+    assert SafemigrateSettings().drift is DriftPolicy.OFF
+    assert SafemigrateSettings().drift_ignore == ()
+
+
+def test_system_check_reports_bad_drift_settings():
+    with (
+        override_settings(SAFEMIGRATE={"DRIFT": "sometimes", "DRIFT_IGNORE": "x"}),
+        pytest.raises(SystemCheckError) as info,
+    ):
+        call_command("check")
+    assert "safemigrate.E025" in str(info.value)
+    assert "safemigrate.E026" in str(info.value)

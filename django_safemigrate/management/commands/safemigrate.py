@@ -24,6 +24,7 @@ from django_safemigrate.conf import SafemigrateSettings, get_settings
 from django_safemigrate.enums import (
     ChecksumPolicy,
     Direction,
+    DriftPolicy,
     ExitCode,
     MigrationOutcome,
     RequestedPhase,
@@ -261,6 +262,7 @@ class Command(migrate.Command):
         connection = connections[options["database"]]
         # Before the ledger's own tables are created: a usage error changes nothing.
         check_history(self.loader, connection, nothing="Nothing was applied.")
+        self.check_drift(connection)
         self.step_lines: list[str] = []
         runners: list[StepRunner] = []
 
@@ -313,6 +315,38 @@ class Command(migrate.Command):
                 raise failed from exc
             finally:
                 set_progress_reporter(previous)
+
+    def check_drift(self, connection: Any) -> None:
+        """``SAFEMIGRATE['DRIFT']``: before anything changes, compare the database with what
+        its applied migrations build; stop (exit 3) or warn when they differ."""
+        settings = get_settings()
+        if settings.drift is DriftPolicy.OFF:
+            return
+        from django_safemigrate.schema.drift import run_drift
+        from django_safemigrate.schema.report import drift_line
+
+        result = run_drift(connection, settings.drift_ignore)
+        if not result.drifted:
+            if self.verbosity >= 2:
+                self.stdout.write(
+                    f"  No drift: {result.database} has the schema of its migrations."
+                )
+            return
+        lines = [f"  {drift_line(d)}" for d in result.differences]
+        head = (
+            f"{result.database} drifted from its migrations: its schema differs from what its "
+            f"{result.applied} applied migration(s) build (checkmigrations --drift):"
+        )
+        if settings.drift is DriftPolicy.STOP:
+            raise Blocked(
+                "\n".join([head, *lines])
+                + "\nSAFEMIGRATE['DRIFT'] is 'stop', so nothing was applied. Put the change in a "
+                "migration, undo it on the database, or list the object in "
+                "SAFEMIGRATE['DRIFT_IGNORE']; then deploy again."
+            )
+        self.stderr.write(self.style.WARNING("Warning: " + head))
+        for line in lines:
+            self.stderr.write(line)
 
     def migration_failed(
         self, exc: Exception, ledger: Ledger, runners: list[StepRunner]
