@@ -46,6 +46,8 @@ from tests.helpers import (
     wait_for,
 )
 
+pytestmark = pytest.mark.once
+
 RECIPES = ROOT / "docs" / "recipes"
 WORKFLOW = RECIPES / "github-actions" / "migrations.yml"
 GITLAB = RECIPES / "gitlab-ci" / "gitlab-ci.yml"
