@@ -41,6 +41,9 @@ class LedgerExecutor(MigrationExecutor):
     allowed: frozenset[tuple[str, str]] | None = None
     #: Set by ``safemigrate``'s gate: who approved each migration that runs on a review.
     approvals: dict[tuple[str, str], str] = {}
+    #: Set by the commands: called with the plan before anything of it is applied (the
+    #: recovery-point check, :mod:`django_safemigrate.execution.recovery`).
+    before_applying: Callable[[LedgerExecutor, Any], None] | None = None
 
     def __init__(self, connection: Any, progress_callback: Any = None) -> None:
         # Django's __init__, with a loader that reuses this run's scan of the
@@ -75,6 +78,8 @@ class LedgerExecutor(MigrationExecutor):
         if plan is None:
             plan = self.migration_plan(targets)
         self._checksums = Precomputed([migration for migration, _ in plan])
+        if self.before_applying is not None and plan:
+            self.before_applying(self, plan)
         return super().migrate(targets, plan, *args, **kwargs)
 
     def apply_migration(
@@ -260,7 +265,9 @@ class LedgerExecutor(MigrationExecutor):
 
 @contextlib.contextmanager
 def ledgered_executor(
-    ledger: Ledger, runner_factory: Callable[[LedgerExecutor], StepRunner] | None = None
+    ledger: Ledger,
+    runner_factory: Callable[[LedgerExecutor], StepRunner] | None = None,
+    before_applying: Callable[[LedgerExecutor, Any], None] | None = None,
 ) -> Iterator[type[LedgerExecutor]]:
     """Make Django's ``migrate`` build a :class:`LedgerExecutor` bound to ``ledger``."""
     executor_class = type(
@@ -269,6 +276,7 @@ def ledgered_executor(
         {
             "ledger": ledger,
             "runner_factory": staticmethod(runner_factory) if runner_factory else None,
+            "before_applying": staticmethod(before_applying) if before_applying else None,
         },
     )
     original = getattr(django_migrate, "MigrationExecutor")  # noqa: B009 - not in the stubs

@@ -301,7 +301,8 @@ class Command(migrate.Command):
 
         previous = set_progress_reporter(self.report_backfill)
         self._last_progress = 0.0
-        with ledgered_executor(ledger, runner_factory) as executor_class:
+        recovery = self.recovery_check(ledger, options, self.judged_reports)
+        with ledgered_executor(ledger, runner_factory, recovery) as executor_class:
             executor_class.allowed = allowed
             executor_class.approvals = self.approvals
             try:
@@ -340,6 +341,8 @@ class Command(migrate.Command):
         Returns the migrations this run may apply, or ``None`` for all of them.
         """
         self.approvals: dict[tuple[str, str], str] = {}
+        #: The gate's analysis of each migration it judged (the recovery-point check's).
+        self.judged_reports: dict[tuple[str, str], Any] = {}
         executor = LedgerExecutor(connection)
         targets = plan_targets(executor.loader, options["app_label"], options["migration_name"])
         judged = judge(
@@ -364,6 +367,7 @@ class Command(migrate.Command):
             )
             return None
         ledger.mark_first_deploy(judged.first_deploy)
+        self.judged_reports = dict(judged.reports)
         from django_safemigrate.governance.judge import without_reviews
 
         if judged.ungoverned:
