@@ -23,6 +23,7 @@ from django.utils import timezone
 from django_safemigrate.checksum import Precomputed
 from django_safemigrate.enums import MigrationOutcome
 from django_safemigrate.exceptions import LockLost
+from django_safemigrate.execution.archive import Archiver, archiving
 from django_safemigrate.execution.ledger import Ledger, PendingRecord, Statement, StepEntry
 from django_safemigrate.plan import SharedDiskLoader
 
@@ -44,6 +45,9 @@ class LedgerExecutor(MigrationExecutor):
     #: Set by the commands: called with the plan before anything of it is applied (the
     #: recovery-point check, :mod:`django_safemigrate.execution.recovery`).
     before_applying: Callable[[LedgerExecutor, Any], None] | None = None
+    #: Set by the commands with ``SAFEMIGRATE['ARCHIVE']`` on: copies what a dropped
+    #: column or table held before the drop (:mod:`django_safemigrate.execution.archive`).
+    archiver: Archiver | None = None
 
     def __init__(self, connection: Any, progress_callback: Any = None) -> None:
         # Django's __init__, with a loader that reuses this run's scan of the
@@ -94,14 +98,8 @@ class LedgerExecutor(MigrationExecutor):
         self._fake = fake
         self._current = migration
         try:
-            if self.runner_factory is not None and not fake and not fake_initial:
-                # The step runner checks the lock before each step and each commit.
-                state = self._apply_in_steps(state, migration)
-            else:
-                self.ledger.check_lock(f"before applying {migration.app_label}.{migration.name}")
-                state = super().apply_migration(
-                    state, migration, fake=fake, fake_initial=fake_initial
-                )
+            with archiving(None if fake else self.archiver, migration):
+                state = self._apply(state, migration, fake=fake, fake_initial=fake_initial)
         except LockLost:
             raise  # not a failure of the migration: it did not run, or was rolled back
         except BaseException as exc:
@@ -112,6 +110,18 @@ class LedgerExecutor(MigrationExecutor):
             self._current = None
         self.ledger.flush()
         return state
+
+    def _apply(
+        self, state: ProjectState, migration: Migration, *, fake: bool, fake_initial: bool
+    ) -> ProjectState:
+        if self.runner_factory is not None and not fake and not fake_initial:
+            # The step runner checks the lock before each step and each commit.
+            return self._apply_in_steps(state, migration)
+        self.ledger.check_lock(f"before applying {migration.app_label}.{migration.name}")
+        applied: ProjectState = super().apply_migration(
+            state, migration, fake=fake, fake_initial=fake_initial
+        )
+        return applied
 
     def _apply_in_steps(self, state: ProjectState, migration: Migration) -> ProjectState:
         assert self.runner_factory is not None

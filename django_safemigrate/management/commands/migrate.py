@@ -25,6 +25,7 @@ from django_safemigrate.conf import (
 )
 from django_safemigrate.enums import ExitCode
 from django_safemigrate.exceptions import SafemigrateError, UsageError
+from django_safemigrate.execution.archive import Archiver
 from django_safemigrate.execution.continuity import LedgerLost
 from django_safemigrate.execution.executor import ledgered_executor
 from django_safemigrate.execution.ledger import Ledger
@@ -152,8 +153,17 @@ class Command(django_migrate.Command):
         self._step_lines: list[str] = []
         with ledgered_executor(
             ledger, self.online_runner(options, ledger), self.recovery_check(ledger, options)
-        ):
+        ) as executor_class:
+            executor_class.archiver = self.archiver(ledger)
             super().handle(*args, **options)
+
+    def archiver(self, ledger: Ledger) -> Archiver | None:
+        """With ``SAFEMIGRATE['ARCHIVE']`` on, what copies the data a destructive step drops
+        into the archive schema first; ``None`` on a first deploy (nothing to lose)."""
+        settings = get_settings()
+        if not settings.archive or ledger.first_deploy:
+            return None
+        return Archiver(ledger, settings.archive_schema, self.stderr.write)
 
     def recovery_check(
         self, ledger: Ledger, options: dict[str, Any], reports: dict[Any, Any] | None = None

@@ -305,6 +305,7 @@ class Command(migrate.Command):
         with ledgered_executor(ledger, runner_factory, recovery) as executor_class:
             executor_class.allowed = allowed
             executor_class.approvals = self.approvals
+            executor_class.archiver = self.archiver(ledger)
             try:
                 django_migrate.Command.handle(self, *args, **options)
             except Exception as exc:
