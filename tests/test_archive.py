@@ -224,3 +224,17 @@ def test_bad_archive_settings_are_system_check_errors(database, project):
     assert "safemigrate.E032" in bad.err
     schema = run_command(["check"], _env(database, project, ARCHIVE_SCHEMA="public"), expect=1)
     assert "safemigrate.E033" in schema.err
+
+
+def test_plain_migrate_archives_through_django_s_own_executor(database, project):
+    """With online execution off, plain migrate applies each migration as Django does."""
+    _deployed(database, project)
+    run_command(["migrate", "-v", "0"], _env(database, project, ONLINE=False), expect=0)
+    rows = _archives(database)
+    assert [(r[2], r[3], r[4], r[8]) for r in rows] == [
+        ("RemoveField", "bk_shop_item", "legacy", 3),
+        ("DeleteModel", "bk_shop_tag", "", 2),
+    ]
+    assert query(
+        database, "SELECT command FROM django_safemigrate_run WHERE id = %s", [rows[0][-1]]
+    ) == [("migrate",)]
