@@ -161,3 +161,15 @@ def test_bad_values_are_system_check_errors(database, project, settings, code, w
     result = run_command(["check"], _env(database, project, **settings), expect=1)
     assert code in result.err
     assert words in result.err
+
+
+def test_plan_names_the_check_without_running_it(database, project):
+    _deployed(database, project)
+    env = _env(database, project, BACKUP_CHECK="stop", BACKUP_CALLABLE=f"{APP}.backups.broken")
+    result = run_command(["safemigrate", "--plan"], env, expect=0)
+    assert (
+        "Recovery-point check (BACKUP_CHECK = 'stop'): the run checks for a recent recovery "
+        "point before applying anything, for bk_shop.0003_remove_item_legacy, "
+        "bk_shop.0004_delete_tag." in result.out
+    )
+    assert "raised" not in result.output

@@ -166,6 +166,9 @@ class Command(migrate.Command):
         decisions = {d.key: d for d in judged.result.decisions}
         for line in self.bypass_lines(judged, settings, options):
             self.stdout.write(f"  {line}")
+        recovery = self.recovery_line(judged, settings, options)
+        if recovery:
+            self.stdout.write(f"  {recovery}")
         for migration, backwards in plan:
             key = (migration.app_label, migration.name)
             report = judged.reports.get(key)
@@ -213,6 +216,27 @@ class Command(migrate.Command):
                 f"The gate would stop this plan (see above): a run would {verb} nothing and "
                 f"exit 3. {self.review_advice(judged, connection)}"
             )
+
+    def recovery_line(
+        self, judged: Judged, configured: SafemigrateSettings, options: dict[str, Any]
+    ) -> str:
+        """What the run's recovery-point check would cover (it is not run by ``--plan``)."""
+        if configured.backup_check == "off" or options.get("fake") or judged.first_deploy:
+            return ""
+        runs = set() if judged.result.stopped else set(judged.result.to_run)
+        destructive = [
+            ".".join(key)
+            for key, report in judged.reports.items()
+            if key in runs
+            and judged.direction is Direction.FORWARD
+            and report.risk is Risk.DESTRUCTIVE
+        ]
+        if not destructive:
+            return ""
+        return (
+            f"Recovery-point check (BACKUP_CHECK = {configured.backup_check!r}): the run checks "
+            f"for a recent recovery point before applying anything, for {', '.join(destructive)}."
+        )
 
     def bypass_lines(
         self, judged: Judged, configured: SafemigrateSettings, options: dict[str, Any]
