@@ -167,6 +167,9 @@ class Command(migrate.Command):
         decisions = {d.key: d for d in judged.result.decisions}
         for line in self.bypass_lines(judged, settings, options):
             self.stdout.write(f"  {line}")
+        recovery = self.recovery_line(judged, settings, options)
+        if recovery:
+            self.stdout.write(f"  {recovery}")
         for migration, backwards in plan:
             key = (migration.app_label, migration.name)
             report = judged.reports.get(key)
@@ -214,6 +217,27 @@ class Command(migrate.Command):
                 f"The gate would stop this plan (see above): a run would {verb} nothing and "
                 f"exit 3. {self.review_advice(judged, connection)}"
             )
+
+    def recovery_line(
+        self, judged: Judged, configured: SafemigrateSettings, options: dict[str, Any]
+    ) -> str:
+        """What the run's recovery-point check would cover (it is not run by ``--plan``)."""
+        if configured.backup_check == "off" or options.get("fake") or judged.first_deploy:
+            return ""
+        runs = set() if judged.result.stopped else set(judged.result.to_run)
+        destructive = [
+            ".".join(key)
+            for key, report in judged.reports.items()
+            if key in runs
+            and judged.direction is Direction.FORWARD
+            and report.risk is Risk.DESTRUCTIVE
+        ]
+        if not destructive:
+            return ""
+        return (
+            f"Recovery-point check (BACKUP_CHECK = {configured.backup_check!r}): the run checks "
+            f"for a recent recovery point before applying anything, for {', '.join(destructive)}."
+        )
 
     def bypass_lines(
         self, judged: Judged, configured: SafemigrateSettings, options: dict[str, Any]
@@ -303,9 +327,11 @@ class Command(migrate.Command):
 
         previous = set_progress_reporter(self.report_backfill)
         self._last_progress = 0.0
-        with ledgered_executor(ledger, runner_factory) as executor_class:
+        recovery = self.recovery_check(ledger, options, self.judged_reports)
+        with ledgered_executor(ledger, runner_factory, recovery) as executor_class:
             executor_class.allowed = allowed
             executor_class.approvals = self.approvals
+            executor_class.archiver = self.archiver(ledger)
             try:
                 django_migrate.Command.handle(self, *args, **options)
             except Exception as exc:
@@ -374,6 +400,8 @@ class Command(migrate.Command):
         Returns the migrations this run may apply, or ``None`` for all of them.
         """
         self.approvals: dict[tuple[str, str], str] = {}
+        #: The gate's analysis of each migration it judged (the recovery-point check's).
+        self.judged_reports: dict[tuple[str, str], Any] = {}
         executor = LedgerExecutor(connection)
         targets = plan_targets(executor.loader, options["app_label"], options["migration_name"])
         judged = judge(
@@ -398,6 +426,7 @@ class Command(migrate.Command):
             )
             return None
         ledger.mark_first_deploy(judged.first_deploy)
+        self.judged_reports = dict(judged.reports)
         from django_safemigrate.governance.judge import without_reviews
 
         if judged.ungoverned:
