@@ -238,3 +238,15 @@ def test_plain_migrate_archives_through_django_s_own_executor(database, project)
     assert query(
         database, "SELECT command FROM django_safemigrate_run WHERE id = %s", [rows[0][-1]]
     ) == [("migrate",)]
+
+
+def test_the_archive_is_no_drift(database, project):
+    # What the archive keeps is no object any migration builds: the drift check, and a
+    # deploy that stops on drift, leave the archive schema alone.
+    _deployed(database, project)
+    run_command(["safemigrate"], _env(database, project), expect=0)
+    assert len(_archives(database)) == 2
+    env = _env(database, project, DRIFT="stop")
+    result = run_command(["checkmigrations", "--drift"], env, expect=0)
+    assert result.output.startswith("No drift: 'default' ("), result.output
+    run_command(["safemigrate"], env, expect=0)

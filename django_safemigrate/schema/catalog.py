@@ -149,6 +149,7 @@ def read_schema(
     *,
     exclude_prefixes: Sequence[str] = (),
     exclude_relations: Sequence[str] = (),
+    exclude_schemas: Sequence[str] = (),
     column_order: bool = False,
 ) -> Schema:
     """The schema of the database ``cursor`` is connected to.
@@ -160,9 +161,11 @@ def read_schema(
     they belong to). A column's position among its table's columns is read only with
     ``column_order``: a column added by a migration comes last, and the same column added
     back by a reverse comes last too, so order is no part of what a migration restores.
+    Schemas named in ``exclude_schemas`` are left out whole, like the system schemas.
     """
+    left_out = (*SYSTEM_SCHEMAS, *exclude_schemas)
     schemas = "n.nspname NOT IN ({}) AND n.nspname NOT LIKE 'pg_temp%%'".format(
-        ", ".join(f"'{name}'" for name in SYSTEM_SCHEMAS)
+        ", ".join(_literal(name) for name in left_out)
     )
     relation = _not_prefixed("c.relname", exclude_prefixes)
     if exclude_relations:
@@ -189,6 +192,11 @@ def read_schema(
             found = [(*row[:3], _LEDGER_MARK.sub("", row[3]).strip()) for row in found]
         rows[kind] = tuple(sorted(found))
     return Schema(**rows)
+
+
+def _literal(name: str) -> str:
+    """``name`` as an SQL string literal (the query's parameters are kept for name filters)."""
+    return "'" + name.replace("'", "''").replace("%", "%%") + "'"
 
 
 def _not_prefixed(column: str, prefixes: Sequence[str]) -> str:
