@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import math
 import os
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,6 +21,7 @@ from django.conf import settings as django_settings
 from django_safemigrate.enums import (
     ChecksumPolicy,
     CommandLineReviews,
+    DriftPolicy,
     Kind,
     LockRetriesExhausted,
     OnBlocked,
@@ -139,6 +141,25 @@ class SafemigrateSettings:
     #: (:mod:`django_safemigrate.online`); ``False`` runs what the backend emits as it is.
     #: A migration turns it off for itself with ``safemigrate_online = False``.
     online: bool = True
+    #: Before a ``safemigrate`` run: compare the database with what its applied migrations
+    #: build (``checkmigrations --drift``), and ``"warn"`` or ``"stop"`` (exit 3) on drift.
+    drift: DriftPolicy = DriftPolicy.OFF
+    #: Shell-style patterns of object names (tables, indexes, constraints, ``table.column``)
+    #: that the drift check leaves out; a table's pattern covers what belongs to it.
+    drift_ignore: tuple[str, ...] = ()
+    #: Before the first destructive migration of a run: ``"off"``, ``"warn"`` (say what is
+    #: wrong and go on) or ``"stop"`` (apply nothing) unless a recent recovery point exists
+    #: (:mod:`django_safemigrate.execution.recovery`).
+    backup_check: str = "off"
+    #: The newest recovery point may be this old (seconds) for the check to pass.
+    backup_max_age: float = 86_400.0
+    #: Dotted path of a project callable ``(connection) -> datetime | None`` giving the
+    #: time of the last recovery point; ``None`` reads ``pg_stat_archiver``.
+    backup_callable: str | None = None
+    #: Copy the data a dropped column or table held into ``archive_schema`` first, in the
+    #: same step (:mod:`django_safemigrate.execution.archive`).
+    archive: bool = False
+    archive_schema: str = "safemigrate_archive"
     #: ``False`` switches the gate off (the older package's ``"disabled"``).
     govern: bool = True
     #: The older package's mode when ``SAFEMIGRATE`` is one of its strings.
@@ -197,7 +218,21 @@ _FIELDS = {
     "GOVERN_PACKAGES": "govern_packages",
     "ONLINE": "online",
     "COMMAND_LINE_REVIEWS": "command_line_reviews",
+    "DRIFT": "drift",
+    "DRIFT_IGNORE": "drift_ignore",
+    "BACKUP_CHECK": "backup_check",
+    "BACKUP_MAX_AGE": "backup_max_age",
+    "BACKUP_CALLABLE": "backup_callable",
+    "ARCHIVE": "archive",
+    "ARCHIVE_SCHEMA": "archive_schema",
 }
+
+#: ``BACKUP_CHECK``'s values.
+BACKUP_CHECK_CHOICES = ("off", "warn", "stop")
+#: The most ``BACKUP_MAX_AGE`` may be: a year (more is a unit mistake).
+BACKUP_MAX_AGE_LIMIT = 366 * 86_400.0
+#: Names PostgreSQL reserves or that hold everything else: never an archive schema.
+RESERVED_SCHEMAS = ("public", "information_schema")
 
 
 def legacy_settings(mode: str) -> SafemigrateSettings:
@@ -458,7 +493,41 @@ def parse_settings(raw: object, database_aliases: Mapping[str, Any]) -> Safemigr
     return SafemigrateSettings(**values)
 
 
+def _parse_drift(value: Any) -> DriftPolicy:
+    try:
+        return DriftPolicy(value)
+    except ValueError:
+        raise SettingsProblem(
+            "safemigrate.E025",
+            f"SAFEMIGRATE['DRIFT'] is {value!r}, but it must be 'off', 'warn' or 'stop'.",
+            "Use 'stop' to refuse a deploy onto a database whose schema differs from what "
+            "its applied migrations build, 'warn' to print the drift and go on, or 'off'.",
+        ) from None
+
+
+def _parse_drift_ignore(value: Any) -> tuple[str, ...]:
+    if (
+        isinstance(value, str)
+        or not isinstance(value, list | tuple | set | frozenset)
+        or not all(isinstance(v, str) and v.strip() for v in value)
+    ):
+        raise SettingsProblem(
+            "safemigrate.E026",
+            f"SAFEMIGRATE['DRIFT_IGNORE'] is {value!r}, but it must be a list of patterns "
+            "of object names (shell-style: * and ? match any characters).",
+            "Use a list of strings such as ['shop_item_search_idx', 'audit_*', "
+            "'shop_order.legacy_*'].",
+        )
+    return tuple(sorted(value))
+
+
+#: Keys whose value is checked on its own.
+_PARSERS = {"DRIFT": _parse_drift, "DRIFT_IGNORE": _parse_drift_ignore}
+
+
 def _parse_value(key: str, value: Any, database_aliases: Mapping[str, Any]) -> Any:
+    if key in _PARSERS:
+        return _PARSERS[key](value)
     if key in SECONDS:
         return _number(key, value)
     if key == "LOCK_WAIT_ALERT":
@@ -580,6 +649,8 @@ def _parse_value(key: str, value: Any, database_aliases: Mapping[str, Any]) -> A
                 "Use 'reject_only' or 'off' to keep approvals to the admin, where they are "
                 "bound to a logged-in user.",
             ) from None
+    if key in _BACKUP_KEYS:
+        return _parse_backup(key, value)
     if key == "LOCKFILE":
         if value is not None and (not isinstance(value, str | os.PathLike) or not str(value)):
             raise SettingsProblem(
@@ -589,6 +660,102 @@ def _parse_value(key: str, value: Any, database_aliases: Mapping[str, Any]) -> A
             )
         return None if value is None else str(value)
     raise AssertionError(key)  # pragma: no cover - _FIELDS and this function list the same keys
+
+
+_BACKUP_KEYS = ("BACKUP_CHECK", "BACKUP_MAX_AGE", "BACKUP_CALLABLE", "ARCHIVE", "ARCHIVE_SCHEMA")
+
+
+def _parse_backup(key: str, value: Any) -> Any:
+    """The recovery-point check (E030, E031) and the archive (E032, E033)."""
+    if key == "BACKUP_CHECK":
+        if value not in BACKUP_CHECK_CHOICES:
+            raise SettingsProblem(
+                "safemigrate.E030",
+                f"SAFEMIGRATE['BACKUP_CHECK'] is {value!r}, but it must be 'off', 'warn' or "
+                "'stop'.",
+                "Use 'stop' to apply nothing when a run holds a destructive migration and no "
+                "recent recovery point exists, 'warn' to say so and go on, or 'off'.",
+            )
+        return value
+    if key == "BACKUP_MAX_AGE":
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+            or not 0 < value <= BACKUP_MAX_AGE_LIMIT
+        ):
+            raise SettingsProblem(
+                "safemigrate.E031",
+                f"SAFEMIGRATE['BACKUP_MAX_AGE'] is {value!r}, but it must be a number of "
+                f"seconds, more than 0 up to {BACKUP_MAX_AGE_LIMIT:g} (a year).",
+                "Set it to how old the newest recovery point may be, such as 86400 (a day).",
+            )
+        return float(value)
+    if key == "BACKUP_CALLABLE":
+        return _backup_callable(value)
+    if key == "ARCHIVE":
+        if not isinstance(value, bool):
+            raise SettingsProblem(
+                "safemigrate.E032",
+                f"SAFEMIGRATE['ARCHIVE'] is {value!r}, but it must be True or False.",
+                "Set it to True to copy what a dropped column or table held into the archive "
+                "schema before it is dropped.",
+            )
+        return value
+    if (
+        not isinstance(value, str)
+        or not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", value)
+        or value.startswith("pg_")
+        or value in RESERVED_SCHEMAS
+    ):
+        raise SettingsProblem(
+            "safemigrate.E033",
+            f"SAFEMIGRATE['ARCHIVE_SCHEMA'] is {value!r}, but it must be the name of a schema "
+            "of its own: lower-case letters, digits and underscores, at most 63 characters, "
+            "not starting with a digit or 'pg_', and neither 'public' nor "
+            "'information_schema'.",
+            "Keep the default 'safemigrate_archive', or name another schema such as "
+            "'migration_archive'.",
+        )
+    return value
+
+
+def _backup_callable(value: Any) -> str | None:
+    """A dotted path that imports to a callable (imported now: a typo is found by the
+    system checks, not in the middle of a deploy)."""
+    from django.utils.module_loading import import_string
+
+    if value is None:
+        return None
+    hint = (
+        "Point it at a function of your project taking the database connection and "
+        "returning the time of the last recovery point, such as 'myproject.backups.last_backup', "
+        "or set it to None to read pg_stat_archiver."
+    )
+    if not isinstance(value, str) or "." not in value:
+        raise SettingsProblem(
+            "safemigrate.E031",
+            f"SAFEMIGRATE['BACKUP_CALLABLE'] is {value!r}, but it must be the dotted path of a "
+            "callable.",
+            hint,
+        )
+    try:
+        found = import_string(value)
+    except Exception as exc:  # ImportError, or whatever the module raises on import
+        raise SettingsProblem(
+            "safemigrate.E031",
+            f"SAFEMIGRATE['BACKUP_CALLABLE'] is {value!r}, which cannot be imported: "
+            f"{type(exc).__name__}: {exc}.",
+            hint,
+        ) from None
+    if not callable(found):
+        raise SettingsProblem(
+            "safemigrate.E031",
+            f"SAFEMIGRATE['BACKUP_CALLABLE'] is {value!r}, which is a "
+            f"{type(found).__name__}, not a callable.",
+            hint,
+        )
+    return value
 
 
 def parse_lock_wait_alert(value: Any) -> float | None:

@@ -47,6 +47,17 @@ class MigrationOutcome(enum.StrEnum):
     ADOPTED = "adopted"
 
 
+class DriftPolicy(enum.StrEnum):
+    """What ``safemigrate`` does when the database drifted from its applied migrations."""
+
+    #: No drift check before a deploy.
+    OFF = "off"
+    #: Print the drift and go on.
+    WARN = "warn"
+    #: Stop before changing anything (exit 3).
+    STOP = "stop"
+
+
 class ChecksumPolicy(enum.StrEnum):
     """What ``safemigrate`` does when an applied migration's file was edited."""
 

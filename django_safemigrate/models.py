@@ -53,6 +53,12 @@ class Run(models.Model):
     first_deploy = models.BooleanField(
         null=True, blank=True, help_text=_("Part of the database's first deploy.")
     )
+    #: What the recovery-point check found before the run's first destructive migration
+    #: (``SAFEMIGRATE['BACKUP_CHECK']``): ``passed: …``, ``warned: …`` or ``stopped: …``;
+    #: empty when the check was off or the plan destroyed nothing.
+    recovery_check = models.TextField(  # noqa: DJ001
+        blank=True, null=True, help_text=_("What the recovery-point check found.")
+    )
 
     class Meta:
         verbose_name = _("run")
@@ -298,3 +304,41 @@ class LedgerMark(models.Model):
 
     def __str__(self) -> str:
         return f"{self.runs} runs, {self.records} migration records, {self.steps} steps"
+
+
+class Archive(models.Model):
+    """The data one destructive step dropped, kept in a table of the archive schema.
+
+    Written in the step's transaction, before the drop (``SAFEMIGRATE['ARCHIVE']``);
+    ``manage.py restorearchive`` puts it back. Append-only, like the rest of the ledger.
+    """
+
+    run = models.ForeignKey(Run, on_delete=models.PROTECT, related_name="archives")
+    app_label = models.CharField(max_length=255)
+    name = models.CharField(max_length=255)
+    #: The operation that dropped the data (its index in the migration, and its class).
+    operation_index = models.PositiveSmallIntegerField()
+    operation = models.CharField(max_length=100)
+    source_table = models.CharField(max_length=255)
+    #: The dropped column; empty when the whole table was dropped.
+    source_column = models.CharField(max_length=255, blank=True)
+    #: The table's primary key column(s), comma-separated: how restored rows find their place.
+    primary_key = models.CharField(max_length=255)
+    archive_schema = models.CharField(max_length=63)
+    archive_table = models.CharField(max_length=63)
+    row_count = models.BigIntegerField()
+    created_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = _("archive")
+        verbose_name_plural = _("archives")
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.row_count} rows in {self.archive_schema}.{self.archive_table}"
+
+    @property
+    def source(self) -> str:
+        return (
+            f"{self.source_table}.{self.source_column}" if self.source_column else self.source_table
+        )

@@ -194,12 +194,12 @@ def repository_path(path: str | None) -> str | None:
     return relative.replace(os.sep, "/")
 
 
-def _escape_data(text: str) -> str:
+def escape_data(text: str) -> str:
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
-def _escape_property(text: str) -> str:
-    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+def escape_property(text: str) -> str:
+    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
 def render_github(result: Result) -> str:
@@ -215,26 +215,26 @@ def render_github(result: Result) -> str:
             # An installed package's migration is not in the repository: no file to annotate.
             path = repository_path(report.path)
             if path is not None:
-                props.append(f"file={_escape_property(path)}")
+                props.append(f"file={escape_property(path)}")
                 if f.line:
                     props.append(f"line={f.line}")
-            props.append(f"title={_escape_property(f'{f.code} {f.rule} [{f.severity.value}]')}")
+            props.append(f"title={escape_property(f'{f.code} {f.rule} [{f.severity.value}]')}")
             body = f"{f.message}\nHint: {f.hint}"
             status = status_of(f, report)
             if status:
                 body += f"\n({status})"
-            lines.append(f"::{level} {','.join(props)}::{_escape_data(body)}")
+            lines.append(f"::{level} {','.join(props)}::{escape_data(body)}")
     for p in result.problems:
         props = []
         path = repository_path(p.path)
         if path is not None:
-            props.append(f"file={_escape_property(path)}")
+            props.append(f"file={escape_property(path)}")
             if p.line:
                 props.append(f"line={p.line}")
-        props.append(f"title={_escape_property(p.code)}")
+        props.append(f"title={escape_property(p.code)}")
         level = "warning" if p.package else "error"
         body = p.text + (f"\n({out_of_scope(p.package)})" if p.package else "")
-        lines.append(f"::{level} {','.join(props)}::{_escape_data(body)}")
+        lines.append(f"::{level} {','.join(props)}::{escape_data(body)}")
     lines.append(_summary_line(result))
     return "\n".join(lines)
 

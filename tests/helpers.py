@@ -18,6 +18,8 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from django_safemigrate.schema.catalog import Schema, read_schema
+
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 
@@ -157,6 +159,14 @@ def query(database: str, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any
     with connect(database) as conn:
         cursor = conn.execute(sql, params)
         return list(cursor.fetchall()) if cursor.description else []
+
+
+def schema_of(database: str, **options: Any) -> Schema:
+    """``database``'s schema from the catalogs (:func:`read_schema`); the column order
+    counts unless ``column_order=False``: these tests compare builds of the same history."""
+    options.setdefault("column_order", True)
+    with connect(database) as conn:
+        return read_schema(conn.cursor(), **options)
 
 
 def table_exists(database: str, table: str) -> bool:

@@ -61,3 +61,34 @@ def test_the_ledger_cannot_be_added_changed_or_deleted(admin_client, run):
     run.refresh_from_db()
     assert run.host == "web-1"
     assert Run.objects.count() == before
+
+
+def test_the_run_page_shows_its_archives_and_recovery_check(admin_client, run):
+    from django_safemigrate.models import Archive
+
+    Run.objects.filter(pk=run.pk).update(
+        recovery_check="warned (pg_stat_archiver): WAL archiving is off (archive_mode = off)"
+    )
+    archive = Archive.objects.create(
+        run=run,
+        app_label="shop",
+        name="0003_remove_item_legacy",
+        operation_index=0,
+        operation="RemoveField",
+        source_table="shop_item",
+        source_column="legacy",
+        primary_key="id",
+        archive_schema="safemigrate_archive",
+        archive_table=f"shop_item__legacy__{run.pk}",
+        row_count=3,
+        created_at=timezone.now(),
+    )
+    page = admin_client.get(f"/admin/django_safemigrate/run/{run.pk}/change/").content.decode()
+    assert "shop_item.legacy" in page
+    assert f"safemigrate_archive.shop_item__legacy__{run.pk}" in page
+    assert f"manage.py restorearchive {archive.pk}" in page
+    assert "WAL archiving is off (archive_mode = off)" in page
+    listing = admin_client.get("/admin/django_safemigrate/archive/")
+    assert listing.status_code == 200
+    assert f"shop_item__legacy__{run.pk}" in listing.content.decode()
+    assert admin_client.get("/admin/django_safemigrate/archive/add/").status_code == 403

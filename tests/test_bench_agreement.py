@@ -25,6 +25,8 @@ from agreement import classification, linter_corpus, squawk_corpus, wrap
 from agreement.source import CorpusError, open_corpus
 from agreement.vocabulary import Concern, OurVerdict, our_verdict, squawk_peer
 
+pytestmark = pytest.mark.once
+
 LIB_RS = """\
 impl fmt::Display for Rule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

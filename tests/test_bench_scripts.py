@@ -19,6 +19,8 @@ import pytest
 
 from tests.helpers import ROOT, server_url
 
+pytestmark = pytest.mark.once
+
 SCRIPTS = {
     "backfill": (["--rows", "3000", "--rounds", "1"], "| variant | total |"),
     "lock_timeout": (["--rounds", "1", "--hold", "1"], "| variant | migration time |"),

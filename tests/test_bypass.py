@@ -185,7 +185,7 @@ def test_truncate_is_refused_like_update_and_delete(database, scenarios):
         "TRUNCATE django_safemigrate_governedmigration CASCADE",
         "TRUNCATE django_safemigrate_run CASCADE",
         "TRUNCATE django_safemigrate_run, django_safemigrate_migrationrecord, "
-        "django_safemigrate_steprecord RESTART IDENTITY",
+        "django_safemigrate_steprecord, django_safemigrate_archive RESTART IDENTITY",
         "UPDATE django_safemigrate_migrationrecord SET checksum = 'sha256:x'",
         "UPDATE django_safemigrate_steprecord SET checksum = 'sha256:x'",
         "DELETE FROM django_safemigrate_migrationrecord",
@@ -209,7 +209,7 @@ def test_truncate_is_refused_like_update_and_delete(database, scenarios):
         "WHERE NOT t.tgisinternal AND (t.tgtype & 32) <> 0 AND (t.tgtype & 1) = 0 "
         "AND (t.tgtype & 2) <> 0",
     )
-    assert sorted(r[0] for r in rows) == sorted(APPEND_ONLY)
+    assert sorted(r[0] for r in rows) == sorted([*APPEND_ONLY, "django_safemigrate_archive"])
 
 
 def test_flush_keeps_the_governance_tables(database, scenarios):
@@ -307,7 +307,8 @@ def test_a_ledger_dropped_and_created_again_is_noticed(database, scenarios):
         conn.execute("SET session_replication_role = replica")
         conn.execute(
             "TRUNCATE django_safemigrate_run, django_safemigrate_migrationrecord, "
-            "django_safemigrate_steprecord, django_safemigrate_ledgermark"
+            "django_safemigrate_steprecord, django_safemigrate_archive, "
+            "django_safemigrate_ledgermark"
         )
     result = run(["safemigrate"], env, expect=3)
     assert "The migration ledger has lost records: it holds 0 runs" in result.err

@@ -13,7 +13,7 @@ from django_safemigrate.conf import (
     get_settings,
     parse_settings,
 )
-from django_safemigrate.enums import ChecksumPolicy, OnBlocked, RequestedPhase, Risk
+from django_safemigrate.enums import ChecksumPolicy, DriftPolicy, OnBlocked, RequestedPhase, Risk
 
 ALIASES = {"default": {}, "direct": {}}
 
@@ -243,3 +243,96 @@ def test_the_older_package_modes_are_a_system_check_warning(mode):
     assert "To get governance back, replace the string with a dict" in warning.hint
     with override_settings(SAFEMIGRATE={"REVIEW": "destructive"}):
         assert check_settings() == []
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "check_id"),
+    [
+        ("DRIFT", "loud", "safemigrate.E025"),
+        ("DRIFT", True, "safemigrate.E025"),
+        ("DRIFT_IGNORE", "shop_*", "safemigrate.E026"),
+        ("DRIFT_IGNORE", ["shop_*", ""], "safemigrate.E026"),
+        ("DRIFT_IGNORE", [3], "safemigrate.E026"),
+    ],
+)
+def test_drift_settings_are_validated(key, value, check_id):
+    with pytest.raises(InvalidSettings) as caught:
+        parse_settings({key: value}, ALIASES)
+    (problem,) = caught.value.problems
+    assert problem.check_id == check_id
+    assert problem.hint
+
+
+def test_backup_and_archive_defaults():
+    settings = parse_settings({}, ALIASES)
+    assert settings.backup_check == "off"
+    assert settings.backup_max_age == 86_400
+    assert settings.backup_callable is None
+    assert settings.archive is False
+    assert settings.archive_schema == "safemigrate_archive"
+    parsed = parse_settings(
+        {
+            "BACKUP_CHECK": "stop",
+            "BACKUP_MAX_AGE": 3600,
+            "BACKUP_CALLABLE": "django.utils.timezone.now",
+            "ARCHIVE": True,
+            "ARCHIVE_SCHEMA": "kept_data",
+        },
+        ALIASES,
+    )
+    assert (parsed.backup_check, parsed.backup_max_age, parsed.backup_callable) == (
+        "stop",
+        3600.0,
+        "django.utils.timezone.now",
+    )
+    assert (parsed.archive, parsed.archive_schema) == (True, "kept_data")
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "check_id"),
+    [
+        ("BACKUP_CHECK", "always", "safemigrate.E030"),
+        ("BACKUP_CHECK", None, "safemigrate.E030"),
+        ("BACKUP_MAX_AGE", 0, "safemigrate.E031"),
+        ("BACKUP_MAX_AGE", -5, "safemigrate.E031"),
+        ("BACKUP_MAX_AGE", float("inf"), "safemigrate.E031"),
+        ("BACKUP_MAX_AGE", True, "safemigrate.E031"),
+        ("BACKUP_MAX_AGE", "1 day", "safemigrate.E031"),
+        ("BACKUP_CALLABLE", "nobackups", "safemigrate.E031"),
+        ("BACKUP_CALLABLE", "no_such_module.last_backup", "safemigrate.E031"),
+        ("BACKUP_CALLABLE", "django.utils.timezone.no_such_function", "safemigrate.E031"),
+        ("BACKUP_CALLABLE", "django.utils.timezone.utc", "safemigrate.E031"),
+        ("ARCHIVE", "yes", "safemigrate.E032"),
+        ("ARCHIVE", 1, "safemigrate.E032"),
+        ("ARCHIVE_SCHEMA", "public", "safemigrate.E033"),
+        ("ARCHIVE_SCHEMA", "pg_archive", "safemigrate.E033"),
+        ("ARCHIVE_SCHEMA", "Archive", "safemigrate.E033"),
+        ("ARCHIVE_SCHEMA", "a" * 64, "safemigrate.E033"),
+        ("ARCHIVE_SCHEMA", "", "safemigrate.E033"),
+        ("ARCHIVE_SCHEMA", None, "safemigrate.E033"),
+    ],
+)
+def test_bad_backup_and_archive_values(key, value, check_id):
+    with pytest.raises(InvalidSettings) as caught:
+        parse_settings({key: value}, ALIASES)
+    (problem,) = caught.value.problems
+    assert problem.check_id == check_id
+    assert f"SAFEMIGRATE['{key}']" in problem.message
+
+
+def test_drift_settings_are_parsed():
+    parsed = parse_settings({"DRIFT": "stop", "DRIFT_IGNORE": ["b_*", "a_idx"]}, ALIASES)
+    assert parsed.drift is DriftPolicy.STOP
+    assert parsed.drift_ignore == ("a_idx", "b_*")
+    assert SafemigrateSettings().drift is DriftPolicy.OFF
+    assert SafemigrateSettings().drift_ignore == ()
+
+
+def test_system_check_reports_bad_drift_settings():
+    with (
+        override_settings(SAFEMIGRATE={"DRIFT": "sometimes", "DRIFT_IGNORE": "x"}),
+        pytest.raises(SystemCheckError) as info,
+    ):
+        call_command("check")
+    assert "safemigrate.E025" in str(info.value)
+    assert "safemigrate.E026" in str(info.value)

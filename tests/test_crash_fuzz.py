@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.crash_fuzz import run_fuzz, run_online_fuzz
+
+pytestmark = pytest.mark.once
 
 
 def test_random_kills_and_terminations_never_leave_a_half_applied_database(tmp_path):

@@ -23,7 +23,7 @@ import pytest
 
 from tests.helpers import ROOT, fresh_database, query, url_for
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.once]
 
 PACKAGE = ROOT / "django_safemigrate"
 #: What a checkout holds besides its sources (venvs, builds, caches, test output).

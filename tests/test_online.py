@@ -14,16 +14,17 @@ from pathlib import Path
 
 import pytest
 
+from django_safemigrate.schema.catalog import schema_differences
 from tests.helpers import (
     command_env,
     copy_scenario,
     fresh_database,
     query,
     run_command,
+    schema_of,
     start_command,
     wait_for,
 )
-from tests.schema_catalog import read_schema, schema_differences
 
 APP = "online_shop"
 ROWS = 5000
@@ -150,8 +151,8 @@ def test_online_schema_equals_a_plain_run_but_for_the_kept_default(project):
         # The plain run did it in one transaction per migration.
         assert [k for _, k, _ in steps(plain)] == ["transactional"]
         differences = schema_differences(
-            read_schema(online, exclude_prefixes=["django_safemigrate"]),
-            read_schema(plain, exclude_prefixes=["django_safemigrate"]),
+            schema_of(online, exclude_prefixes=["django_safemigrate"]),
+            schema_of(plain, exclude_prefixes=["django_safemigrate"]),
         )
         assert len(differences) == 2, differences  # the flag column, on each side
         assert all("flag" in line for line in differences), differences
@@ -255,7 +256,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory):
     with fresh_database() as database:
         run_command(["safemigrate"], prepared(database, project), expect=0)
         yield (
-            read_schema(database, exclude_prefixes=["django_safemigrate"]),
+            schema_of(database, exclude_prefixes=["django_safemigrate"]),
             query(
                 database, "SELECT id, qty, note, code, flag, size FROM online_shop_item ORDER BY id"
             ),
@@ -288,7 +289,7 @@ def test_a_kill_at_each_step_then_a_rerun_ends_as_an_uninterrupted_run(project, 
         run_command(["safemigrate"], env, expect=0)
         assert leftovers(database) == []
         differences = schema_differences(
-            read_schema(database, exclude_prefixes=["django_safemigrate"]),
+            schema_of(database, exclude_prefixes=["django_safemigrate"]),
             expected_schema,
         )
         assert differences == []

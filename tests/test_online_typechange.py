@@ -25,10 +25,10 @@ from django_safemigrate.online.typechange import (
     derived_name,
     type_change_form,
 )
+from django_safemigrate.schema.catalog import schema_differences
 from django_safemigrate.sql import parse
 from django_safemigrate.transactions import refuses_transaction
-from tests.helpers import connect, fresh_database, query, url_for, wait_for
-from tests.schema_catalog import read_schema, schema_differences
+from tests.helpers import connect, fresh_database, query, schema_of, url_for, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -166,9 +166,7 @@ def catalog_differences(left: str, right: str) -> list[str]:
     """What differs between the two databases' schemas, the columns' positions left out."""
 
     def read(database: str) -> Any:
-        schema = read_schema(database)
-        columns = tuple(sorted((*row[:2], "", *row[3:]) for row in schema.columns))
-        return schema.__class__(**{**schema.__dict__, "columns": columns})
+        return schema_of(database, column_order=False)
 
     extra = """
         SELECT c.relname, a.attname, a.attstattarget::text, a.attstorage::text,

@@ -21,7 +21,7 @@ from tests.helpers import ROOT
 
 pytest.importorskip("pre_commit", reason="pre-commit is not installed (the test extra has it)")
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.once]
 
 MANAGE = """\
 import sys

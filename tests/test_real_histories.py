@@ -25,15 +25,16 @@ from typing import Any
 
 import pytest
 
+from django_safemigrate.schema.catalog import schema_differences
 from tests.helpers import (
     Result,
     command_env,
     fresh_database,
     query,
     run_command,
+    schema_of,
     start_command,
 )
-from tests.schema_catalog import read_schema, schema_differences
 
 pytestmark = pytest.mark.realhistory
 
@@ -190,14 +191,14 @@ def test_safemigrate_again_has_nothing_to_do(histories):
 def test_schema_is_the_one_djangos_migrate_builds(histories):
     assert histories.first.code == 0, histories.first.output[-4000:]
     assert histories.reference_migrate.code == 0, histories.reference_migrate.output[-4000:]
-    governed = read_schema(histories.governed, exclude_prefixes=OWN_OBJECTS)
-    reference = read_schema(histories.reference, exclude_prefixes=OWN_OBJECTS)
+    governed = schema_of(histories.governed, exclude_prefixes=OWN_OBJECTS)
+    reference = schema_of(histories.reference, exclude_prefixes=OWN_OBJECTS)
     assert len(reference.table_names()) > 100
     assert len(reference.constraints) > 300
     differences = schema_differences(governed, reference)
     assert differences == [], "\n".join(differences[:50])
     # This app's tables are the only ones the governed database has in addition.
-    everything = read_schema(histories.governed).table_names()
+    everything = schema_of(histories.governed).table_names()
     own = {name for name in everything if name.startswith("public.django_safemigrate_")}
     assert own
     assert everything - reference.table_names() == own

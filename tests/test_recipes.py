@@ -46,6 +46,8 @@ from tests.helpers import (
     wait_for,
 )
 
+pytestmark = pytest.mark.once
+
 RECIPES = ROOT / "docs" / "recipes"
 WORKFLOW = RECIPES / "github-actions" / "migrations.yml"
 GITLAB = RECIPES / "gitlab-ci" / "gitlab-ci.yml"
@@ -88,12 +90,12 @@ def load(path: Path) -> Any:
     return data
 
 
-def workflow_job() -> dict[str, Any]:
-    return load(WORKFLOW)["jobs"]["checkmigrations"]
+def workflow_job(name: str = "checkmigrations") -> dict[str, Any]:
+    return load(WORKFLOW)["jobs"][name]
 
 
-def github_run_steps() -> list[dict[str, Any]]:
-    return [s for s in workflow_job()["steps"] if "run" in s and s["run"] not in NOT_RUN]
+def github_run_steps(job: str = "checkmigrations") -> list[dict[str, Any]]:
+    return [s for s in workflow_job(job)["steps"] if "run" in s and s["run"] not in NOT_RUN]
 
 
 def gitlab_job() -> dict[str, Any]:
@@ -349,6 +351,15 @@ PLAIN_INDEX = Change(
         '"DROP INDEX shop_order_currency")',
     ),
 )
+# The reverse forgets to drop the index the forward SQL creates.
+FORGETFUL_REVERSE = Change(
+    "0035_order_currency_index",
+    migration(
+        "pre_deploy",
+        'migrations.RunSQL("CREATE INDEX shop_order_currency ON shop_order (currency)", '
+        '"SELECT 1")',
+    ),
+)
 FAILING = Change(
     "0035_fails", migration("pre_deploy", 'migrations.RunSQL("SELECT 1 / 0", "SELECT 1")')
 )
@@ -439,16 +450,16 @@ def test_github_workflow_validates_against_the_schema_of_the_syntax_it_uses():
 
 
 def run_github_job(
-    work: Path, database_url: str
+    work: Path, database_url: str, name: str = "checkmigrations"
 ) -> list[tuple[str, subprocess.CompletedProcess[str]]]:
     """The job's run steps in order, each under ``bash -e`` like GitHub's default shell;
     the first that fails ends the job (no step asks to run after a failure)."""
-    job = workflow_job()
+    job = workflow_job(name)
     env = platform_env(database_url)
     env.update({k: str(v) for k, v in job["env"].items()})
     env["DATABASE_URL"] = database_url  # the service's database, here a new one
     results = []
-    for index, step in enumerate(github_run_steps()):
+    for index, step in enumerate(github_run_steps(name)):
         script = work.parent / f"step-{index}.sh"
         script.write_text(step["run"])
         proc = run(["bash", "-e", str(script)], work, env)
@@ -519,6 +530,32 @@ def test_github_job_needs_the_full_clone_it_asks_for(origin, database):
     assert [name for name, proc in steps if proc.returncode != 0] == ["Write the SARIF log"]
     assert len(steps) == 1
     assert "git could not resolve 'origin/main'" in steps[0][1].stderr
+
+
+def test_github_roundtrip_job_fails_a_reverse_that_does_not_restore_the_schema(origin, database):
+    branch(origin, FORGETFUL_REVERSE)
+    work = clone(origin, "work", "--branch", "feature")
+    job = workflow_job("roundtrip")
+    checkout = job["steps"][0]
+    assert checkout["uses"].startswith("actions/checkout@")
+    assert checkout["with"]["fetch-depth"] == 0  # --since needs origin/main
+    steps = run_github_job(work, url_for(database), "roundtrip")
+    assert [(name, proc.returncode) for name, proc in steps] == [
+        ("Round-trip the migrations", 1)
+    ], steps
+    path = f"{MIGRATIONS}/{FORGETFUL_REVERSE.name}.py"
+    out = steps[0][1].stdout
+    assert f"::error file={path},line=1,title=roundtrip shop.{FORGETFUL_REVERSE.name}::" in out
+    assert "index shop_order_currency on shop_order extra after reverse of" in out
+    assert applied(database) == []  # the database in DATABASE_URL is only read
+
+
+def test_github_roundtrip_job_passes_a_reversible_migration(origin, database):
+    branch(origin, SAFE)
+    work = clone(origin, "work", "--branch", "feature")
+    steps = run_github_job(work, url_for(database), "roundtrip")
+    assert [proc.returncode for _, proc in steps] == [0], steps
+    assert "Round trip passed: 1 migration(s) walked" in steps[0][1].stdout
 
 
 # -- GitLab CI ----------------------------------------------------------------------------
@@ -1070,6 +1107,7 @@ def all_recipe_commands() -> set[str]:
 
 def test_every_recipe_command_is_run_or_named():
     run_here = {step["run"] for step in github_run_steps()}
+    run_here |= {step["run"] for step in github_run_steps("roundtrip")}
     run_here |= set(gitlab_lines())
     run_here |= {shlex.join(d.argv({})) for d in (release_deploy(), compose_deploy())}
     # The Kubernetes commands as written, before $(VAR) expansion.

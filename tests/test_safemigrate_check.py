@@ -19,6 +19,8 @@ import pytest
 from django_safemigrate.check import validate_migrations
 from tests.helpers import ROOT
 
+pytestmark = pytest.mark.once
+
 SCRIPT = Path(sys.executable).parent / "safemigrate-check"
 OLDER_RELEASE = "6.0"
 

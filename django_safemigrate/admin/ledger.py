@@ -10,7 +10,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from django_safemigrate.models import MigrationRecord, Review, Run
+from django_safemigrate.models import Archive, MigrationRecord, Review, Run
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
@@ -37,6 +37,34 @@ class MigrationRecordInline(admin.TabularInline):  # type: ignore[type-arg]
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class ArchiveInline(admin.TabularInline):  # type: ignore[type-arg]
+    """The data this run's destructive steps dropped and kept (``SAFEMIGRATE['ARCHIVE']``)."""
+
+    model = Archive
+    fields = ("app_label", "name", "source", "archive", "row_count", "restore")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="dropped")
+    def source(self, obj: Archive) -> str:
+        return obj.source
+
+    @admin.display(description="kept in")
+    def archive(self, obj: Archive) -> str:
+        return f"{obj.archive_schema}.{obj.archive_table}"
+
+    @admin.display(description="to restore")
+    def restore(self, obj: Archive) -> str:
+        return f"manage.py restorearchive {obj.pk}"
 
 
 def _governance(ungoverned: str | None) -> SafeString:
@@ -79,7 +107,7 @@ class RunAdmin(ReadOnlyAdmin):
     list_filter = ["outcome", GovernanceFilter, "command", "database"]
     search_fields = ["host", "user", "argv", "message", "ungoverned"]
     date_hierarchy = "started_at"
-    inlines = [MigrationRecordInline]
+    inlines = [MigrationRecordInline, ArchiveInline]
 
     @admin.display(description="governance")
     def governance(self, obj: Run) -> SafeString:
@@ -102,6 +130,25 @@ class MigrationRecordAdmin(ReadOnlyAdmin):
     def run_by(self, obj: MigrationRecord) -> str:
         run = obj.run
         return f"{run.user}@{run.host} (pid {run.pid}): {run.argv}"
+
+
+@admin.register(Archive)
+class ArchiveAdmin(ReadOnlyAdmin):
+    list_display = [
+        "id",
+        "created_at",
+        "app_label",
+        "name",
+        "operation",
+        "source_table",
+        "source_column",
+        "archive_table",
+        "row_count",
+        "run",
+    ]
+    list_filter = ["operation", "app_label"]
+    search_fields = ["app_label", "name", "source_table", "source_column", "archive_table"]
+    list_select_related = ["run"]
 
 
 def short_checksum(checksum: str) -> str:

@@ -23,6 +23,7 @@ from django.utils import timezone
 from django_safemigrate.checksum import Precomputed
 from django_safemigrate.enums import MigrationOutcome
 from django_safemigrate.exceptions import LockLost
+from django_safemigrate.execution.archive import Archiver, archiving
 from django_safemigrate.execution.ledger import Ledger, PendingRecord, Statement, StepEntry
 from django_safemigrate.plan import SharedDiskLoader
 
@@ -41,6 +42,12 @@ class LedgerExecutor(MigrationExecutor):
     allowed: frozenset[tuple[str, str]] | None = None
     #: Set by ``safemigrate``'s gate: who approved each migration that runs on a review.
     approvals: dict[tuple[str, str], str] = {}
+    #: Set by the commands: called with the plan before anything of it is applied (the
+    #: recovery-point check, :mod:`django_safemigrate.execution.recovery`).
+    before_applying: Callable[[LedgerExecutor, Any], None] | None = None
+    #: Set by the commands with ``SAFEMIGRATE['ARCHIVE']`` on: copies what a dropped
+    #: column or table held before the drop (:mod:`django_safemigrate.execution.archive`).
+    archiver: Archiver | None = None
 
     def __init__(self, connection: Any, progress_callback: Any = None) -> None:
         # Django's __init__, with a loader that reuses this run's scan of the
@@ -75,6 +82,8 @@ class LedgerExecutor(MigrationExecutor):
         if plan is None:
             plan = self.migration_plan(targets)
         self._checksums = Precomputed([migration for migration, _ in plan])
+        if self.before_applying is not None and plan:
+            self.before_applying(self, plan)
         return super().migrate(targets, plan, *args, **kwargs)
 
     def apply_migration(
@@ -89,14 +98,8 @@ class LedgerExecutor(MigrationExecutor):
         self._fake = fake
         self._current = migration
         try:
-            if self.runner_factory is not None and not fake and not fake_initial:
-                # The step runner checks the lock before each step and each commit.
-                state = self._apply_in_steps(state, migration)
-            else:
-                self.ledger.check_lock(f"before applying {migration.app_label}.{migration.name}")
-                state = super().apply_migration(
-                    state, migration, fake=fake, fake_initial=fake_initial
-                )
+            with archiving(None if fake else self.archiver, migration):
+                state = self._apply(state, migration, fake=fake, fake_initial=fake_initial)
         except LockLost:
             raise  # not a failure of the migration: it did not run, or was rolled back
         except BaseException as exc:
@@ -107,6 +110,18 @@ class LedgerExecutor(MigrationExecutor):
             self._current = None
         self.ledger.flush()
         return state
+
+    def _apply(
+        self, state: ProjectState, migration: Migration, *, fake: bool, fake_initial: bool
+    ) -> ProjectState:
+        if self.runner_factory is not None and not fake and not fake_initial:
+            # The step runner checks the lock before each step and each commit.
+            return self._apply_in_steps(state, migration)
+        self.ledger.check_lock(f"before applying {migration.app_label}.{migration.name}")
+        applied: ProjectState = super().apply_migration(
+            state, migration, fake=fake, fake_initial=fake_initial
+        )
+        return applied
 
     def _apply_in_steps(self, state: ProjectState, migration: Migration) -> ProjectState:
         assert self.runner_factory is not None
@@ -260,7 +275,9 @@ class LedgerExecutor(MigrationExecutor):
 
 @contextlib.contextmanager
 def ledgered_executor(
-    ledger: Ledger, runner_factory: Callable[[LedgerExecutor], StepRunner] | None = None
+    ledger: Ledger,
+    runner_factory: Callable[[LedgerExecutor], StepRunner] | None = None,
+    before_applying: Callable[[LedgerExecutor, Any], None] | None = None,
 ) -> Iterator[type[LedgerExecutor]]:
     """Make Django's ``migrate`` build a :class:`LedgerExecutor` bound to ``ledger``."""
     executor_class = type(
@@ -269,6 +286,7 @@ def ledgered_executor(
         {
             "ledger": ledger,
             "runner_factory": staticmethod(runner_factory) if runner_factory else None,
+            "before_applying": staticmethod(before_applying) if before_applying else None,
         },
     )
     original = getattr(django_migrate, "MigrationExecutor")  # noqa: B009 - not in the stubs

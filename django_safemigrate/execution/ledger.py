@@ -106,6 +106,8 @@ class Ledger:
         #: Whether this run is (or continues) the database's first deploy; ``None`` until
         #: the command has looked (:meth:`mark_first_deploy`).
         self.first_deploy: bool | None = None
+        #: What the recovery-point check found (:meth:`note_recovery_check`).
+        self.recovery_check: str | None = None
         #: Raises ``LockLost`` unless the migration lock is still held; called with where
         #: the run is ("before step 2/3 of shop.0004_x"). Set while the lock is held.
         self.check_lock: Callable[[str], None] = lambda where: None
@@ -244,6 +246,17 @@ class Ledger:
                 first_deploy=first
             )
 
+    def note_recovery_check(self, outcome: str) -> None:
+        """Record on this run's row what the recovery-point check found
+        (:mod:`django_safemigrate.execution.recovery`)."""
+        from django_safemigrate.models import Run
+
+        self.recovery_check = outcome
+        if self.run_id is not None:
+            Run.objects.using(self.connection.alias).filter(pk=self.run_id).update(
+                recovery_check=outcome
+            )
+
     def record(self, entry: PendingRecord) -> None:
         """Write ``entry`` now if the ledger tables exist, otherwise keep it for later.
 
@@ -323,6 +336,7 @@ class Ledger:
             outcome=RunOutcome.RUNNING.value,
             ungoverned="; ".join(self.ungoverned),
             first_deploy=self.first_deploy,
+            recovery_check=self.recovery_check,
         )
         self.run_id = run.pk
         self.events.run_id = run.pk

@@ -81,6 +81,20 @@ class Command(BaseCommand):
             action="store_true",
             help="Write every migration's checksum to the lockfile, then exit.",
         )
+        check = parser.add_mutually_exclusive_group()
+        check.add_argument(
+            "--roundtrip",
+            action="store_true",
+            help="Instead of judging the SQL: apply the selected migrations on a throwaway "
+            "database beside --database's, unapply them one by one, apply them again; every "
+            "reverse must restore the schema (exit 1 when one does not or is irreversible).",
+        )
+        check.add_argument(
+            "--drift",
+            action="store_true",
+            help="Instead of judging the SQL: compare --database's schema (read-only) with "
+            "what its applied migrations build on a throwaway database (exit 1 on drift).",
+        )
         parser.add_argument("--explain", metavar="CODE", help="Print a rule's documentation.")
         parser.add_argument("--list-rules", action="store_true", help="List every rule.")
 
@@ -136,6 +150,11 @@ class Command(BaseCommand):
             except SettingsProblem as exc:  # pragma: no cover - argparse limits the choices
                 raise UsageError(exc.message) from None
         app_label, migration_name, files = _targets(options["targets"], options)
+        if options["roundtrip"] or options["drift"]:
+            from django_safemigrate.schema.command import SchemaCheck
+
+            SchemaCheck(self, options).run(app_label, migration_name, files, settings)
+            return
         run = run_check(
             CheckRequest(
                 app_label=app_label,

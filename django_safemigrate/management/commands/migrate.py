@@ -25,6 +25,7 @@ from django_safemigrate.conf import (
 )
 from django_safemigrate.enums import ExitCode
 from django_safemigrate.exceptions import SafemigrateError, UsageError
+from django_safemigrate.execution.archive import Archiver
 from django_safemigrate.execution.continuity import LedgerLost
 from django_safemigrate.execution.executor import ledgered_executor
 from django_safemigrate.execution.ledger import Ledger
@@ -152,8 +153,47 @@ class Command(django_migrate.Command):
         self.watch_governed(ledger, options["database"])
         self.mark_first_deploy(ledger, options["database"])
         self._step_lines: list[str] = []
-        with ledgered_executor(ledger, self.online_runner(options, ledger)):
+        with ledgered_executor(
+            ledger, self.online_runner(options, ledger), self.recovery_check(ledger, options)
+        ) as executor_class:
+            executor_class.archiver = self.archiver(ledger)
             super().handle(*args, **options)
+
+    def archiver(self, ledger: Ledger) -> Archiver | None:
+        """With ``SAFEMIGRATE['ARCHIVE']`` on, what copies the data a destructive step drops
+        into the archive schema first; ``None`` on a first deploy (nothing to lose)."""
+        settings = get_settings()
+        if not settings.archive or ledger.first_deploy:
+            return None
+        return Archiver(ledger, settings.archive_schema, self.stderr.write)
+
+    def recovery_check(
+        self, ledger: Ledger, options: dict[str, Any], reports: dict[Any, Any] | None = None
+    ) -> Any:
+        """The recovery-point check to run before a plan with a destructive migration is
+        applied (``SAFEMIGRATE['BACKUP_CHECK']``), or ``None`` when it is off, for a run
+        that only fakes, and for a first deploy (a new database holds nothing to lose)."""
+        from django_safemigrate.execution.recovery import (
+            check_before_destroying,
+            destructive_in_plan,
+        )
+
+        settings = get_settings()
+        if settings.backup_check == "off" or options.get("fake") or ledger.first_deploy:
+            return None
+        connection = connections[options["database"]]
+
+        def check(executor: Any, plan: Any) -> None:
+            destructive = destructive_in_plan(connection, executor.loader, plan, settings, reports)
+            check_before_destroying(
+                connection,
+                settings,
+                destructive,
+                record=ledger.note_recovery_check,
+                warn=lambda message: self.stderr.write(self.style.WARNING(message)),
+            )
+
+        return check
 
     def mark_first_deploy(self, ledger: Ledger, alias: str) -> None:
         """Mark the run as part of the database's first deploy when it is one, so that a

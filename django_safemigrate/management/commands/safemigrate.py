@@ -24,6 +24,7 @@ from django_safemigrate.conf import SafemigrateSettings, get_settings
 from django_safemigrate.enums import (
     ChecksumPolicy,
     Direction,
+    DriftPolicy,
     ExitCode,
     MigrationOutcome,
     RequestedPhase,
@@ -228,6 +229,9 @@ class Command(migrate.Command):
         decisions = {d.key: d for d in judged.result.decisions}
         for line in self.bypass_lines(judged, settings, options):
             self.stdout.write(f"  {line}")
+        recovery = self.recovery_line(judged, settings, options)
+        if recovery:
+            self.stdout.write(f"  {recovery}")
         for migration, backwards in plan:
             key = (migration.app_label, migration.name)
             report = judged.reports.get(key)
@@ -276,6 +280,27 @@ class Command(migrate.Command):
                 f"exit 3. {self.review_advice(judged, connection)}"
             )
 
+    def recovery_line(
+        self, judged: Judged, configured: SafemigrateSettings, options: dict[str, Any]
+    ) -> str:
+        """What the run's recovery-point check would cover (it is not run by ``--plan``)."""
+        if configured.backup_check == "off" or options.get("fake") or judged.first_deploy:
+            return ""
+        runs = set() if judged.result.stopped else set(judged.result.to_run)
+        destructive = [
+            ".".join(key)
+            for key, report in judged.reports.items()
+            if key in runs
+            and judged.direction is Direction.FORWARD
+            and report.risk is Risk.DESTRUCTIVE
+        ]
+        if not destructive:
+            return ""
+        return (
+            f"Recovery-point check (BACKUP_CHECK = {configured.backup_check!r}): the run checks "
+            f"for a recent recovery point before applying anything, for {', '.join(destructive)}."
+        )
+
     def bypass_lines(
         self, judged: Judged, configured: SafemigrateSettings, options: dict[str, Any]
     ) -> list[str]:
@@ -323,6 +348,7 @@ class Command(migrate.Command):
         connection = connections[options["database"]]
         # Before the ledger's own tables are created: a usage error changes nothing.
         check_history(self.loader, connection, nothing="Nothing was applied.")
+        self.check_drift(connection)
         self.step_lines: list[str] = []
         runners: list[StepRunner] = []
 
@@ -363,9 +389,11 @@ class Command(migrate.Command):
 
         previous = set_progress_reporter(self.report_backfill)
         self._last_progress = 0.0
-        with ledgered_executor(ledger, runner_factory) as executor_class:
+        recovery = self.recovery_check(ledger, options, self.judged_reports)
+        with ledgered_executor(ledger, runner_factory, recovery) as executor_class:
             executor_class.allowed = allowed
             executor_class.approvals = self.approvals
+            executor_class.archiver = self.archiver(ledger)
             try:
                 django_migrate.Command.handle(self, *args, **options)
             except Exception as exc:
@@ -375,6 +403,38 @@ class Command(migrate.Command):
                 raise failed from exc
             finally:
                 set_progress_reporter(previous)
+
+    def check_drift(self, connection: Any) -> None:
+        """``SAFEMIGRATE['DRIFT']``: before anything changes, compare the database with what
+        its applied migrations build; stop (exit 3) or warn when they differ."""
+        settings = get_settings()
+        if settings.drift is DriftPolicy.OFF:
+            return
+        from django_safemigrate.schema.drift import run_drift
+        from django_safemigrate.schema.report import drift_line
+
+        result = run_drift(connection, settings.drift_ignore)
+        if not result.drifted:
+            if self.verbosity >= 2:
+                self.stdout.write(
+                    f"  No drift: {result.database} has the schema of its migrations."
+                )
+            return
+        lines = [f"  {drift_line(d)}" for d in result.differences]
+        head = (
+            f"{result.database} drifted from its migrations: its schema differs from what its "
+            f"{result.applied} applied migration(s) build (checkmigrations --drift):"
+        )
+        if settings.drift is DriftPolicy.STOP:
+            raise Blocked(
+                "\n".join([head, *lines])
+                + "\nSAFEMIGRATE['DRIFT'] is 'stop', so nothing was applied. Put the change in a "
+                "migration, undo it on the database, or list the object in "
+                "SAFEMIGRATE['DRIFT_IGNORE']; then deploy again."
+            )
+        self.stderr.write(self.style.WARNING("Warning: " + head))
+        for line in lines:
+            self.stderr.write(line)
 
     def migration_failed(
         self, exc: Exception, ledger: Ledger, runners: list[StepRunner]
@@ -402,6 +462,8 @@ class Command(migrate.Command):
         Returns the migrations this run may apply, or ``None`` for all of them.
         """
         self.approvals: dict[tuple[str, str], str] = {}
+        #: The gate's analysis of each migration it judged (the recovery-point check's).
+        self.judged_reports: dict[tuple[str, str], Any] = {}
         executor = LedgerExecutor(connection)
         targets = plan_targets(executor.loader, options["app_label"], options["migration_name"])
         judged = judge(
@@ -426,6 +488,7 @@ class Command(migrate.Command):
             )
             return None
         ledger.mark_first_deploy(judged.first_deploy)
+        self.judged_reports = dict(judged.reports)
         from django_safemigrate.governance.judge import without_reviews
 
         if judged.ungoverned:

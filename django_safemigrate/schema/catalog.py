@@ -14,8 +14,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Sequence
-
-from tests.helpers import query
+from typing import Any
 
 #: The line django_safemigrate keeps in the comment on ``django_migrations``: the ledger's
 #: high-water mark (README, "A ledger that lost records"). It is this app's object, like
@@ -58,7 +57,7 @@ _QUERIES: dict[str, str] = {
     # Position among the live columns (dropped ones leave gaps in attnum).
     "columns": f"""
         SELECT {_QUALIFIED}, a.attname,
-               (row_number() OVER (PARTITION BY c.oid ORDER BY a.attnum))::text,
+               {{position}}
                format_type(a.atttypid, a.atttypmod), a.attnotnull::text,
                coalesce(pg_get_expr(d.adbin, d.adrelid), ''), a.attidentity::text,
                a.attgenerated::text, coalesce(co.collname, ''),
@@ -145,27 +144,59 @@ _QUERIES: dict[str, str] = {
 }
 
 
-def read_schema(database: str, *, exclude_prefixes: Sequence[str] = ()) -> Schema:
-    """The schema of ``database``, leaving out relations and functions named with a prefix.
+def read_schema(
+    cursor: Any,
+    *,
+    exclude_prefixes: Sequence[str] = (),
+    exclude_relations: Sequence[str] = (),
+    exclude_schemas: Sequence[str] = (),
+    column_order: bool = False,
+) -> Schema:
+    """The schema of the database ``cursor`` is connected to.
 
-    A relation left out takes its columns, indexes, constraints, triggers and owned
-    sequences with it (they are filtered by the relation they belong to).
+    ``cursor`` is a DB-API cursor (psycopg's, or a Django connection's). Relations and
+    functions named with one of ``exclude_prefixes``, and relations named exactly as one of
+    ``exclude_relations``, are left out: a relation left out takes its columns, indexes,
+    constraints, triggers and owned sequences with it (they are filtered by the relation
+    they belong to). A column's position among its table's columns is read only with
+    ``column_order``: a column added by a migration comes last, and the same column added
+    back by a reverse comes last too, so order is no part of what a migration restores.
+    Schemas named in ``exclude_schemas`` are left out whole, like the system schemas.
     """
+    left_out = (*SYSTEM_SCHEMAS, *exclude_schemas)
     schemas = "n.nspname NOT IN ({}) AND n.nspname NOT LIKE 'pg_temp%%'".format(
-        ", ".join(f"'{name}'" for name in SYSTEM_SCHEMAS)
+        ", ".join(_literal(name) for name in left_out)
     )
     relation = _not_prefixed("c.relname", exclude_prefixes)
+    if exclude_relations:
+        relation += " AND c.relname <> ALL(%s)"
     function = _not_prefixed("p.proname", exclude_prefixes)
+    position = (
+        "(row_number() OVER (PARTITION BY c.oid ORDER BY a.attnum))::text," if column_order else ""
+    )
     rows: dict[str, tuple[tuple[str, ...], ...]] = {}
+    patterns = [_like_prefix(prefix) for prefix in exclude_prefixes]
     for kind, sql in _QUERIES.items():
-        text = sql.format(schemas=schemas, relation=relation, function=function)
-        patterns = [_like_prefix(prefix) for prefix in exclude_prefixes]
-        params = patterns * (text.count("NOT LIKE %s") // max(len(patterns), 1))
-        found = [tuple(str(value) for value in row) for row in query(database, text, params)]
+        text = sql.format(schemas=schemas, relation=relation, function=function, position=position)
+        # Each query has at most one filter on names: its parameters.
+        params: list[Any] = []
+        if "{relation}" in sql:
+            params += patterns
+            if exclude_relations:
+                params.append(list(exclude_relations))
+        if "{function}" in sql:
+            params += patterns
+        cursor.execute(text, params)
+        found = [tuple(str(value) for value in row) for row in cursor.fetchall()]
         if kind == "relations" and "django_safemigrate" in exclude_prefixes:
             found = [(*row[:3], _LEDGER_MARK.sub("", row[3]).strip()) for row in found]
         rows[kind] = tuple(sorted(found))
     return Schema(**rows)
+
+
+def _literal(name: str) -> str:
+    """``name`` as an SQL string literal (the query's parameters are kept for name filters)."""
+    return "'" + name.replace("'", "''").replace("%", "%%") + "'"
 
 
 def _not_prefixed(column: str, prefixes: Sequence[str]) -> str:
