@@ -69,6 +69,9 @@ class SafemigrateSettings:
     #: Database alias whose session holds the lock; ``None`` means the alias being migrated.
     #: Point it at a direct connection when the migrated alias goes through a pooler.
     lock_database: str | None = None
+    #: Seconds of waiting for the migration lock after which ``lock_wait_alert`` is sent
+    #: (once per wait) and a ``lock.wait_alert`` event logged; ``None`` never alerts.
+    lock_wait_alert: float | None = 30.0
     #: ``"error"`` stops ``safemigrate`` (exit 3) when an applied migration's file was
     #: edited; ``"warn"`` reports it and goes on.
     checksum_mismatch: ChecksumPolicy = ChecksumPolicy.ERROR
@@ -190,6 +193,7 @@ _FIELDS = {
     "LOCK_WAIT": "lock_wait",
     "LOCK_POLL_INTERVAL": "lock_poll_interval",
     "LOCK_DATABASE": "lock_database",
+    "LOCK_WAIT_ALERT": "lock_wait_alert",
     "CHECKSUM_MISMATCH": "checksum_mismatch",
     "FAIL_ON": "fail_on",
     "SMALL_TABLE_ROWS": "small_table_rows",
@@ -526,6 +530,8 @@ def _parse_value(key: str, value: Any, database_aliases: Mapping[str, Any]) -> A
         return _PARSERS[key](value)
     if key in SECONDS:
         return _number(key, value)
+    if key == "LOCK_WAIT_ALERT":
+        return parse_lock_wait_alert(value)
     if key == "LOCK_DATABASE":
         if value is not None and value not in database_aliases:
             raise SettingsProblem(
@@ -750,6 +756,27 @@ def _backup_callable(value: Any) -> str | None:
             hint,
         )
     return value
+
+
+def parse_lock_wait_alert(value: Any) -> float | None:
+    """``LOCK_WAIT_ALERT``: seconds of waiting for the lock before the alert; ``None`` or
+    0 never alerts. Held to the range of ``LOCK_WAIT``: a wait cannot last longer."""
+    if value is None or (not isinstance(value, bool) and value == 0):
+        return None
+    bounds = SECONDS["LOCK_WAIT"]
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not bounds.accepts(float(value))
+    ):
+        raise SettingsProblem(
+            "safemigrate.E035",
+            f"SAFEMIGRATE['LOCK_WAIT_ALERT'] is {value!r}, but it must be a finite number of "
+            f"seconds, {bounds.describe()}, or None (0 and None never alert).",
+            "Set it to how long a deploy may wait for the migration lock before someone "
+            "should hear of it, such as 30, or None to send no alert.",
+        )
+    return float(value)
 
 
 FAIL_ON_CHOICES = ("risky", "destructive", "never")

@@ -4,7 +4,8 @@
 paths, importable through ``PYTHONPATH``) are installed after this app;
 ``SAFEMIGRATE_JSON`` (JSON) or ``SAFEMIGRATE_STRING`` become ``SAFEMIGRATE``;
 ``DATABASE_SEARCH_PATH`` sets the connection's ``search_path`` (a tenant schema);
-``DIRECT_DATABASE_URL`` adds a ``direct`` alias (a connection that bypasses a pooler).
+``DIRECT_DATABASE_URL`` adds a ``direct`` alias (a connection that bypasses a pooler);
+``SCENARIO_EVENTS_FILE`` receives the structured events as JSON lines.
 """
 
 from __future__ import annotations
@@ -42,3 +43,20 @@ if "SAFEMIGRATE_JSON" in os.environ:
     SAFEMIGRATE = json.loads(os.environ["SAFEMIGRATE_JSON"])
 elif "SAFEMIGRATE_STRING" in os.environ:
     SAFEMIGRATE = os.environ["SAFEMIGRATE_STRING"]
+if os.environ.get("SCENARIO_EVENTS_FILE"):
+    # The run's structured events, one JSON object a line, as a log collector reads them.
+    LOGGING = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "django_safemigrate.logging.JSONFormatter"}},
+        "handlers": {
+            "events": {
+                "class": "logging.FileHandler",
+                "filename": os.environ["SCENARIO_EVENTS_FILE"],
+                "formatter": "json",
+            }
+        },
+        "loggers": {
+            "django_safemigrate.events": {"handlers": ["events"], "level": "INFO"},
+        },
+    }

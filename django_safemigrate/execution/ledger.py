@@ -29,6 +29,7 @@ from django.utils import timezone
 from django_safemigrate.enums import MigrationOutcome, RunOutcome
 from django_safemigrate.exceptions import SafemigrateError
 from django_safemigrate.execution import continuity
+from django_safemigrate.execution.events import RunEvents
 
 APP_LABEL = "django_safemigrate"
 
@@ -110,6 +111,8 @@ class Ledger:
         #: Raises ``LockLost`` unless the migration lock is still held; called with where
         #: the run is ("before step 2/3 of shop.0004_x"). Set while the lock is held.
         self.check_lock: Callable[[str], None] = lambda where: None
+        #: The run's structured events (:mod:`.events`), for the lock, the runner and the gate.
+        self.events = RunEvents(command=command, database=connection.alias)
 
     # -- whether the tables are there -------------------------------------------------
 
@@ -336,6 +339,7 @@ class Ledger:
             recovery_check=self.recovery_check,
         )
         self.run_id = run.pk
+        self.events.run_id = run.pk
 
     def check_continuity(self) -> None:
         """Before the first write: stop if the ledger lost records (unless accepted)."""

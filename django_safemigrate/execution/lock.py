@@ -71,6 +71,23 @@ class Holder:
     command: str | None = None
     since: datetime.datetime | None = None
     client_addr: str | None = None
+    #: The lock session's ``application_name`` (``django_safemigrate lock <key> host:pid``).
+    application_name: str | None = None
+    #: What the holder's runner session runs now (or ran last), where it is visible.
+    query: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The holder for events and ``--status``: JSON-ready, keys always present."""
+        return {
+            "backend_pid": self.pid,
+            "pid": self.runner_pid,
+            "host": self.host,
+            "application_name": self.application_name,
+            "client_addr": self.client_addr,
+            "command": self.command,
+            "since": self.since.isoformat() if self.since else None,
+            "query": self.query,
+        }
 
     def describe(self) -> str:
         parts = []
@@ -107,6 +124,16 @@ def lock_key(database: str, schema: str) -> int:
 def key_tag(key: int) -> str:
     """``key`` as 16 hex digits, for ``application_name`` (sessions of one lock key)."""
     return f"{key & 0xFFFFFFFFFFFFFFFF:016x}"
+
+
+#: ``application_name`` of the session that applies migrations while holding the lock,
+#: followed by the lock key's tag (:func:`key_tag`) and the runner's host and pid.
+RUNNER_APPLICATION = "django_safemigrate runner"
+
+
+def runner_application(key: int) -> str:
+    """The ``application_name`` prefix of runner sessions of lock ``key`` (with a space)."""
+    return f"{RUNNER_APPLICATION} {key_tag(key)} "
 
 
 def client_backend_pid(wrapper: BaseDatabaseWrapper) -> int | None:
@@ -156,6 +183,38 @@ class HolderInfo:
         }
         text = json.dumps(data, ensure_ascii=True).replace("*/", "* /")
         return f"/* {_COMMENT_TAG}{text} */ "
+
+
+#: The session that holds the advisory lock of a key (parameters: :func:`holder_params`),
+#: what ``pg_stat_activity`` says of it, and the statement its runner session (the one
+#: that applies migrations, :func:`runner_application`) runs now.
+HOLDER_SQL = """
+    SELECT l.pid, a.query, a.client_addr, a.application_name,
+      (SELECT left(r.query, 1000) FROM pg_stat_activity r
+       WHERE r.datname = current_database() AND starts_with(r.application_name, %s)
+       ORDER BY r.backend_start DESC LIMIT 1)
+    FROM pg_locks l
+    LEFT JOIN pg_stat_activity a ON a.pid = l.pid
+    WHERE l.locktype = 'advisory'
+      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+      AND l.classid::bigint = %s AND l.objid::bigint = %s AND l.objsubid = 1
+      AND l.granted
+"""
+
+
+def holder_params(key: int) -> tuple[str, int, int]:
+    """The parameters of :data:`HOLDER_SQL`: the runner sessions' ``application_name``
+    prefix, and ``key`` as ``pg_locks`` shows a bigint advisory key (classid, objid)."""
+    return runner_application(key), (key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF
+
+
+def holder_from_row(row: tuple[Any, ...]) -> Holder:
+    """A :data:`HOLDER_SQL` row as a :class:`Holder`."""
+    pid, query, client_addr, application_name, running = row
+    holder = _parse_holder(int(pid), query, client_addr)
+    return dataclasses.replace(
+        holder, application_name=application_name or None, query=running or None
+    )
 
 
 def _parse_holder(pid: int, query: str | None, client_addr: Any) -> Holder:
@@ -267,22 +326,8 @@ class MigrationLock:
         return bool(got)
 
     def holder(self) -> Holder | None:
-        rows = self._execute(
-            """
-            SELECT l.pid, a.query, a.client_addr
-            FROM pg_locks l
-            LEFT JOIN pg_stat_activity a ON a.pid = l.pid
-            WHERE l.locktype = 'advisory'
-              AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-              AND l.classid::bigint = %s AND l.objid::bigint = %s AND l.objsubid = 1
-              AND l.granted
-            """,
-            ((self.key >> 32) & 0xFFFFFFFF, self.key & 0xFFFFFFFF),
-        )
-        if not rows:
-            return None
-        pid, query, client_addr = rows[0]
-        return _parse_holder(int(pid), query, client_addr)
+        rows = self._execute(HOLDER_SQL, holder_params(self.key))
+        return holder_from_row(rows[0]) if rows else None
 
     def describe(self) -> str:
         schema = f", schema '{self.schema}'" if self.schema else ""
@@ -430,6 +475,7 @@ def migration_lock(
     wait: float,
     poll_interval: float,
     on_wait: Callable[[Holder | None, float, bool], None],
+    on_poll: Callable[[Holder | None, float], None] | None = None,
 ) -> Iterator[MigrationLock]:
     """Hold the migration lock for ``target``'s database while the block runs.
 
@@ -437,8 +483,8 @@ def migration_lock(
     target itself, or a direct-connection alias behind a pooler). ``on_wait`` is
     called when the runner starts waiting and every :data:`REPORT_EVERY` seconds
     after, with the holder, the seconds waited so far and whether this is the
-    first report. Raises
-    :class:`LockTimeout` after ``wait`` seconds.
+    first report; ``on_poll`` after every attempt that found the lock taken (for the
+    run's events, :mod:`.events`). Raises :class:`LockTimeout` after ``wait`` seconds.
     """
     with target.cursor() as cursor:
         cursor.execute("SELECT current_database(), current_schema()")
@@ -461,7 +507,14 @@ def migration_lock(
         # with one statement, so a refused run leaves nothing on a pooled server
         # session and never waits for a busy pool's only server connection.
         lock.prepare_session()
-        _acquire(lock, wait=wait, poll_interval=poll_interval, on_wait=on_wait, database=database)
+        _acquire(
+            lock,
+            wait=wait,
+            poll_interval=poll_interval,
+            on_wait=on_wait,
+            database=database,
+            on_poll=on_poll,
+        )
         yield lock
     finally:
         try:
@@ -478,12 +531,15 @@ def _acquire(
     poll_interval: float,
     on_wait: Callable[[Holder | None, float, bool], None],
     database: str,
+    on_poll: Callable[[Holder | None, float], None] | None = None,
 ) -> None:
     started = time.monotonic()
     next_report = 0.0
     while not lock.try_acquire():
         waited = time.monotonic() - started
         holder = lock.holder()
+        if on_poll is not None:
+            on_poll(holder, waited)
         if waited >= wait:
             who = holder.describe() if holder else "a session that released it a moment ago"
             raise LockTimeout(

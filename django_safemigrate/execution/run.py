@@ -27,7 +27,12 @@ from django_safemigrate.exceptions import (
     UsageError,
 )
 from django_safemigrate.execution.ledger import Ledger
-from django_safemigrate.execution.lock import Holder, client_backend_pid, key_tag, migration_lock
+from django_safemigrate.execution.lock import (
+    Holder,
+    client_backend_pid,
+    migration_lock,
+    runner_application,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,11 +110,14 @@ def governed_run(
     settings: SafemigrateSettings,
     on_wait: Callable[[Holder | None, float, float, bool], None],
     on_notice: Callable[[str], None] = lambda message: None,
+    sender: type = object,
 ) -> Iterator[Ledger]:
     """Hold the migration lock and an open ledger run while the block runs.
 
     The outcome written to the ledger follows what the block did: the migrations
-    it recorded, or the exception it raised (which is re-raised unchanged).
+    it recorded, or the exception it raised (which is re-raised unchanged). The run's
+    events (:mod:`.events`) go from ``run.start`` to ``run.end``; ``sender`` is the
+    ``lock_wait_alert`` signal's sender (the command's class).
     """
     connection = postgres_connection(request.database)
     lock_alias = request.lock_database or settings.lock_database or request.database
@@ -120,70 +128,58 @@ def governed_run(
     ledger = Ledger(connection, command=request.command, argv=request.argv)
     ledger.ungoverned = list(request.ungoverned)
     ledger.accept_loss = request.accept_ledger_loss
-    in_body = False
-    try:
-        with migration_lock(
-            target=connection,
-            lock_via=lock_via,
-            command=request.argv,
-            wait=request.lock_wait,
-            poll_interval=settings.lock_poll_interval,
-            on_wait=lambda holder, waited, first: on_wait(holder, waited, request.lock_wait, first),
-        ) as lock:
-            ledger.lock_acquired()
-            ledger.check_lock = lock.verify_held
-            ended = claim_runner_session(connection, lock.key)
-            if ended:
-                on_notice(
-                    f"Ended {len(ended)} database session(s) left by a runner that died "
-                    f"holding the lock (backend pid {', '.join(map(str, ended))})."
-                )
-            if ledger.writable():
-                ledger.open_run()
-                ledger.mark_interrupted_runs()
-            in_body = True
-            try:
-                yield ledger
-            except LockLost as exc:
-                # One paragraph: the loss (raised where it was noticed), then what this
-                # run finished, which only the ledger knows.
-                resume = (
-                    " (finished steps are not repeated)" if request.command != "migrate" else ""
-                )
-                lost = LockLost(
-                    f"{exc} {_finished_before_loss(ledger)} Nothing runs after the loss: "
-                    f"run {request.command} again to apply the rest{resume}."
-                )
-                _finish_failed(ledger, lost)
-                raise lost from None
-            except BaseException as exc:
-                _finish_failed(ledger, exc)
-                raise
-            finally:
-                ledger.check_lock = _not_held
-                release_runner_session(connection)
-            ledger.finish(_outcome(ledger.counts), ExitCode.OK)
-    except LockTimeout as exc:
-        ledger.finish(RunOutcome.LOCK_TIMEOUT, exc.exit_code, str(exc))
-        raise
-    except DatabaseError as exc:
-        # The lock connection itself failed (server gone, connection terminated).
-        if not in_body:
-            raise DatabaseUnavailable(
-                f"Lost the connection to database {describe_database(connection)} while taking "
-                f"the migration lock: {str(exc).strip()}. Nothing was applied."
-            ) from exc
-        raise
-
-
-#: ``application_name`` of the session that applies migrations while holding the lock,
-#: followed by the lock key's tag (:func:`key_tag`) and the runner's host and pid.
-RUNNER_APPLICATION = "django_safemigrate runner"
-
-
-def runner_application(key: int) -> str:
-    """The ``application_name`` prefix of runner sessions of lock ``key`` (with a space)."""
-    return f"{RUNNER_APPLICATION} {key_tag(key)} "
+    events = ledger.events
+    events.run_start(argv=request.argv, lock_wait=request.lock_wait)
+    watch = events.lock_watch(settings.lock_wait_alert, sender)
+    with _run_end(ledger):
+        in_body = False
+        try:
+            with migration_lock(
+                target=connection,
+                lock_via=lock_via,
+                command=request.argv,
+                wait=request.lock_wait,
+                poll_interval=settings.lock_poll_interval,
+                on_wait=lambda holder, waited, first: on_wait(
+                    holder, waited, request.lock_wait, first
+                ),
+                on_poll=watch,
+            ) as lock:
+                events.lock_taken(watch.waited(), lock.backend_pid)
+                ledger.lock_acquired()
+                ledger.check_lock = lock.verify_held
+                ended = claim_runner_session(connection, lock.key)
+                if ended:
+                    on_notice(
+                        f"Ended {len(ended)} database session(s) left by a runner that died "
+                        f"holding the lock (backend pid {', '.join(map(str, ended))})."
+                    )
+                if ledger.writable():
+                    ledger.open_run()
+                    ledger.mark_interrupted_runs()
+                in_body = True
+                try:
+                    yield ledger
+                except LockLost as exc:
+                    raise _lock_lost(ledger, request, exc) from None
+                except BaseException as exc:
+                    _finish_failed(ledger, exc)
+                    raise
+                finally:
+                    ledger.check_lock = _not_held
+                    release_runner_session(connection)
+                ledger.finish(_outcome(ledger.counts), ExitCode.OK)
+        except LockTimeout as exc:
+            ledger.finish(RunOutcome.LOCK_TIMEOUT, exc.exit_code, str(exc))
+            raise
+        except DatabaseError as exc:
+            # The lock connection itself failed (server gone, connection terminated).
+            if not in_body:
+                raise DatabaseUnavailable(
+                    f"Lost the connection to database {describe_database(connection)} while taking "
+                    f"the migration lock: {str(exc).strip()}. Nothing was applied."
+                ) from exc
+            raise
 
 
 def claim_runner_session(connection: BaseDatabaseWrapper, key: int) -> list[int]:
@@ -307,24 +303,50 @@ def _finished_before_loss(ledger: Ledger) -> str:
     return summary + "."
 
 
+@contextlib.contextmanager
+def _run_end(ledger: Ledger) -> Iterator[None]:
+    """``run.end`` (and ``run.failed`` or ``run.blocked`` before it) when the run ends."""
+    try:
+        yield
+    except BaseException as exc:
+        ledger.events.run_end(*_failure(exc))
+        raise
+    ledger.events.run_end(_outcome(ledger.counts), ExitCode.OK)
+
+
+def _lock_lost(ledger: Ledger, request: RunRequest, exc: LockLost) -> LockLost:
+    """The loss in one paragraph: where it was noticed, then what this run finished,
+    which only the ledger knows; logged, and written to the ledger."""
+    resume = " (finished steps are not repeated)" if request.command != "migrate" else ""
+    lost = LockLost(
+        f"{exc} {_finished_before_loss(ledger)} Nothing runs after the loss: "
+        f"run {request.command} again to apply the rest{resume}."
+    )
+    ledger.events.lock_lost(str(lost))
+    _finish_failed(ledger, lost)
+    return lost
+
+
 def _finish_failed(ledger: Ledger, exc: BaseException) -> None:
+    ledger.finish(*_failure(exc), after_error=True)
+
+
+def _failure(exc: BaseException) -> tuple[RunOutcome, int, str]:
+    """The outcome, exit code and message of a run that ``exc`` ended."""
     if isinstance(exc, LockLost):
-        ledger.finish(RunOutcome.INTERRUPTED, exc.exit_code, str(exc), after_error=True)
-    elif isinstance(exc, SafemigrateError):
+        return RunOutcome.INTERRUPTED, exc.exit_code, str(exc)
+    if isinstance(exc, SafemigrateError):
         outcome = {
             ExitCode.BLOCKED: RunOutcome.BLOCKED,
             ExitCode.LOCK_TIMEOUT: RunOutcome.LOCK_TIMEOUT,
         }.get(exc.exit_code, RunOutcome.FAILED)
-        ledger.finish(outcome, exc.exit_code, str(exc), after_error=True)
-    elif isinstance(exc, KeyboardInterrupt | SystemExit):
+        return outcome, exc.exit_code, str(exc)
+    if isinstance(exc, KeyboardInterrupt | SystemExit):
         code = exc.code if isinstance(exc, SystemExit) and isinstance(exc.code, int) else 130
         outcome = (
             RunOutcome.INTERRUPTED
             if isinstance(exc, KeyboardInterrupt)
             else (RunOutcome.NOTHING_TO_DO if code == 0 else RunOutcome.FAILED)
         )
-        ledger.finish(outcome, code, type(exc).__name__, after_error=True)
-    else:
-        ledger.finish(
-            RunOutcome.FAILED, ExitCode.FAILED, f"{type(exc).__name__}: {exc}", after_error=True
-        )
+        return outcome, code, type(exc).__name__
+    return RunOutcome.FAILED, ExitCode.FAILED, f"{type(exc).__name__}: {exc}"

@@ -51,6 +51,7 @@ from django_safemigrate.conf import (
 )
 from django_safemigrate.exceptions import Blocked, SafemigrateError, UsageError
 from django_safemigrate.execution.committed import CommittedWrites, watch_committed
+from django_safemigrate.execution.events import RunEvents
 from django_safemigrate.execution.ledger import APP_LABEL, StepEntry
 from django_safemigrate.execution.preflight import (
     OldTransactionWatch,
@@ -406,6 +407,11 @@ class StepRunner:
 
     # -- applying ------------------------------------------------------------------------
 
+    @property
+    def events(self) -> RunEvents:
+        """The run's structured events (:mod:`.events`)."""
+        return self.executor.ledger.events
+
     def apply(self, migration: Migration, state: ProjectState) -> ProjectState:
         steps = self.steps_for(migration, state)
         fingerprint = plan_fingerprint(steps)
@@ -446,10 +452,19 @@ class StepRunner:
                 f"step {step.index + 1}/{len(steps)} {step.kind.value} (lock {lock}): "
                 f"{step.description}"
             )
+            fields = {
+                "migration": name,
+                "step": step.index + 1,
+                "step_count": len(steps),
+                "kind": step.kind.value,
+                "lock_mode": lock,
+                "description": step.description,
+            }
             if step.index in done:
                 for index in step.operation_indexes:
                     walk.advance(index)
                 self.report(f"    {label}: already done, skipped")
+                self.events.step_end(outcome="skipped", duration=0.0, attempts=0, **fields)
                 continue
             self._preflight(migration, step, label)
             entry = StepEntry(
@@ -464,8 +479,28 @@ class StepRunner:
                 started_at=timezone.now(),
                 lock=lock,
             )
-            self._run_with_retries(
-                migration, step, len(steps), policy, walk=walk, entry=entry, label=label
+            first = policy.lock_retries.attempts(retried=not not_retried(step))
+            self.events.step_start(
+                lock_timeout=first[0].lock_timeout, attempts_planned=len(first), **fields
+            )
+            started = time.monotonic()
+            try:
+                self._run_with_retries(
+                    migration, step, len(steps), policy, walk=walk, entry=entry, label=label
+                )
+            except BaseException as exc:
+                self.events.step_failed(
+                    error=str(exc),
+                    duration=time.monotonic() - started,
+                    attempts=entry.attempts,
+                    **fields,
+                )
+                raise
+            self.events.step_end(
+                outcome="done",
+                duration=time.monotonic() - started,
+                attempts=entry.attempts,
+                **fields,
             )
             assert entry.finished_at is not None
             elapsed = (entry.finished_at - entry.started_at).total_seconds()
@@ -521,6 +556,16 @@ class StepRunner:
                     self.failure = self._failure(migration, step, step_count, told)
                     raise
                 following = attempts[attempt.number]
+                self.events.step_retry(
+                    migration=name,
+                    step=step.index + 1,
+                    step_count=step_count,
+                    attempt=attempt.number,
+                    attempts=attempt.count,
+                    reason=failed[-1],
+                    backoff=attempt.sleep,
+                    next_lock_timeout=following.lock_timeout,
+                )
                 self.notify(
                     self._attempt_failed(
                         migration, step, label, attempt, following=following, what=failed[-1]

@@ -9,6 +9,11 @@
   the decision is committed.
 - ``migration_applied(sender, app_label, name, using)``: ``migrate`` or
   ``safemigrate`` applied a migration (not when faking).
+- ``lock_wait_alert(sender, database, command, waited, threshold, holder)``: a run of
+  ``migrate`` or ``safemigrate`` has waited for the migration lock longer than
+  ``SAFEMIGRATE['LOCK_WAIT_ALERT']`` seconds; sent once per wait. ``holder`` is a dict
+  (the fields of the ``lock.wait`` event's ``holder``), or ``None`` when the lock was
+  released a moment ago. A receiver that raises is logged; the run goes on.
 """
 
 from __future__ import annotations
@@ -18,3 +23,4 @@ from django.dispatch import Signal
 migration_blocked = Signal()
 migration_reviewed = Signal()
 migration_applied = Signal()
+lock_wait_alert = Signal()

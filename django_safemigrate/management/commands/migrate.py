@@ -106,7 +106,9 @@ class Command(django_migrate.Command):
         request = self.run_request(options, settings)
         with (
             sharing_disk_scan(),
-            governed_run(request, settings, self.report_wait, self.stderr.write) as ledger,
+            governed_run(
+                request, settings, self.report_wait, self.stderr.write, sender=type(self)
+            ) as ledger,
         ):
             self.handle_locked(ledger, *args, **options)
 

@@ -93,6 +93,25 @@ class Command(migrate.Command):
             "adopt the applied migrations again as the baseline. Recorded with who, where "
             "and WHY.",
         )
+        parser.add_argument(
+            "--status",
+            action="store_true",
+            help="Say who holds the migration lock, what runs now and how the last runs "
+            "ended, and change nothing (read-only; never waits for or takes the lock).",
+        )
+        parser.add_argument(
+            "--format",
+            choices=("text", "json"),
+            default=None,
+            help="With --status: 'text' (default) or 'json' (README, \"Events and status\").",
+        )
+        parser.add_argument(
+            "--runs",
+            type=int,
+            default=None,
+            metavar="N",
+            help="With --status: how many of the last runs to show (default 10).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         self.verbosity = options["verbosity"]
@@ -101,6 +120,9 @@ class Command(migrate.Command):
                 if options.get(option):
                     raise UsageError(f"safemigrate does not take {advice}. Nothing was applied.")
             get_settings()
+            if options.get("status") or options.get("format") or options.get("runs") is not None:
+                self.show_status(options)
+                return
             why = options.get("accept_ledger_loss")
             if why is not None and (not why.strip() or options["plan"]):
                 raise UsageError(
@@ -130,6 +152,46 @@ class Command(migrate.Command):
             if exc.returncode == 1:
                 exc.returncode = ExitCode.USAGE
             raise
+
+    def show_status(self, options: dict[str, Any]) -> None:
+        """``--status``: the lock's holder, the step running now, the last runs; read-only."""
+        import json
+
+        from django_safemigrate.execution.status import read_status
+
+        runs = 10 if options.get("runs") is None else options["runs"]
+        others = [
+            flag
+            for flag, given in (
+                ("an app label", options.get("app_label")),
+                ("--plan", options.get("plan")),
+                ("--fake", options.get("fake")),
+                ("--fake-initial", options.get("fake_initial")),
+                ("--phase", options.get("phase")),
+                ("--apply-unblocked", options.get("apply_unblocked")),
+                ("--accept-ledger-loss", options.get("accept_ledger_loss")),
+            )
+            if given
+        ]
+        if not options.get("status") or others or not 1 <= runs <= 1000:
+            problem = (
+                "--format and --runs go with --status only"
+                if not options.get("status")
+                else f"--status cannot be combined with {', '.join(others)}"
+                if others
+                else f"--runs must be a whole number from 1 to 1000, not {runs}"
+            )
+            raise UsageError(
+                f"{problem}: 'safemigrate --status [--format json] [--runs N] [--database "
+                "ALIAS]' only reads the lock, the ledger and the plan. Nothing was read or "
+                "changed."
+            )
+        status = read_status(postgres_connection(options["database"]), runs)
+        if options.get("format") == "json":
+            self.stdout.write(json.dumps(status.as_json(), indent=2))
+            return
+        for line in status.as_text():
+            self.stdout.write(line)
 
     def show_plan(self, **options: Any) -> None:
         """``--plan``: the plan split into steps, with locks and timeouts; changes nothing."""
@@ -441,7 +503,20 @@ class Command(migrate.Command):
             record(connection, judged, fake=bool(options.get("fake")), run=ledger.run_id)
         held = [d for d in judged.result.decisions if d.verdict is not Verdict.RUN]
         if judged.result.stopped:
-            raise Blocked(self.blocked_message(judged, connection))
+            message = self.blocked_message(judged, connection)
+            ledger.events.run_blocked(
+                [
+                    {
+                        "migration": ".".join(d.key),
+                        "verdict": d.verdict.value,
+                        "review": d.review.value,
+                        "reasons": list(d.reasons),
+                    }
+                    for d in judged.result.blocked
+                ],
+                message,
+            )
+            raise Blocked(message)
         self.approvals = approvals(connection.alias, judged) if ledger.writable() else {}
         if held and self.verbosity >= 1:
             self.stderr.write(self.style.WARNING("Held back by governance:"))
