@@ -455,8 +455,6 @@ def installed_fingerprints() -> dict[str, str | None]:
 
 def django_minor() -> str:
     """The installed Django's minor version, as :data:`FINGERPRINTS` keys it (``"5.2"``)."""
-    import django
-
     return "{}.{}".format(*django.VERSION[:2])
 
 
