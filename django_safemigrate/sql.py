@@ -30,6 +30,8 @@ from django.db.migrations.utils import field_references
 from django.db.models.fields import NOT_PROVIDED
 from django.utils.functional import cached_property
 
+from django_safemigrate import djangocompat
+
 Key = tuple[str, str]
 ModelClass = type[models.Model]
 
@@ -184,7 +186,7 @@ def render_migration(
                     OperationSQL(index, operation, (), reduces_to_sql=False, refused=refused)
                 )
                 continue
-            before = len(editor.collected_sql)
+            before = djangocompat.collected_mark(editor)
             old_state = state_before(operation, migration.app_label, state)
             operation.state_forwards(migration.app_label, state)
             error = None
@@ -198,13 +200,13 @@ def render_migration(
                 else:
                     operation.database_forwards(migration.app_label, editor, old_state, state)
                     statements = []
-                    for text in editor.collected_sql[before:]:
+                    for text in djangocompat.collected_since(editor, before):
                         statements.extend(parse(text))
             except Exception as exc:  # one operation must not stop the analysis
                 statements = []
                 error = _render_error(exc)
-            del editor.collected_sql[before:]
-            for deferred in editor.deferred_sql:
+            djangocompat.drop_collected_since(editor, before)
+            for deferred in djangocompat.deferred_statements(editor):
                 owners.setdefault(id(deferred), index)
             refused = guard.refused_since(mark) if guard is not None else ()
             results.append(
@@ -227,9 +229,9 @@ def _render_deferred(
     statement objects). A statement that cannot be rendered leaves its operation's SQL
     incomplete: the operation is then reported as not rendered, not judged on part of it.
     """
-    for deferred in editor.deferred_sql:
+    for deferred in djangocompat.deferred_statements(editor):
         owner = owners.get(id(deferred), len(results) - 1)
-        before = len(editor.collected_sql)
+        before = djangocompat.collected_mark(editor)
         mark = guard.mark() if guard is not None else 0
         error = None
         try:
@@ -237,9 +239,9 @@ def _render_deferred(
         except Exception as exc:  # one statement must not stop the analysis
             error = _render_error(exc)
         statements: list[Statement] = []
-        for text in editor.collected_sql[before:]:
+        for text in djangocompat.collected_since(editor, before):
             statements.extend(parse(text))
-        del editor.collected_sql[before:]
+        djangocompat.drop_collected_since(editor, before)
         current = results[owner]
         results[owner] = dataclasses.replace(
             current,
@@ -247,7 +249,7 @@ def _render_deferred(
             render_error=current.render_error or error,
             refused=current.refused + (guard.refused_since(mark) if guard is not None else ()),
         )
-    editor.deferred_sql = []
+    djangocompat.clear_deferred(editor)
 
 
 # -- Advancing the project state cheaply -------------------------------------------------------
@@ -262,7 +264,7 @@ def _render_deferred(
 # operation's cost proportional to what it touches.
 
 
-class IncrementalState(ProjectState):
+class IncrementalState(djangocompat.ProjectStateHooks):
     """A ``ProjectState`` that re-renders a changed model and only what points at it.
 
     After ``state_forwards`` changes a model, its rendered class is replaced; the classes
@@ -272,7 +274,8 @@ class IncrementalState(ProjectState):
     a one-to-one primary key), because their column follows the referenced key. Models the
     changed one points at keep their classes: rendering the new class attaches its reverse
     relations to them, and the registry rebuilds its relation tree from the registered
-    classes anyway. Django's own policy (``_find_reload_model``) also re-renders everything
+    classes anyway. Django's own policy (``_find_reload_model``, which
+    :meth:`models_to_reload` replaces) also re-renders everything
     reachable in either direction, which no SQL the schema editor writes depends on.
 
     Who points at a model comes from the state's relation index (``relations``, which
@@ -281,7 +284,7 @@ class IncrementalState(ProjectState):
     of every model, after each change.
     """
 
-    def _find_reload_model(self, app_label: str, model_name: str, delay: bool = False) -> set[Key]:
+    def models_to_reload(self, app_label: str, model_name: str, delay: bool = False) -> set[Key]:
         if delay:
             self.is_delayed = True
         key = (app_label, model_name)
@@ -355,15 +358,16 @@ class IncrementalState(ProjectState):
     ) -> None:
         # Django's alter_field() ends by scanning every field of the project
         # (field_is_referenced(), once per AlterField) only to choose between a delayed and
-        # an immediate re-render; _find_reload_model() above re-renders the same models
+        # an immediate re-render; models_to_reload() above re-renders the same models
         # either way, and the flag it sets (is_delayed) only matters to RunPython, which the
-        # analysis never runs. The rest of its body, as in Django 4.2 to 6.0:
+        # analysis never runs. The rest of its body, as in Django 4.2 to 6.1 (the versions
+        # djangocompat.FINGERPRINTS records; tests/test_djangocompat.py fails on another):
         if not preserve_default:
             field = field.clone()
             field.default = NOT_PROVIDED
         model_key = (app_label, model_name)
         fields = self.models[model_key].fields
-        if getattr(self, "_relations", None) is not None:  # Django's private relation index
+        if djangocompat.relation_index_built(self):
             old_field = fields.pop(name)
             if old_field.is_relation:
                 self.resolve_model_field_relations(model_key, name, old_field)
@@ -374,15 +378,15 @@ class IncrementalState(ProjectState):
             fields[name] = field
         self.reload_model(*model_key, delay=True)
 
-    def _get_concrete_models_mapping_and_proxy_models(self) -> tuple[dict[Key, Key], Any]:
+    def concrete_models_and_proxies(self) -> tuple[dict[Key, Key], Any]:
         # Django computes this from every model state each time a relation field is added or
         # changed; it only changes when a model comes or goes (a model's proxy option is set
         # when it is created), so it is kept until then.
         cached = self.__dict__.get("_concretes")
         if cached is None or cached[0] != len(self.models):
-            found = super()._get_concrete_models_mapping_and_proxy_models()  # type: ignore[misc]
+            found = super().concrete_models_and_proxies()
             cached = self.__dict__["_concretes"] = (len(self.models), found)
-        return cached[1]  # type: ignore[no-any-return]
+        return cached[1]
 
     def add_model(self, model_state: Any) -> None:
         self.__dict__.pop("_concretes", None)
@@ -395,7 +399,7 @@ class IncrementalState(ProjectState):
     def rename_model(self, app_label: str, old_name: str, new_name: str) -> None:
         self.__dict__.pop("_concretes", None)
         # RenameModel's SQL alters every column pointing at the renamed model, which the
-        # schema editor learns from the old class (see _find_reload_model above). Django
+        # schema editor learns from the old class (see models_to_reload above). Django
         # re-renders the referrers first, which expires the old class's relation tree while
         # it is still registered: it gets the tree back once it is gone.
         old = None
@@ -404,17 +408,18 @@ class IncrementalState(ProjectState):
                 old = self.apps.get_model(app_label, old_name)
         if old is not None:
             _keep_reverse_relations(old)
-        tree = old._meta.__dict__.get("_relation_tree") if old is not None else None
+        tree = djangocompat.relation_tree_of(old) if old is not None else None
         super().rename_model(app_label, old_name, new_name)
         if old is not None and tree is not None:
-            old._meta._expire_cache(forward=False)
-            old._meta.__dict__["_relation_tree"] = tree
+            djangocompat.restore_relation_tree(old, tree)
 
     def rename_field(self, app_label: str, model_name: str, old_name: str, new_name: str) -> None:
         # Django's rename_field() finds the fields that name the renamed one (a to_field) by
         # scanning every field of the project (get_references()); only the models pointing at
         # this one can name it, and the relation index knows them. The rest of its body, as
-        # in Django 4.2 to 6.0 (the field_names part is 5.2's, for CompositePrimaryKey):
+        # in Django 4.2 to 6.1 (the field_names part is 5.2's, for CompositePrimaryKey; the
+        # shape of the renamed *_together options follows the version; the versions
+        # djangocompat.FINGERPRINTS records):
         model_key = (app_label, model_name)
         model_state = self.models[model_key]
         fields = model_state.fields
@@ -435,10 +440,7 @@ class IncrementalState(ProjectState):
         options = model_state.options
         for option in ("index_together", "unique_together"):
             if option in options:
-                options[option] = [
-                    [new_name if n == old_name else n for n in together]
-                    for together in options[option]
-                ]
+                options[option] = djangocompat.renamed_together(options[option], old_name, new_name)
         delay = True
         for referrer, named in self.relations.get(model_key, {}).items():
             referrer_state = self.models.get(referrer)
@@ -455,7 +457,7 @@ class IncrementalState(ProjectState):
                         remote_field.field_name = new_name
                     if to_fields:
                         field.to_fields = tuple(new_name if n == old_name else n for n in to_fields)
-        if getattr(self, "_relations", None) is not None:
+        if djangocompat.relation_index_built(self):
             old_name_lower = old_name.lower()
             new_name_lower = new_name.lower()
             for to_model in self.relations.values():
@@ -549,11 +551,11 @@ class IncrementalApps(StateApps):
     def clear_cache(self) -> None:
         # Apps.clear_cache() without get_swappable_settings_name.cache_clear(), expiring the
         # models a change can have outdated instead of all of them.
-        self.get_models.cache_clear()  # type: ignore[attr-defined]  # a functools.cache
+        djangocompat.clear_models_cache(self)
         if self.ready:
             changed, self._changed = self._changed, []
             for model in self._outdated(changed):
-                model._meta._expire_cache()  # type: ignore[attr-defined]
+                djangocompat.expire_model_cache(model)
 
     def _outdated(self, changed: list[ModelClass]) -> list[ModelClass]:
         """The registered models whose caches ``changed`` (classes in or out) can outdate.
@@ -627,7 +629,7 @@ class IncrementalApps(StateApps):
                     getattr(value, "reverse", True)
                 ):
                     delattr(model, name)
-            opts._expire_cache()  # type: ignore[attr-defined]
+            djangocompat.expire_model_cache(model)
 
     def clone(self) -> StateApps:
         clone = IncrementalApps([], {})
@@ -686,7 +688,7 @@ def swappable_names_at_once() -> Iterator[None]:
     """
     from django.apps import apps
 
-    if "get_swappable_settings_name" in vars(apps):
+    if djangocompat.swappable_lookup_replaced(apps):
         yield  # already in place (a walk within a walk)
         return
 
@@ -704,17 +706,12 @@ def swappable_names_at_once() -> Iterator[None]:
     def lookup(to_string: str) -> str | None:
         return table.get(to_string.lower())
 
-    # Apps.clear_cache() empties the method's cache; here, it builds the table again.
-    lookup.cache_clear = build  # type: ignore[attr-defined]
     build()
-    apps.get_swappable_settings_name = lookup  # type: ignore[method-assign]
+    djangocompat.replace_swappable_lookup(apps, lookup, build)
     try:
         yield
     finally:
-        # Another thread's walk may have taken it away already; Django's method answers
-        # the same, only slower.
-        with contextlib.suppress(AttributeError):
-            del apps.get_swappable_settings_name
+        djangocompat.restore_swappable_lookup(apps)
 
 
 def _keep_reverse_relations(model: ModelClass) -> None:
@@ -827,9 +824,9 @@ def _database_side(
         if isinstance(database_operation, RunSQL):
             statements.extend(_runsql_statements(database_operation))
         elif database_operation.reduces_to_sql:
-            before = len(editor.collected_sql)
+            before = djangocompat.collected_mark(editor)
             database_operation.database_forwards(app_label, editor, state, to_state)
-            for text in editor.collected_sql[before:]:
+            for text in djangocompat.collected_since(editor, before):
                 statements.extend(parse(text))
         state = to_state
     return statements

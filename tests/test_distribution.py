@@ -150,11 +150,13 @@ def test_the_wheel_holds_the_whole_package_and_the_console_script(artefacts):
         metadata = archive.read(info).decode()
         entry_points = archive.read(info.replace("METADATA", "entry_points.txt")).decode()
     expected = package_files()
-    # Templates, migrations and the typing marker are what a package-data mistake loses.
+    # Templates, migrations and the typing marker are what a package-data mistake loses, and
+    # a subpackage (the test server's) what a packages mistake loses.
     assert {
         "django_safemigrate/templates/admin/django_safemigrate/governedmigration/change_form.html",
         "django_safemigrate/migrations/0001_initial.py",
         "django_safemigrate/py.typed",
+        "django_safemigrate/testing/postgres/__main__.py",
     } <= expected
     assert expected - names == set()
     assert "Name: django-pg-safemigrate\n" in metadata

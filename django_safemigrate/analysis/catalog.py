@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 
 from django.db.backends.utils import truncate_name
 
+from django_safemigrate import djangocompat
+
 T = TypeVar("T")
 
 #: The savepoint the catalog reads return to when one of them fails, so that the read-only
@@ -178,7 +180,7 @@ def _qualified(name: tuple[str, ...]) -> str:
     return ".".join('"' + part.replace('"', '""') + '"' for part in name)
 
 
-class CatalogEditor:
+class CatalogEditor(djangocompat.SchemaEditorHooks):
     """Answers the schema editor's questions about the live schema from the :class:`Catalog`.
 
     Mixed in before the backend's own editor class; ``self.connection`` is the rendering
@@ -186,9 +188,8 @@ class CatalogEditor:
     """
 
     connection: Any
-    _create_index_name: Callable[..., str]
 
-    def _constraint_names(  # noqa: PLR0917  # Django's signature
+    def constraint_names(  # noqa: PLR0917  # Django's signature
         self,
         model: Any,
         column_names: Any = None,
@@ -210,9 +211,12 @@ class CatalogEditor:
                 converter(truncate_name(name, max_length) if truncates else name)
                 for name in column_names
             ]
+        # Django 6.1+ asks the database for a table renamed earlier in the same collected
+        # SQL under the name it still has there.
+        introspected = djangocompat.introspected_table(self, table)
         found = [
             name
-            for name, info in self.connection.catalog.constraints(table).items()
+            for name, info in self.connection.catalog.constraints(introspected).items()
             if (wanted is None or wanted == info["columns"])
             and (unique is None or info["unique"] == unique)
             and (primary_key is None or info["primary_key"] == primary_key)
@@ -238,13 +242,13 @@ class CatalogEditor:
             if check
             else (f"_{type_}" if type_ else "_idx")
         )
-        return [self._create_index_name(table, list(column_names or []), suffix=suffix)]
+        return [djangocompat.index_name(self, table, list(column_names or []), suffix=suffix)]
 
-    def _get_sequence_name(self, table: str, column: str) -> str:
+    def sequence_name(self, table: str, column: str) -> str:
         found = self.connection.catalog.sequence(table, column)
         return str(found) if found else f"{table}_{column}_seq"
 
-    def _is_collation_deterministic(self, collation_name: str) -> bool:
+    def collation_deterministic(self, collation_name: str) -> bool:
         # Collations are deterministic unless created with deterministic = false.
         found = self.connection.catalog.collation_is_deterministic(collation_name)
         return True if found is None else found

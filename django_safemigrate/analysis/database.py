@@ -15,6 +15,7 @@ from typing import Any
 from django.db import DatabaseError, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
+from django_safemigrate import djangocompat
 from django_safemigrate.analysis.findings import TableInfo
 
 #: How long one of the analysis's reads may wait for a lock. Its reads only touch the
@@ -128,5 +129,5 @@ def offline_connection(template: BaseDatabaseWrapper, pg_version: int) -> BaseDa
 
         offline = _OFFLINE_CLASSES[backend] = Offline
     wrapper: BaseDatabaseWrapper = offline({**template.settings_dict}, template.alias)
-    wrapper.__dict__["pg_version"] = pg_version * 10000
+    djangocompat.set_server_version(wrapper, pg_version * 10000)
     return wrapper

@@ -47,6 +47,7 @@ from django.db.migrations import Migration
 from django.db.migrations.state import ProjectState
 from django.utils.connection import ConnectionProxy
 
+from django_safemigrate import djangocompat
 from django_safemigrate.analysis.catalog import SAVEPOINT, Catalog, CatalogEditor
 from django_safemigrate.analysis.database import CATALOG_LOCK_TIMEOUT, read_only_transaction
 from django_safemigrate.sql import OperationSQL, render_migration
@@ -181,7 +182,7 @@ def _rendering_connection(
     template: BaseDatabaseWrapper, pg_version: int, catalog: Catalog, log: AttemptLog
 ) -> BaseDatabaseWrapper:
     wrapper: Any = _rendering_class(type(template))({**template.settings_dict}, template.alias)
-    wrapper.__dict__["pg_version"] = pg_version * 10000
+    djangocompat.set_server_version(wrapper, pg_version * 10000)
     wrapper.log = log
     wrapper.catalog = catalog
     return wrapper  # type: ignore[no-any-return]
@@ -269,7 +270,7 @@ def rendering(connection: BaseDatabaseWrapper, pg_version: int) -> Iterator[Rend
     same connection is the same renderer (a walk renders migration after migration).
     """
     if isinstance(connection, ConnectionProxy):  # django.db.connection
-        connection = connections[connection._alias]
+        connection = connections[djangocompat.proxied_alias(connection)]
     active = _ACTIVE.get()
     if active is not None:
         if active.template is not connection:

@@ -26,6 +26,7 @@ from typing import Any
 from django.db import DatabaseError, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
+from django_safemigrate import djangocompat
 from django_safemigrate.exceptions import DatabaseUnavailable, UsageError
 from django_safemigrate.execution.run import describe_database
 
@@ -101,7 +102,7 @@ def _drop(connection: BaseDatabaseWrapper, name: str) -> None:
 def _maintenance_cursor(connection: BaseDatabaseWrapper) -> Iterator[Any]:
     # Django's own way to reach the server without the configured database (as the test
     # runner creates test databases): the "postgres" database, or the first other one.
-    with connection._nodb_cursor() as cursor:
+    with djangocompat.nodb_cursor(connection) as cursor:
         yield cursor
 
 

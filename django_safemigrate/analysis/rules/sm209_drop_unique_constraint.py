@@ -100,6 +100,7 @@ from django.db.models.options import normalize_together
 from pglast import ast
 from pglast.enums import AlterTableType, ConstrType, ObjectType
 
+from django_safemigrate import djangocompat
 from django_safemigrate.analysis.context import MigrationContext
 from django_safemigrate.analysis.findings import Hit
 from django_safemigrate.analysis.operations import database_side, state_model, state_table
@@ -409,7 +410,7 @@ def _django_name(ctx: MigrationContext, table: str, columns: list[str]) -> str:
     """The name Django gives a unique constraint it adds with ALTER TABLE."""
     # Only the editor's naming is used: it is never entered, nothing is executed.
     editor: Any = ctx.connection.SchemaEditorClass(ctx.connection, collect_sql=True)
-    return str(editor._create_index_name(table, columns, suffix="_uniq"))
+    return djangocompat.index_name(editor, table, columns, suffix="_uniq")
 
 
 def _pg_name(table: str, columns: str, label: str) -> str:
