@@ -360,7 +360,7 @@ class IncrementalState(djangocompat.ProjectStateHooks):
         # (field_is_referenced(), once per AlterField) only to choose between a delayed and
         # an immediate re-render; models_to_reload() above re-renders the same models
         # either way, and the flag it sets (is_delayed) only matters to RunPython, which the
-        # analysis never runs. The rest of its body, as in Django 4.2 to 6.1 (the versions
+        # analysis never runs. The rest of its body, as in Django 5.2 to 6.1 (the versions
         # djangocompat.FINGERPRINTS records; tests/test_djangocompat.py fails on another):
         if not preserve_default:
             field = field.clone()
@@ -417,7 +417,7 @@ class IncrementalState(djangocompat.ProjectStateHooks):
         # Django's rename_field() finds the fields that name the renamed one (a to_field) by
         # scanning every field of the project (get_references()); only the models pointing at
         # this one can name it, and the relation index knows them. The rest of its body, as
-        # in Django 4.2 to 6.1 (the field_names part is 5.2's, for CompositePrimaryKey; the
+        # in Django 5.2 to 6.1 (the field_names part is 5.2's, for CompositePrimaryKey; the
         # shape of the renamed *_together options follows the version; the versions
         # djangocompat.FINGERPRINTS records):
         model_key = (app_label, model_name)
