@@ -278,6 +278,7 @@ def ledgered_executor(
     ledger: Ledger,
     runner_factory: Callable[[LedgerExecutor], StepRunner] | None = None,
     before_applying: Callable[[LedgerExecutor, Any], None] | None = None,
+    archiver: Archiver | None = None,
 ) -> Iterator[type[LedgerExecutor]]:
     """Make Django's ``migrate`` build a :class:`LedgerExecutor` bound to ``ledger``."""
     executor_class = type(
@@ -287,6 +288,7 @@ def ledgered_executor(
             "ledger": ledger,
             "runner_factory": staticmethod(runner_factory) if runner_factory else None,
             "before_applying": staticmethod(before_applying) if before_applying else None,
+            "archiver": archiver,
         },
     )
     original = getattr(django_migrate, "MigrationExecutor")  # noqa: B009 - not in the stubs

@@ -154,9 +154,11 @@ class Command(django_migrate.Command):
         self.mark_first_deploy(ledger, options["database"])
         self._step_lines: list[str] = []
         with ledgered_executor(
-            ledger, self.online_runner(options, ledger), self.recovery_check(ledger, options)
-        ) as executor_class:
-            executor_class.archiver = self.archiver(ledger)
+            ledger,
+            self.online_runner(options, ledger),
+            self.recovery_check(ledger, options),
+            self.archiver(ledger),
+        ):
             super().handle(*args, **options)
 
     def archiver(self, ledger: Ledger) -> Archiver | None:

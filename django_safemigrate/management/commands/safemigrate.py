@@ -390,10 +390,11 @@ class Command(migrate.Command):
         previous = set_progress_reporter(self.report_backfill)
         self._last_progress = 0.0
         recovery = self.recovery_check(ledger, options, self.judged_reports)
-        with ledgered_executor(ledger, runner_factory, recovery) as executor_class:
+        with ledgered_executor(
+            ledger, runner_factory, recovery, self.archiver(ledger)
+        ) as executor_class:
             executor_class.allowed = allowed
             executor_class.approvals = self.approvals
-            executor_class.archiver = self.archiver(ledger)
             try:
                 django_migrate.Command.handle(self, *args, **options)
             except Exception as exc:
