@@ -141,6 +141,10 @@ class SafemigrateSettings:
     #: (:mod:`django_safemigrate.online`); ``False`` runs what the backend emits as it is.
     #: A migration turns it off for itself with ``safemigrate_online = False``.
     online: bool = True
+    #: Apply a plan walking the project state forward once (each operation costs what it
+    #: touches, as in the analysis) instead of Django's copy and re-render of the whole
+    #: state before every operation; ``False`` applies every migration as Django does.
+    linear_apply: bool = True
     #: Before a ``safemigrate`` run: compare the database with what its applied migrations
     #: build (``checkmigrations --drift``), and ``"warn"`` or ``"stop"`` (exit 3) on drift.
     drift: DriftPolicy = DriftPolicy.OFF
@@ -217,6 +221,7 @@ _FIELDS = {
     "GOVERN_FRESH_DATABASE": "govern_fresh_database",
     "GOVERN_PACKAGES": "govern_packages",
     "ONLINE": "online",
+    "LINEAR_APPLY": "linear_apply",
     "COMMAND_LINE_REVIEWS": "command_line_reviews",
     "DRIFT": "drift",
     "DRIFT_IGNORE": "drift_ignore",
@@ -630,7 +635,7 @@ def _parse_value(key: str, value: Any, database_aliases: Mapping[str, Any]) -> A
                 "'apply_unblocked'.",
                 "Use 'stop' to apply nothing while anything is blocked.",
             ) from None
-    if key in ("INFER_PHASE", "GOVERN_FRESH_DATABASE", "ONLINE"):
+    if key in ("INFER_PHASE", "GOVERN_FRESH_DATABASE", "ONLINE", "LINEAR_APPLY"):
         if not isinstance(value, bool):
             raise SettingsProblem(
                 "safemigrate.E018",

@@ -25,16 +25,20 @@ from __future__ import annotations
 import argparse
 import ast
 import contextlib
+import functools
 import hashlib
 import importlib
 import inspect
 import sys
 import textwrap
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import django
+from django.db.migrations.executor import MigrationExecutor
 from django.db.migrations.state import ProjectState
+from django.utils.functional import cached_property
 
 Key = tuple[str, str]
 
@@ -103,6 +107,54 @@ def relation_index_built(state: ProjectState) -> bool:
     return getattr(state, "_relations", None) is not None
 
 
+def copy_relation_index(source: ProjectState, target: ProjectState) -> None:
+    """Give ``target`` a copy of ``source``'s relation index, if it has built one, down to the
+    per-model dictionaries of fields that changes edit in place (the fields are shared)."""
+    index = getattr(source, "_relations", None)
+    if index is None:
+        return
+    copy = _same_kind(index)
+    for to, referrers in index.items():
+        copy[to] = _same_kind(referrers)
+        for by, fields in referrers.items():
+            copy[to][by] = _same_kind(fields)
+            copy[to][by].update(fields)
+    target._relations = copy  # type: ignore[attr-defined]
+
+
+def _same_kind(mapping: Any) -> Any:
+    """An empty mapping of ``mapping``'s kind (Django's index nests ``defaultdict``s)."""
+    if isinstance(mapping, defaultdict):
+        return defaultdict(mapping.default_factory)
+    return type(mapping)()
+
+
+def reload_models(state: ProjectState, keys: set[Key]) -> None:
+    """Re-render the models ``keys`` of ``state``'s registry (and nothing else), in one pass."""
+    state._reload(keys)  # type: ignore[attr-defined]
+
+
+def repoint_relation(field: Any, target: Any, through: Any = None) -> None:
+    """Make the rendered relation ``field`` lead to the class ``target`` (and, for a
+    many-to-many field, through the class ``through``), as ``resolve_related_class()`` does
+    when a relation's model is rendered after it.
+
+    What the field and its reverse side cached from the classes they led to is dropped (it
+    is computed again from ``target`` when asked), and the reverse accessor is installed on
+    ``target`` by the field's ``contribute_to_related_class()``.
+    """
+    rel = field.remote_field
+    rel.model = target
+    if through is not None:
+        rel.through = through
+    for owner in (field, rel):
+        for klass in type(owner).__mro__:
+            for name, value in vars(klass).items():
+                if isinstance(value, cached_property | functools.cached_property):
+                    owner.__dict__.pop(name, None)
+    field.do_related_class(target, field.model)
+
+
 def renamed_together(value: Any, old_name: str, new_name: str) -> Any:
     """An ``index_together``/``unique_together`` option after its field ``old_name`` is renamed,
     in the shape ``ProjectState.rename_field()`` leaves it: a set of tuples from Django 6.1 on
@@ -132,6 +184,21 @@ class ProjectStateHooks(ProjectState):
 
     def _get_concrete_models_mapping_and_proxy_models(self) -> tuple[dict[Key, Key], Any]:
         return self.concrete_models_and_proxies()
+
+
+class ExecutorHooks(MigrationExecutor):
+    """A ``MigrationExecutor`` whose private steps a subclass can replace under public names.
+
+    * :meth:`applied_state` is ``_create_project_state()``: the project state of what is
+      applied (or an empty one), which ``migrate()`` starts from when given none, and which
+      Django's ``migrate`` command builds before the run.
+    """
+
+    def applied_state(self, with_applied_migrations: bool = False) -> ProjectState:
+        return super()._create_project_state(with_applied_migrations)  # type: ignore[misc, no-any-return]
+
+    def _create_project_state(self, with_applied_migrations: bool = False) -> ProjectState:
+        return self.applied_state(with_applied_migrations)
 
 
 # -- Schema editors ------------------------------------------------------------------------------
@@ -286,7 +353,8 @@ RELIED_ON: dict[str, str] = {
     ),
     f"{_STATE}ProjectState._reload": (
         "re-rendering must still go through StateApps.register_model/unregister_model and "
-        "clear_cache (IncrementalApps in sql.py tracks the changed classes there)."
+        "clear_cache (IncrementalApps in sql.py tracks the changed classes there); "
+        "reload_models() calls it with a set of model keys."
     ),
     f"{_STATE}ProjectState._get_concrete_models_mapping_and_proxy_models": (
         "IncrementalState.concrete_models_and_proxies (sql.py) caches its answer until a "
@@ -306,8 +374,9 @@ RELIED_ON: dict[str, str] = {
         "the copies of alter_field/rename_field (sql.py) update the relation index with it."
     ),
     f"{_STATE}ProjectState.relations": (
-        "relation_index_built() reads its private _relations, and IncrementalState reads "
-        "who points at a model from it."
+        "relation_index_built() and copy_relation_index() read its private _relations "
+        "(to model, by model, field name: field), and IncrementalState reads who points at "
+        "a model from it."
     ),
     f"{_STATE}StateApps.clone": (
         "IncrementalApps.clone (sql.py) is a shallow copy of what it copies: bring it in line."
@@ -374,6 +443,44 @@ RELIED_ON: dict[str, str] = {
         "proxied_alias() reads the _alias it keeps."
     ),
     "django.db.migrations.utils:field_references": ("the copy of rename_field (sql.py) calls it."),
+    "django.db.models.fields.related:RelatedField.contribute_to_class": (
+        "repoint_relation() does what its resolve_related_class() does for a relation "
+        "already resolved: sets the rel's model and calls do_related_class()."
+    ),
+    "django.db.models.fields.related:RelatedField.do_related_class": (
+        "repoint_relation() calls it to install the reverse accessor on the new target."
+    ),
+    "django.db.models.fields.related:ForeignObject.contribute_to_related_class": (
+        "repoint_relation() relies on it only setting the reverse accessor (and the "
+        "limit_choices_to lookups) on the target, nothing cached elsewhere."
+    ),
+    "django.db.models.fields.related:ForeignKey.contribute_to_related_class": (
+        "as ForeignObject's; it fills the rel's field_name only when unset."
+    ),
+    "django.db.models.fields.related:ManyToManyField.contribute_to_related_class": (
+        "repoint_relation() relies on it setting the reverse descriptor and the m2m name "
+        "partials from the rel, nothing cached elsewhere."
+    ),
+    "django.db.migrations.migration:Migration.apply": (
+        "apply_operations (execution/walk.py) is a copy of its loop without collect_sql, "
+        "with state_before() for the copy of the state: bring the copy in line."
+    ),
+    "django.db.migrations.executor:MigrationExecutor.apply_migration": (
+        "it must still run the operations through migration.apply(state, schema_editor), "
+        "which walk.applied_by() replaces for one migration."
+    ),
+    "django.db.migrations.executor:MigrationExecutor._create_project_state": (
+        "LedgerExecutor.applied_state (execution/executor.py, through ExecutorHooks) is a "
+        "copy of it building an IncrementalState: bring the copy in line."
+    ),
+    "django.db.migrations.executor:MigrationExecutor.migrate": (
+        "LedgerExecutor.migrate hands it an IncrementalState, which it must pass on to "
+        "_migrate_all_forwards and apply_migration unchanged."
+    ),
+    "django.db.migrations.operations.special:RunPython.database_forwards": (
+        "it must still give the code from_state.apps after clear_delayed_apps_cache(), "
+        "which a settled IncrementalState makes a no-op (execution/walk.py)."
+    ),
 }
 
 
@@ -558,6 +665,16 @@ FINGERPRINTS: dict[str, dict[str, str | None]] = {
         "DatabaseWrapper.pg_version": "a6bf38c3aa0609e8",
         "ConnectionProxy.__init__": "ab1e46e609198fac",
         "field_references": "0523ff432476dabf",
+        "RelatedField.contribute_to_class": "849c4d169d29a22c",
+        "RelatedField.do_related_class": "39588f601ff11651",
+        "ForeignObject.contribute_to_related_class": "dba19cc36fc03ed4",
+        "ForeignKey.contribute_to_related_class": "5ae6e5d20f061fca",
+        "ManyToManyField.contribute_to_related_class": "6dcbe5e73a4a41d2",
+        "Migration.apply": "3d9f7a11f5e43f0f",
+        "MigrationExecutor.apply_migration": "29815acf7e1e1efc",
+        "MigrationExecutor._create_project_state": "2a7660e23a169c12",
+        "MigrationExecutor.migrate": "a6b1316bd804bf5b",
+        "RunPython.database_forwards": "3ce3c9b08ebd5d58",
     },
     "6.0": {
         "ProjectState.alter_field": "f7597898afb8d622",
@@ -591,6 +708,16 @@ FINGERPRINTS: dict[str, dict[str, str | None]] = {
         "DatabaseWrapper.pg_version": "a6bf38c3aa0609e8",
         "ConnectionProxy.__init__": "ab1e46e609198fac",
         "field_references": "0523ff432476dabf",
+        "RelatedField.contribute_to_class": "849c4d169d29a22c",
+        "RelatedField.do_related_class": "39588f601ff11651",
+        "ForeignObject.contribute_to_related_class": "dba19cc36fc03ed4",
+        "ForeignKey.contribute_to_related_class": "5ae6e5d20f061fca",
+        "ManyToManyField.contribute_to_related_class": "6dcbe5e73a4a41d2",
+        "Migration.apply": "3d9f7a11f5e43f0f",
+        "MigrationExecutor.apply_migration": "489789b6a1aa9c21",
+        "MigrationExecutor._create_project_state": "2a7660e23a169c12",
+        "MigrationExecutor.migrate": "a6b1316bd804bf5b",
+        "RunPython.database_forwards": "3ce3c9b08ebd5d58",
     },
     "6.1": {
         "ProjectState.alter_field": "f7597898afb8d622",
@@ -624,6 +751,16 @@ FINGERPRINTS: dict[str, dict[str, str | None]] = {
         "DatabaseWrapper.pg_version": "a6bf38c3aa0609e8",
         "ConnectionProxy.__init__": "ab1e46e609198fac",
         "field_references": "0523ff432476dabf",
+        "RelatedField.contribute_to_class": "849c4d169d29a22c",
+        "RelatedField.do_related_class": "39588f601ff11651",
+        "ForeignObject.contribute_to_related_class": "dba19cc36fc03ed4",
+        "ForeignKey.contribute_to_related_class": "5ae6e5d20f061fca",
+        "ManyToManyField.contribute_to_related_class": "6dcbe5e73a4a41d2",
+        "Migration.apply": "3d9f7a11f5e43f0f",
+        "MigrationExecutor.apply_migration": "489789b6a1aa9c21",
+        "MigrationExecutor._create_project_state": "2a7660e23a169c12",
+        "MigrationExecutor.migrate": "a6b1316bd804bf5b",
+        "RunPython.database_forwards": "3ce3c9b08ebd5d58",
     },
 }
 

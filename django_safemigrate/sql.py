@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any, Protocol
@@ -316,6 +317,84 @@ class IncrementalState(djangocompat.ProjectStateHooks):
                     pending.append(referrer)
         return reload
 
+    def settle(self) -> None:
+        """Make every rendered relation lead to the registry's current classes, as in the
+        registry Django's executor hands to code.
+
+        Django re-renders, after most changes, every model related to the changed one, so
+        each relation of its registry leads to the current class of the model it names, and
+        every current class has the reverse accessors of the relations pointing at it. This
+        state re-renders only what the SQL needs (:meth:`models_to_reload`): a model pointing
+        at one that was re-rendered keeps leading to the replaced class. Before code uses the
+        rendered models as models (``RunPython``), those relations are pointed at the current
+        classes, the way Django resolves a relation to a model rendered after it
+        (:func:`djangocompat.repoint_relation`): a pass over the relation fields, where
+        re-rendering them would re-render every model pointing at them in turn. A model
+        whose parent class was replaced (multi-table inheritance) cannot be repointed; it is
+        re-rendered, with what points at it (Django's delayed re-renders settle the same
+        way, so ``clear_delayed_apps_cache()`` has nothing left to do).
+        """
+        self.is_delayed = False
+        apps = self.__dict__.get("apps")
+        if not isinstance(apps, IncrementalApps):
+            return
+        while apps.replaced_since_settled:
+            apps.replaced_since_settled = False
+            rerender: set[Key] = set()
+            touched: set[ModelClass] = set()
+            for model in list(apps.get_models(include_auto_created=True)):
+                for field in _relation_fields(model):
+                    rel = field.remote_field
+                    target = _current_class(apps, rel.model)
+                    through = rel.through if getattr(rel, "through", None) is not None else None
+                    current_through = _current_class(apps, through) if through else None
+                    if target is rel.model and current_through is through:
+                        continue
+                    if getattr(rel, "parent_link", False):
+                        rerender.add((model._meta.app_label, str(model._meta.model_name)))
+                        continue
+                    djangocompat.repoint_relation(field, target, current_through)
+                    touched.update((model, target))
+            for model in touched:
+                djangocompat.expire_model_cache(model)
+            if rerender:
+                djangocompat.reload_models(self, self._with_referrers(rerender))  # settle again
+
+    def _with_referrers(self, keys: set[Key]) -> set[Key]:
+        """``keys``, their subclasses and every model pointing at them, all levels."""
+        closure: set[Key] = set()
+        pending = list(keys)
+        while pending:
+            key = pending.pop()
+            if key in closure or key not in self.models:
+                continue
+            closure.add(key)
+            pending.extend(
+                referrer for referrer, fields in self.relations.get(key, {}).items() if fields
+            )
+            with contextlib.suppress(LookupError):
+                pending.extend(_subclass_keys(self.apps.get_model(*key)))
+        return closure
+
+    def detached(self) -> IncrementalState:
+        """A copy to walk forward without changing this state, for the operations
+        :func:`walkable` accepts.
+
+        The model states are shared: :func:`state_before` gives the walking copy fresh
+        copies of the ones each such operation changes. The registry's dictionaries and the
+        relation index are copied; the rendered classes are shared, as ``clone()`` does.
+        """
+        copy = IncrementalState(models=dict(self.models), real_apps=self.real_apps)
+        if "apps" in self.__dict__:
+            copy.apps = self.apps.clone()
+        copy.is_delayed = self.is_delayed
+        djangocompat.copy_relation_index(self, copy)
+        return copy
+
+    def remove_model(self, app_label: str, model_name: str) -> None:
+        self.__dict__.pop("_concretes", None)
+        super().remove_model(app_label, model_name)
+
     def _referrers_affected(self, key: Key, model: ModelClass) -> bool:
         """Whether the change just made to ``key``'s state matters to the models pointing at it.
 
@@ -391,10 +470,6 @@ class IncrementalState(djangocompat.ProjectStateHooks):
     def add_model(self, model_state: Any) -> None:
         self.__dict__.pop("_concretes", None)
         super().add_model(model_state)
-
-    def remove_model(self, app_label: str, model_name: str) -> None:
-        self.__dict__.pop("_concretes", None)
-        super().remove_model(app_label, model_name)
 
     def rename_model(self, app_label: str, old_name: str, new_name: str) -> None:
         self.__dict__.pop("_concretes", None)
@@ -507,6 +582,9 @@ class IncrementalApps(StateApps):
         self._dependents: defaultdict[str, set[ModelClass]] | None = defaultdict(set)
         #: Model classes unregistered since :meth:`release_retired` last ran.
         self._retired: list[ModelClass] = []
+        #: Whether a class was replaced or removed since ``IncrementalState.settle()`` last
+        #: pointed the relations at the current classes.
+        self.replaced_since_settled = False
         super().__init__(real_apps, models, ignore_swappable)
 
     def register_model(self, app_label: str, model: ModelClass) -> None:
@@ -533,6 +611,7 @@ class IncrementalApps(StateApps):
     def _forget(self, model: ModelClass) -> None:
         self._changed.append(model)
         self._retired.append(model)
+        self.replaced_since_settled = True
         if self._dependents is not None:
             for label in _tree_labels(model):
                 self._dependents[label].discard(model)
@@ -646,7 +725,30 @@ class IncrementalApps(StateApps):
         # for each operation would cost a walk a pass over every model per operation.
         clone._dependents = None
         clone._changed = list(self._changed)
+        clone.replaced_since_settled = self.replaced_since_settled
         return clone
+
+
+def _relation_fields(model: ModelClass) -> Iterator[Any]:
+    """The relation fields ``model`` declares (foreign keys, one-to-one and many-to-many
+    fields), whose targets are classes (a relation still waiting for its model has a name)."""
+    opts = model._meta
+    for field in (*opts.local_fields, *opts.local_many_to_many):
+        rel = getattr(field, "remote_field", None)
+        if rel is not None and not isinstance(rel.model, str):
+            yield field
+
+
+def _current_class(apps: StateApps, model: Any) -> Any:
+    """The class ``apps`` has now for the model ``model`` is a class of (``model`` itself
+    when ``apps`` has none: a model of an app the registry does not render, or a name)."""
+    if isinstance(model, str):
+        return model
+    opts = model._meta
+    try:
+        return apps.get_model(opts.app_label, opts.model_name)
+    except LookupError:
+        return model
 
 
 def _tree_labels(model: ModelClass) -> set[str]:
@@ -771,7 +873,7 @@ def state_before(operation: Operation, app_label: str, state: ProjectState) -> P
 
 def _models_changed(operation: Operation, app_label: str, state: ProjectState) -> set[Key] | None:
     """Keys of the model states ``operation.state_forwards`` changes in place, if known."""
-    from django.db.migrations.operations.fields import FieldOperation
+    from django.db.migrations.operations.fields import FieldOperation, RenameField
     from django.db.migrations.operations.models import (
         IndexOperation,
         ModelOperation,
@@ -780,6 +882,8 @@ def _models_changed(operation: Operation, app_label: str, state: ProjectState) -
     from django.db.migrations.operations.special import RunPython, RunSQL, SeparateDatabaseAndState
     from django.db.migrations.utils import get_references
 
+    if _changes_no_state(operation):
+        return set()  # this package's operations that only touch rows (Backfill)
     if not type(operation).__module__.startswith("django."):
         return None  # a project's or a package's operation may change anything
     if isinstance(operation, RunPython):
@@ -799,11 +903,40 @@ def _models_changed(operation: Operation, app_label: str, state: ProjectState) -
             (model_state.app_label, model_state.name_lower)
             for model_state, *_ in get_references(state, old)
         }
+    if isinstance(operation, RenameField):
+        # Also renames the field in the foreign keys of the models that name it (to_field).
+        key = (app_label, operation.model_name_lower)
+        return {key} | {referrer for referrer, fields in state.relations.get(key, {}).items()}
     if isinstance(operation, FieldOperation | IndexOperation):
         return {(app_label, operation.model_name_lower)}
     if isinstance(operation, ModelOperation):
         return {(app_label, operation.name_lower)}
     return None
+
+
+def walkable(operation: Operation) -> bool:
+    """Whether :func:`state_before` knows what ``operation`` changes in a project state (so a
+    walk may share the rest), which is so for Django's own operations and this package's."""
+    from django.db.migrations.operations.special import RunSQL, SeparateDatabaseAndState
+
+    if _changes_no_state(operation):
+        return True
+    if not type(operation).__module__.startswith("django."):
+        return False
+    if isinstance(operation, RunSQL | SeparateDatabaseAndState):
+        return all(walkable(inner) for inner in operation.state_operations)
+    return True
+
+
+def _changes_no_state(operation: Operation) -> bool:
+    """Whether ``operation`` is one of this package's that only touch rows (``Backfill``), and
+    not a subclass with a ``state_forwards`` of its own."""
+    from django_safemigrate.execution.backfill import Backfill
+
+    return (
+        isinstance(operation, Backfill)
+        and type(operation).state_forwards is Backfill.state_forwards
+    )
 
 
 def _database_side(
@@ -835,3 +968,40 @@ def _database_side(
 def _render_error(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+@contextlib.contextmanager
+def quiet_collector() -> Iterator[None]:
+    """Keep the garbage collector's full passes out of the walk.
+
+    The walk allocates (and drops) model classes, fields and parse trees by the hundred
+    thousand, so the collector runs often. Its young passes stay cheap, but each full pass
+    goes through every object alive, and the walk's own results make that grow with the
+    history: on a 2,000-migration project the full passes alone took longer than a tenth
+    of the whole run, and grew faster than the history (bench/speed.py). During the walk,
+    what existed before it (Django, the loaded migrations) is set aside with
+    ``gc.freeze()``, and full passes wait until the walk is over; the young passes still
+    free the classes the walk drops, and what they promote instead waits for the next full
+    pass after the walk (about 17 KB per migration). Not done when the caller froze objects
+    already, whose freeze ``gc.unfreeze()`` would undo, or turned the collector off; a
+    command that exits soon after the walk (``checkmigrations``) wraps all its work in it, so
+    that the promoted garbage is simply left for the exit.
+    """
+    if gc.get_freeze_count() or not gc.isenabled():
+        yield
+        return
+    thresholds = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(thresholds[0], thresholds[1], 1_000_000)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
+
+
+def release_retired(state: ProjectState) -> None:
+    """Let the classes a walk re-rendered go (:meth:`IncrementalApps.release_retired`)."""
+    apps = state.__dict__.get("apps")
+    if isinstance(apps, IncrementalApps):
+        apps.release_retired()

@@ -111,6 +111,7 @@ def test_system_check_is_quiet_for_valid_settings():
         ("ON_BLOCKED", "ignore", "safemigrate.E017"),
         ("INFER_PHASE", "yes", "safemigrate.E018"),
         ("GOVERN_FRESH_DATABASE", 1, "safemigrate.E018"),
+        ("LINEAR_APPLY", "no", "safemigrate.E018"),
     ],
 )
 def test_governance_settings_are_validated(key, value, check_id):

@@ -8,14 +8,12 @@ model is rendered incrementally rather than once per migration.
 from __future__ import annotations
 
 import ast
-import contextlib
 import dataclasses
 import functools
-import gc
 import inspect
 import os
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -44,9 +42,10 @@ from django_safemigrate.enums import LockMode, Risk
 from django_safemigrate.exceptions import UsageError
 from django_safemigrate.scope import package_of
 from django_safemigrate.sql import (
-    IncrementalApps,
     IncrementalState,
     OperationSQL,
+    quiet_collector,
+    release_retired,
     swappable_names_at_once,
 )
 
@@ -132,7 +131,7 @@ def analyse_and_walk(
             migration = loader.graph.nodes[key]
             if key not in wanted:
                 state = migration.mutate_state(state, preserve=False)
-                _release_retired(state)
+                release_retired(state)
                 continue
             remaining -= 1
             report, state = analyse_migration(
@@ -146,49 +145,12 @@ def analyse_and_walk(
                 facts=facts,
             )
             reports.append(report)
-            _release_retired(state)
+            release_retired(state)
             if not remaining:
                 # Past the last selected migration nothing needs the rendered models (SM901
                 # compares model states): the rest of the walk only updates the states.
                 state.__dict__.pop("apps", None)
     return reports, state
-
-
-@contextlib.contextmanager
-def quiet_collector() -> Iterator[None]:
-    """Keep the garbage collector's full passes out of the walk.
-
-    The walk allocates (and drops) model classes, fields and parse trees by the hundred
-    thousand, so the collector runs often. Its young passes stay cheap, but each full pass
-    goes through every object alive, and the walk's own results make that grow with the
-    history: on a 2,000-migration project the full passes alone took longer than a tenth
-    of the whole run, and grew faster than the history (bench/speed.py). During the walk,
-    what existed before it (Django, the loaded migrations) is set aside with
-    ``gc.freeze()``, and full passes wait until the walk is over; the young passes still
-    free the classes the walk drops, and what they promote instead waits for the next full
-    pass after the walk (about 17 KB per migration). Not done when the caller froze objects
-    already, whose freeze ``gc.unfreeze()`` would undo, or turned the collector off; a
-    command that exits soon after the walk (``checkmigrations``) wraps all its work in it, so
-    that the promoted garbage is simply left for the exit.
-    """
-    if gc.get_freeze_count() or not gc.isenabled():
-        yield
-        return
-    thresholds = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(thresholds[0], thresholds[1], 1_000_000)
-    try:
-        yield
-    finally:
-        gc.set_threshold(*thresholds)
-        gc.unfreeze()
-
-
-def _release_retired(state: ProjectState) -> None:
-    """Let the classes the walk re-rendered go (``IncrementalApps.release_retired``)."""
-    apps = state.__dict__.get("apps")
-    if isinstance(apps, IncrementalApps):
-        apps.release_retired()
 
 
 def _plan_order(loader: MigrationLoader, wanted: set[Key]) -> list[Key]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import functools
 import traceback
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -15,23 +16,32 @@ from typing import TYPE_CHECKING, Any
 from django.core.management.commands import migrate as django_migrate
 from django.db import DatabaseError
 from django.db.migrations import Migration
-from django.db.migrations.executor import MigrationExecutor
 from django.db.migrations.recorder import MigrationRecorder
 from django.db.migrations.state import ProjectState
 from django.utils import timezone
 
+from django_safemigrate import djangocompat
 from django_safemigrate.checksum import Precomputed
 from django_safemigrate.enums import MigrationOutcome
 from django_safemigrate.exceptions import LockLost
 from django_safemigrate.execution.archive import Archiver, archiving
 from django_safemigrate.execution.ledger import Ledger, PendingRecord, Statement, StepEntry
+from django_safemigrate.execution.walk import (
+    applied_by,
+    apply_operations,
+    describe_fallback,
+    fallback_reason,
+    incremental,
+    plain,
+)
 from django_safemigrate.plan import SharedDiskLoader
+from django_safemigrate.sql import IncrementalState, quiet_collector, swappable_names_at_once
 
 if TYPE_CHECKING:
     from django_safemigrate.execution.runner import StepRunner
 
 
-class LedgerExecutor(MigrationExecutor):
+class LedgerExecutor(djangocompat.ExecutorHooks):
     """Records applied, faked, unapplied and failed migrations in the ledger."""
 
     ledger: Ledger
@@ -48,6 +58,9 @@ class LedgerExecutor(MigrationExecutor):
     #: Set by the commands with ``SAFEMIGRATE['ARCHIVE']`` on: copies what a dropped
     #: column or table held before the drop (:mod:`django_safemigrate.execution.archive`).
     archiver: Archiver | None = None
+    #: Set by the commands from verbosity 2: told why a migration is applied the way
+    #: Django's executor applies it rather than walked (:mod:`.walk`).
+    explain: Callable[[str], None] | None = None
 
     def __init__(self, connection: Any, progress_callback: Any = None) -> None:
         # Django's __init__, with a loader that reuses this run's scan of the
@@ -62,6 +75,7 @@ class LedgerExecutor(MigrationExecutor):
         self._current: Migration | None = None
         self._checksums = Precomputed([])
         self._runner: StepRunner | None = None
+        self._linear: bool | None = None
 
     def migration_plan(self, targets: Any, clean_start: bool = False) -> Any:
         """Django's plan, without what the gate held back.
@@ -78,13 +92,64 @@ class LedgerExecutor(MigrationExecutor):
             if backwards or (migration.app_label, migration.name) in self.allowed
         ]
 
-    def migrate(self, targets: Any, plan: Any = None, *args: Any, **kwargs: Any) -> ProjectState:
+    def migrate(
+        self,
+        targets: Any,
+        plan: Any = None,
+        state: ProjectState | None = None,
+        fake: bool = False,
+        fake_initial: bool = False,
+    ) -> ProjectState:
         if plan is None:
             plan = self.migration_plan(targets)
         self._checksums = Precomputed([migration for migration, _ in plan])
         if self.before_applying is not None and plan:
             self.before_applying(self, plan)
-        return super().migrate(targets, plan, *args, **kwargs)
+        if not (self.linear and plan and not fake and all(not back for _, back in plan)):
+            return super().migrate(targets, plan, state, fake=fake, fake_initial=fake_initial)
+        # Applied walking the state forward once (:mod:`.walk`).
+        if state is None:
+            state = self.applied_state(with_applied_migrations=True)
+        with quiet_collector(), swappable_names_at_once():
+            state = super().migrate(
+                targets, plan, incremental(state), fake=fake, fake_initial=fake_initial
+            )
+            if isinstance(state, IncrementalState):
+                # What the post_migrate handlers get: the registry Django would give them.
+                state.settle()
+        return state
+
+    @property
+    def linear(self) -> bool:
+        """Whether plans are applied walking the state forward (``LINEAR_APPLY``)."""
+        if self._linear is None:
+            from django_safemigrate.conf import get_settings
+
+            self._linear = get_settings().linear_apply
+        return self._linear
+
+    def applied_state(self, with_applied_migrations: bool = False) -> ProjectState:
+        """Django's ``_create_project_state()``, building an :class:`IncrementalState` when
+        plans are walked.
+
+        The state of what is applied is built without rendering (as Django does), where
+        Django's ``ProjectState.alter_field`` scans every field of the project per
+        ``AlterField``, which the walked state does not.
+        """
+        if not self.linear:
+            return super().applied_state(with_applied_migrations)
+        state = IncrementalState(real_apps=self.loader.unmigrated_apps)
+        if with_applied_migrations:
+            full_plan = self.migration_plan(self.loader.graph.leaf_nodes(), clean_start=True)
+            applied = {
+                self.loader.graph.nodes[key]
+                for key in self.loader.applied_migrations
+                if key in self.loader.graph.nodes
+            }
+            for migration, _ in full_plan:
+                if migration in applied:
+                    migration.mutate_state(state, preserve=False)
+        return state
 
     def apply_migration(
         self,
@@ -114,14 +179,24 @@ class LedgerExecutor(MigrationExecutor):
     def _apply(
         self, state: ProjectState, migration: Migration, *, fake: bool, fake_initial: bool
     ) -> ProjectState:
+        walked = isinstance(state, IncrementalState)
+        reason = fallback_reason(migration) if walked and not fake else None
+        if reason is not None:
+            if self.explain is not None:
+                self.explain(describe_fallback(migration, reason))
+            state = plain(state)
         if self.runner_factory is not None and not fake and not fake_initial:
             # The step runner checks the lock before each step and each commit.
-            return self._apply_in_steps(state, migration)
-        self.ledger.check_lock(f"before applying {migration.app_label}.{migration.name}")
-        applied: ProjectState = super().apply_migration(
-            state, migration, fake=fake, fake_initial=fake_initial
-        )
-        return applied
+            applied = self._apply_in_steps(state, migration)
+        else:
+            self.ledger.check_lock(f"before applying {migration.app_label}.{migration.name}")
+            with applied_by(migration, functools.partial(apply_operations, migration)):
+                applied = super().apply_migration(
+                    state, migration, fake=fake, fake_initial=fake_initial
+                )
+        # After a migration applied as Django does (or turned into a fake by
+        # --fake-initial, which hands back Django's state), the walk goes on from its state.
+        return incremental(applied) if walked else applied
 
     def _apply_in_steps(self, state: ProjectState, migration: Migration) -> ProjectState:
         assert self.runner_factory is not None
@@ -279,6 +354,7 @@ def ledgered_executor(
     runner_factory: Callable[[LedgerExecutor], StepRunner] | None = None,
     before_applying: Callable[[LedgerExecutor, Any], None] | None = None,
     archiver: Archiver | None = None,
+    explain: Callable[[str], None] | None = None,
 ) -> Iterator[type[LedgerExecutor]]:
     """Make Django's ``migrate`` build a :class:`LedgerExecutor` bound to ``ledger``."""
     executor_class = type(
@@ -289,6 +365,7 @@ def ledgered_executor(
             "runner_factory": staticmethod(runner_factory) if runner_factory else None,
             "before_applying": staticmethod(before_applying) if before_applying else None,
             "archiver": archiver,
+            "explain": staticmethod(explain) if explain else None,
         },
     )
     original = getattr(django_migrate, "MigrationExecutor")  # noqa: B009 - not in the stubs

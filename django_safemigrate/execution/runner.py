@@ -76,7 +76,8 @@ from django_safemigrate.execution.steps import (
     plan_steps,
     strongest_lock,
 )
-from django_safemigrate.sql import parse, statement_text
+from django_safemigrate.execution.walk import apply_operations, fallback_reason, uses_models
+from django_safemigrate.sql import IncrementalState, parse, state_before, statement_text, walkable
 
 if TYPE_CHECKING:
     from django_safemigrate.execution.executor import LedgerExecutor
@@ -364,7 +365,7 @@ class StepRunner:
         from django_safemigrate.analysis.sandbox import rendering
 
         with rendering(self.connection, self.pg_version) as renderer:
-            operations, _ = renderer.render(migration, state.clone())
+            operations, _ = renderer.render(migration, copy_of(state, migration))
             if online:
                 from django_safemigrate.online.rewrite import rewrite_migration
 
@@ -776,7 +777,7 @@ class StepRunner:
                         # migration already runs in a transaction, which ours does.
                         editor.atomic_migration = True
                         try:
-                            walk.state = migration.apply(walk.state, editor)
+                            walk.state = apply_operations(migration, walk.state, editor)
                         finally:
                             editor.atomic_migration = False
                     else:
@@ -1080,13 +1081,29 @@ class _Walk:
         """Move past operation ``index`` (once), keeping the state before it."""
         if index in self.before:
             return
-        self.before[index] = self.state.clone()
-        self.migration.operations[index].state_forwards(self.migration.app_label, self.state)
+        operation = self.migration.operations[index]
+        app_label = self.migration.app_label
+        if isinstance(self.state, IncrementalState) and walkable(operation):
+            # The walk of :mod:`.walk`: only what the operation changes is copied.
+            if uses_models(operation):
+                self.state.settle()
+            self.before[index] = state_before(operation, app_label, self.state)
+        else:
+            self.before[index] = self.state.clone()
+        operation.state_forwards(app_label, self.state)
 
     def snapshot(self) -> tuple[ProjectState, dict[int, ProjectState]]:
-        return self.state.clone(), dict(self.before)
+        return copy_of(self.state, self.migration), dict(self.before)
 
     def restore(self, snapshot: tuple[ProjectState, dict[int, ProjectState]]) -> None:
         state, before = snapshot
-        self.state = state.clone()
+        self.state = copy_of(state, self.migration)
         self.before = dict(before)
+
+
+def copy_of(state: ProjectState, migration: Migration) -> ProjectState:
+    """A copy of ``state`` to walk ``migration`` on without changing ``state``: a detached
+    walked state when every operation of it can be walked, else a whole ``clone()``."""
+    if isinstance(state, IncrementalState) and fallback_reason(migration) is None:
+        return state.detached()
+    return state.clone()

@@ -9,7 +9,6 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 
 from django_safemigrate import lockfile
-from django_safemigrate.analysis.analyzer import quiet_collector
 from django_safemigrate.analysis.check import CheckRequest, run_check
 from django_safemigrate.analysis.registry import rules
 from django_safemigrate.checks import LOCKFILE_REPORTED_BY_COMMAND
@@ -26,6 +25,7 @@ from django_safemigrate.reporting import (
     render_text,
 )
 from django_safemigrate.sarif import render_sarif
+from django_safemigrate.sql import quiet_collector
 
 
 class Command(BaseCommand):

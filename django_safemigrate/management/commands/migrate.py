@@ -8,6 +8,7 @@ change nothing. The lock is announced only when this run has to wait for it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.core.management.base import CommandError, CommandParser, SystemCheckError
@@ -158,8 +159,16 @@ class Command(django_migrate.Command):
             self.online_runner(options, ledger),
             self.recovery_check(ledger, options),
             self.archiver(ledger),
+            self.explainer(options),
         ):
             super().handle(*args, **options)
+
+    def explainer(self, options: dict[str, Any]) -> Callable[[str], None] | None:
+        """From verbosity 2: where a migration is applied as Django's executor applies it
+        rather than by the linear walk (:mod:`django_safemigrate.execution.walk`)."""
+        if int(options.get("verbosity", 1)) < 2:
+            return None
+        return self.stdout.write
 
     def archiver(self, ledger: Ledger) -> Archiver | None:
         """With ``SAFEMIGRATE['ARCHIVE']`` on, what copies the data a destructive step drops

@@ -391,7 +391,7 @@ class Command(migrate.Command):
         self._last_progress = 0.0
         recovery = self.recovery_check(ledger, options, self.judged_reports)
         with ledgered_executor(
-            ledger, runner_factory, recovery, self.archiver(ledger)
+            ledger, runner_factory, recovery, self.archiver(ledger), self.explainer(options)
         ) as executor_class:
             executor_class.allowed = allowed
             executor_class.approvals = self.approvals
