@@ -309,9 +309,7 @@ def run_sample(maintenance_url: str, setup: Setup, variant: str, round_no: int) 
             )
         markers = [line for line in result.stderr.splitlines() if line.startswith(MARKER)]
         if not markers:
-            raise BenchmarkError(
-                f"{label}: no timing line.\n--- stderr ---\n{tail(result.stderr)}"
-            )
+            raise BenchmarkError(f"{label}: no timing line.\n--- stderr ---\n{tail(result.stderr)}")
         command, cpu = (float(x) for x in markers[-1].removeprefix(MARKER).split())
         applied, found = applied_rows(database_url)
         missing = [".".join(key) for key in setup.new if key not in found]
@@ -376,9 +374,7 @@ def run_benchmark(
             )
             if round_no >= warmup:
                 samples.append(sample)
-    return Results(
-        samples, rounds, warmup, seed, setup.size, load_before, os.getloadavg()
-    )
+    return Results(samples, rounds, warmup, seed, setup.size, load_before, os.getloadavg())
 
 
 MEASUREMENTS = {"wall": "wall-clock", "command": "in-command", "cpu": "in-command CPU"}

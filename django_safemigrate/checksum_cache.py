@@ -110,7 +110,7 @@ def _settings_fingerprint() -> str:
             }
         try:
             text = repr(value)
-        except Exception:  # noqa: BLE001 - a value that cannot show itself: never a hit
+        except Exception:
             text = f"<unrepresentable {os.urandom(8).hex()}>"
         values.append(f"{name}={_ADDRESS.sub('', text)}")
     return hashlib.sha256("\n".join(values).encode()).hexdigest()
@@ -162,7 +162,7 @@ def _referred_modules(module: types.ModuleType) -> set[str]:
             continue
         try:
             name = getattr(value, "__module__", None)
-        except Exception:  # noqa: BLE001 - a lazy object that cannot say: look no further
+        except Exception:
             continue
         if isinstance(name, str):
             found.add(name)
@@ -185,7 +185,7 @@ def _bytecode_matches(path: str, raw: bytes) -> bool:
     try:
         loaded = marshal.loads(data[16:])
         compiled = compile(raw, path, "exec", dont_inherit=True)
-    except Exception:  # noqa: BLE001
+    except Exception:
         return False
     return bool(loaded == compiled)
 
@@ -211,7 +211,7 @@ class ChecksumCache:
             return cls(None)
         try:
             return cls(cache_directory() / f"checksums-{_project_key()}.json")
-        except Exception:  # noqa: BLE001 - the cache never causes an error
+        except Exception:
             return cls(None)
 
     def _read(self, path: Path) -> dict[str, Any]:
@@ -329,9 +329,7 @@ class ChecksumCache:
                 sort_keys=True,
                 separators=(",", ":"),
             )
-            handle, temporary = tempfile.mkstemp(
-                prefix=f".{self.path.name}.", dir=self.path.parent
-            )
+            handle, temporary = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
             try:
                 with os.fdopen(handle, "w", encoding="utf-8") as out:
                     out.write(text)

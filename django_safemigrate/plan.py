@@ -86,12 +86,13 @@ class SharedDiskLoader(MigrationLoader):
         if self.connection is None:
             self.applied_migrations = {}
         else:
-            self.applied_migrations = MigrationRecorder(self.connection).applied_migrations()
+            recorded: dict[Key, Any] = MigrationRecorder(self.connection).applied_migrations()
+            self.applied_migrations = recorded
         built = SharedDiskLoader._graph
         if built is not None and self._fits(built):
             self.graph = built.graph
             self.replacements = dict(built.replacements)
-            if self.replace_migrations:
+            if self._replacing():
                 # What Django's build_graph does to the applied migrations.
                 for key, migration in self.replacements.items():
                     if all(target in self.applied_migrations for target in migration.replaces):
@@ -103,12 +104,16 @@ class SharedDiskLoader(MigrationLoader):
         SharedDiskLoader._graph = _BuiltGraph(
             self.graph,
             dict(self.replacements),
-            self.replace_migrations,
+            self._replacing(),
             self._targets_applied(),
         )
 
+    def _replacing(self) -> bool:
+        # Set by MigrationLoader.__init__ (not in the type stubs).
+        return bool(getattr(self, "replace_migrations", True))
+
     def _targets_applied(self) -> frozenset[tuple[Key, bool]] | None:
-        if not self.replace_migrations:
+        if not self._replacing():
             return frozenset()
         targets = {t for migration in self.replacements.values() for t in migration.replaces}
         if targets & set(self.replacements):
@@ -122,7 +127,7 @@ class SharedDiskLoader(MigrationLoader):
         )
 
     def _fits(self, built: _BuiltGraph) -> bool:
-        if built.targets_applied is None or built.replace_migrations != self.replace_migrations:
+        if built.targets_applied is None or built.replace_migrations != self._replacing():
             return False
         return all(
             (key in self.applied_migrations) == applied for key, applied in built.targets_applied

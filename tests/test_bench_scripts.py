@@ -101,9 +101,7 @@ def test_deploy_reports_the_three_variants() -> None:
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     for variant in ("Django's `migrate`", "`migrate` (override)", "`safemigrate`"):
-        rows = [
-            line for line in result.stdout.splitlines() if line.startswith("| in-command |")
-        ]
+        rows = [line for line in result.stdout.splitlines() if line.startswith("| in-command |")]
         assert any(f"| {variant} |" in row for row in rows), result.stdout
     assert "Target: safemigrate / django" in result.stdout
     assert "Target: migrate / django" in result.stdout

@@ -112,7 +112,8 @@ def test_a_later_loader_of_the_run_sees_migrations_recorded_meanwhile(database, 
         stderr=subprocess.PIPE,
         text=True,
     )
-    assert child.stdout is not None and child.stdin is not None
+    assert child.stdout is not None
+    assert child.stdin is not None
     lines = []
     for line in child.stdout:
         lines.append(line)
