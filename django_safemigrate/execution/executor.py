@@ -77,7 +77,11 @@ class LedgerExecutor(MigrationExecutor):
         applied from it is unchanged.
         """
         if not with_applied_migrations:
-            return super()._create_project_state(with_applied_migrations)
+            # Not in the type stubs.
+            django_state: ProjectState = super()._create_project_state(  # type: ignore[misc]
+                with_applied_migrations
+            )
+            return django_state
         from django_safemigrate.sql import IncrementalState
 
         walked = IncrementalState(real_apps=self.loader.unmigrated_apps)
