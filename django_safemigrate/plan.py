@@ -48,6 +48,8 @@ class _BuiltGraph:
     #: database: without squashed migrations, on nothing at all.
     #: ``None``: never shared (a squashed migration replaces another squashed one).
     targets_applied: frozenset[tuple[Key, bool]] | None
+    #: Executor plans computed on this graph, by (targets, clean start, applied keys).
+    plans: dict[Any, list[Any]] = dataclasses.field(default_factory=dict)
 
 
 class SharedDiskLoader(MigrationLoader):
@@ -107,6 +109,14 @@ class SharedDiskLoader(MigrationLoader):
             self._replacing(),
             self._targets_applied(),
         )
+
+    @classmethod
+    def plans_of(cls, graph: MigrationGraph) -> dict[Any, list[Any]] | None:
+        """The executor plans kept for ``graph`` when it is the run's shared graph."""
+        built = cls._graph
+        if not cls._depth or built is None or built.graph is not graph:
+            return None
+        return built.plans
 
     def _replacing(self) -> bool:
         # Set by MigrationLoader.__init__ (not in the type stubs).

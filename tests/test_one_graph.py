@@ -9,7 +9,9 @@
   Django's own ``migrate`` command class, a ``--fake`` from a process without this app,
   or SQL run by hand can.)
 * with a squashed migration, a change in the applied state of a migration it replaces
-  builds the graph again (Django keeps the squashed migration or removes it by that state).
+  builds the graph again (Django keeps the squashed migration or removes it by that state);
+* Django's plan is computed once for the same targets and applied migrations, and again
+  when another process recorded a migration in between.
 """
 
 from __future__ import annotations
@@ -233,3 +235,76 @@ def test_a_squashed_migration_whose_targets_changed_rebuilds_the_graph(database,
     assert "same graph False" in text
     assert "later ['0001_initial', '0002_thing_name']" in text
     assert "shared again True" in text
+
+
+PLAN_TWICE = textwrap.dedent(
+    """
+    import sys
+    import django
+
+    django.setup()
+    from django.db import connection
+    from django.db.migrations import graph
+    from django_safemigrate.execution.executor import LedgerExecutor
+    from django_safemigrate.plan import sharing_disk_scan
+
+    walks = []
+    original = graph.MigrationGraph.forwards_plan
+
+    def counting(self, target):
+        walks.append(target)
+        return original(self, target)
+
+    graph.MigrationGraph.forwards_plan = counting
+
+    def plan():
+        executor = LedgerExecutor(connection)
+        walks.clear()
+        found = executor.migration_plan(executor.loader.graph.leaf_nodes())
+        return sorted(m.name for m, _ in found if m.app_label == "basic"), len(walks)
+
+    with sharing_disk_scan():
+        print("first", *plan())
+        print("again", *plan())
+        print("ready", flush=True)
+        sys.stdin.readline()  # another process records a migration meanwhile
+        print("later", *plan())
+    """
+)
+
+
+def test_the_plan_is_computed_once_for_the_same_applied_migrations(database, tmp_path):
+    copy_scenario("basic", tmp_path)
+    env = command_env(database, apps=["basic"], pythonpath=[tmp_path])
+    run_command(["safemigrate", "basic", "0001"], env, expect=0)
+    child = subprocess.Popen(
+        [sys.executable, "-c", PLAN_TWICE],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    lines = []
+    for line in child.stdout:
+        lines.append(line)
+        if line.startswith("ready"):
+            break
+    with connect(database) as conn:
+        conn.execute(
+            "INSERT INTO django_migrations (app, name, applied) "
+            "VALUES ('basic', '0002_item_price', now())"
+        )
+    out, err = child.communicate("go\n", timeout=120)
+    text = "".join(lines) + out
+    assert child.returncode == 0, text + err
+    first = next(line for line in text.splitlines() if line.startswith("first"))
+    assert first.startswith("first ['0002_item_price', '0003_item_sku'] "), text
+    assert int(first.split()[-1]) > 0, text  # the history was walked
+    # The same targets and applied migrations: Django's plan is not computed again.
+    assert "again ['0002_item_price', '0003_item_sku'] 0\n" in text, text
+    # Another process recorded 0002: the plan is computed again, without it.
+    later = next(line for line in text.splitlines() if line.startswith("later"))
+    assert later.startswith("later ['0003_item_sku'] "), text
+    assert int(later.split()[-1]) > 0, text

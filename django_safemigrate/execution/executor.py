@@ -99,7 +99,7 @@ class LedgerExecutor(MigrationExecutor):
         Only the plan of what to do is narrowed; the full plan Django builds for the
         project state (``clean_start``) stays whole.
         """
-        plan = super().migration_plan(targets, clean_start=clean_start)
+        plan = self._django_plan(targets, clean_start)
         if self.allowed is None or clean_start:
             return plan
         return [
@@ -163,6 +163,28 @@ class LedgerExecutor(MigrationExecutor):
         if self.progress_callback:
             self.progress_callback("apply_success", migration, False)
         return state
+
+    def _django_plan(self, targets: Any, clean_start: bool) -> list[Any]:
+        """Django's plan, computed once per run for the same targets and applied migrations.
+
+        The gate, Django's ``migrate`` and the state of the applied migrations each ask
+        for it; each time Django walks the whole history once per target. Within a run
+        whose loaders share one graph (:func:`~django_safemigrate.plan.sharing_disk_scan`)
+        the plan depends on nothing else, so it is kept with the graph.
+        """
+        graph = self.loader.graph
+        plans = SharedDiskLoader.plans_of(graph)
+        key = None
+        if plans is not None:
+            applied = frozenset() if clean_start else frozenset(self.loader.applied_migrations)
+            key = (tuple(targets), clean_start, applied)
+            found = plans.get(key)
+            if found is not None:
+                return list(found)
+        plan: list[Any] = super().migration_plan(targets, clean_start=clean_start)
+        if plans is not None and key is not None and self.loader.graph is graph:
+            plans[key] = list(plan)
+        return plan
 
     def checksum_of(self, migration: Migration) -> str:
         return self._checksums.get(migration)
