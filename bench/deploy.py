@@ -160,14 +160,22 @@ class Setup:
     applied_before: int  # rows of django_migrations in the template
 
 
+#: The checksum cache's directory for the children (``XDG_CACHE_HOME``): one of this run,
+#: never the user's; with ``--cache cold`` a new one for every sample.
+CACHE_HOME: list[str] = []
+
+
 def child_env(root: Path, database_url: str) -> dict[str, str]:
     path = os.pathsep.join([str(root), str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])
-    return dict(
+    env = dict(
         os.environ,
         DATABASE_URL=database_url,
         DJANGO_SETTINGS_MODULE="project.settings",
         PYTHONPATH=path.rstrip(os.pathsep),
     )
+    if CACHE_HOME:
+        env["XDG_CACHE_HOME"] = CACHE_HOME[-1]
+    return env
 
 
 def manage(root: Path, database_url: str, *args: str, script: str | None = None) -> str:
@@ -286,7 +294,11 @@ def applied_rows(database_url: str) -> tuple[int, set[tuple[str, str]]]:
     return len(rows), {(app, name) for app, name in rows}
 
 
-def run_sample(maintenance_url: str, setup: Setup, variant: str, round_no: int) -> Sample:
+def run_sample(
+    maintenance_url: str, setup: Setup, variant: str, round_no: int, *, cache: str = "warm"
+) -> Sample:
+    if cache == "cold":
+        CACHE_HOME.append(tempfile.mkdtemp(prefix="sm-deploy-cache-"))
     name = f"sm_deploy_{os.getpid()}_{round_no}_{variant}_{secrets.token_hex(3)}"
     label = f"round {round_no} {variant} (database {name})"
     database_url = with_database(maintenance_url, name)
@@ -336,6 +348,7 @@ class Results:
     size: int
     load_before: tuple[float, float, float]
     load_after: tuple[float, float, float]
+    cache: str = "warm"
 
     def stats(self, variant: str, field: str) -> Stats:
         return Stats.of([getattr(s, field) for s in self.samples if s.variant == variant])
@@ -354,7 +367,7 @@ class Results:
 
 
 def run_benchmark(
-    maintenance_url: str, setup: Setup, rounds: int, warmup: int, seed: int
+    maintenance_url: str, setup: Setup, rounds: int, warmup: int, seed: int, *, cache: str = "warm"
 ) -> Results:
     compile_sources(setup.root)
     rng = random.Random(seed)
@@ -365,7 +378,7 @@ def run_benchmark(
         rng.shuffle(order)
         kind = "warm-up" if round_no < warmup else f"round {round_no - warmup + 1}/{rounds}"
         for variant in order:
-            sample = run_sample(maintenance_url, setup, variant, round_no)
+            sample = run_sample(maintenance_url, setup, variant, round_no, cache=cache)
             print(
                 f"{kind:>12}  {variant:<11}  wall {sample.wall:7.3f} s  "
                 f"command {sample.command:7.3f} s  cpu {sample.cpu:7.3f} s",
@@ -374,7 +387,7 @@ def run_benchmark(
             )
             if round_no >= warmup:
                 samples.append(sample)
-    return Results(samples, rounds, warmup, seed, setup.size, load_before, os.getloadavg())
+    return Results(samples, rounds, warmup, seed, setup.size, load_before, os.getloadavg(), cache)
 
 
 MEASUREMENTS = {"wall": "wall-clock", "command": "in-command", "cpu": "in-command CPU"}
@@ -423,7 +436,8 @@ def print_summary(results: Results) -> None:
     print()
     print(
         f"{results.size} migrations, {NEW} new; {results.rounds} measured rounds "
-        f"(+{results.warmup} warm-up discarded), seed={results.seed}"
+        f"(+{results.warmup} warm-up discarded), seed={results.seed}, "
+        f"checksum cache {results.cache}"
     )
     print(*summary_table(results), sep="\n")
     print()
@@ -477,6 +491,8 @@ def section_text(results: Results, pg_version: str, command: str, revision: str)
         "command) and in-command CPU (`time.process_time()` of the child over the same span; "
         "PostgreSQL's own work is not in it).",
         "",
+        cache_note(results),
+        "",
         "This run:",
         "",
         f"- Date: {now}",
@@ -508,6 +524,20 @@ def section_text(results: Results, pg_version: str, command: str, revision: str)
     return "\n".join(lines)
 
 
+def cache_note(results: Results) -> str:
+    if results.cache == "cold":
+        return (
+            '`safemigrate`\'s checksum cache (README, "Checksums") was empty in every sample '
+            "(`--cache cold`): each run computed the checksum of every applied migration, as "
+            "on a host that keeps no cache between deploys."
+        )
+    return (
+        '`safemigrate`\'s checksum cache (README, "Checksums") is a directory of this run, '
+        "filled by the first `safemigrate` sample (a warm-up round), as on a host that "
+        "deployed before (`--cache warm`); `--cache cold` gives every sample an empty one."
+    )
+
+
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python bench/deploy.py",
@@ -523,6 +553,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         default=None,
         help="keep the project here, with its template database, and reuse both next time "
         "(default: a temporary directory, removed with its template afterwards)",
+    )
+    parser.add_argument(
+        "--cache",
+        choices=("warm", "cold"),
+        default="warm",
+        help="safemigrate's checksum cache: 'warm' (default) one directory for the run, "
+        "'cold' an empty one for every sample",
     )
     parser.add_argument("--write", action="store_true", help="rewrite BENCHMARKS.md's section")
     args = parser.parse_args(argv)
@@ -541,14 +578,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     root = args.project.resolve() if keep else Path(tempfile.mkdtemp(prefix="sm-deploy-"))
     setup = None
     try:
+        CACHE_HOME.append(tempfile.mkdtemp(prefix="sm-deploy-cache-"))
         setup, reused = prepare(maintenance_url, root, args.size, args.seed, reuse=keep)
         if reused:
             print(f"Reusing {root} and template {setup.template}.", file=sys.stderr)
-        results = run_benchmark(maintenance_url, setup, args.rounds, args.warmup, args.seed)
+        results = run_benchmark(
+            maintenance_url, setup, args.rounds, args.warmup, args.seed, cache=args.cache
+        )
     except BenchmarkError as exc:
         print(f"bench/deploy.py: {exc}", file=sys.stderr)
         return 1
     finally:
+        while CACHE_HOME:
+            shutil.rmtree(CACHE_HOME.pop(), ignore_errors=True)
         if not keep:
             if setup is not None:
                 drop_database(maintenance_url, setup.template)
