@@ -171,12 +171,22 @@ def definition_checksum(migration: migrations.Migration) -> str:
     return PREFIX + hashlib.sha256(payload(migration, reach=False).encode()).hexdigest()
 
 
+def checksum_and_modules(migration: migrations.Migration) -> tuple[str, frozenset[str]]:
+    """:func:`migration_checksum`, and the modules whose code the hashing looked at."""
+    canon = _Canon(migration, reach=True)
+    text = _payload(migration, canon)
+    return PREFIX + hashlib.sha256(text.encode()).hexdigest(), frozenset(canon.modules)
+
+
 def payload(migration: migrations.Migration, *, reach: bool = True) -> str:
     """The canonical JSON text the checksum hashes (useful to see why two differ).
 
     ``reach=False`` stops at the migration's own module (the definition checksum).
     """
-    canon = _Canon(migration, reach=reach)
+    return _payload(migration, _Canon(migration, reach=reach))
+
+
+def _payload(migration: migrations.Migration, canon: _Canon) -> str:
     data = {
         "version": VERSION,
         "operations": [canon.operation(op) for op in defined_operations(migration)],
@@ -481,6 +491,8 @@ class _Canon:
         )
         #: Definitions reached, by qualified name (a visited set: cycles end here).
         self.code: dict[str, Any] = {}
+        #: Every module whose code was referred to, by name.
+        self.modules: set[str] = {self.own_module}
         self._path: list[int] = []  # objects being reduced, to refuse a cycle of values
 
     def fail(self, value: Any, why: str) -> ChecksumUnavailable:
@@ -681,6 +693,7 @@ class _Canon:
     # Code ------------------------------------------------------------------------------
 
     def origin(self, module_name: str) -> Origin:
+        self.modules.add(module_name)
         if module_name == self.own_module:
             return Origin.PROJECT  # the migration's own file, wherever it is installed
         if not self.reach:

@@ -23,7 +23,9 @@ from django.db.migrations.exceptions import (
     InconsistentMigrationHistory,
     NodeNotFoundError,
 )
+from django.db.migrations.graph import MigrationGraph
 from django.db.migrations.loader import AmbiguityError, MigrationLoader
+from django.db.migrations.recorder import MigrationRecorder
 
 from django_safemigrate.checksum import (
     Comparison,
@@ -36,15 +38,35 @@ from django_safemigrate.exceptions import BrokenMigration, InconsistentHistory, 
 Key = tuple[str, str]
 
 
-class SharedDiskLoader(MigrationLoader):
-    """A loader that scans the migration modules once per command run.
+@dataclasses.dataclass(frozen=True)
+class _BuiltGraph:
+    graph: MigrationGraph
+    replacements: dict[Key, Migration]
+    replace_migrations: bool
+    #: Of each replaced migration (the targets of squashed ones): whether it was
+    #: applied when the graph was built. The graph depends on nothing else of the
+    #: database: without squashed migrations, on nothing at all.
+    #: ``None``: never shared (a squashed migration replaces another squashed one).
+    targets_applied: frozenset[tuple[Key, bool]] | None
+    #: Executor plans computed on this graph, by (targets, clean start, applied keys).
+    plans: dict[Any, list[Any]] = dataclasses.field(default_factory=dict)
 
-    A run builds several loaders (validation, the ledger, the executor); each
-    would walk and instantiate every migration again. Inside
-    :func:`sharing_disk_scan` they share the first scan.
+
+class SharedDiskLoader(MigrationLoader):
+    """A loader that scans the migration modules and builds the graph once per run.
+
+    A run builds several loaders (validation, the ledger, the gate, the executor);
+    each would walk and instantiate every migration again and build the same graph.
+    Inside :func:`sharing_disk_scan` they share the first scan, and the first graph
+    while it still fits: the applied migrations are read from the database by every
+    loader, and the graph is built again when the applied state of a migration that a
+    squashed one replaces differs from the one it was built with (Django keeps or
+    removes the squashed migration by that state, the only part of the graph that
+    depends on the database).
     """
 
     _shared: ClassVar[SharedDiskLoader | None] = None
+    _graph: ClassVar[_BuiltGraph | None] = None
     _depth: ClassVar[int] = 0
 
     def load_disk(self) -> None:
@@ -58,10 +80,74 @@ class SharedDiskLoader(MigrationLoader):
         self.unmigrated_apps = set(shared.unmigrated_apps)
         self.migrated_apps = set(shared.migrated_apps)
 
+    def build_graph(self) -> None:
+        if not SharedDiskLoader._depth:
+            super().build_graph()
+            return
+        self.load_disk()
+        if self.connection is None:
+            self.applied_migrations = {}
+        else:
+            recorded: dict[Key, Any] = MigrationRecorder(self.connection).applied_migrations()
+            self.applied_migrations = recorded
+        built = SharedDiskLoader._graph
+        if built is not None and self._fits(built):
+            self.graph = built.graph
+            self.replacements = dict(built.replacements)
+            if self._replacing():
+                # What Django's build_graph does to the applied migrations.
+                for key, migration in self.replacements.items():
+                    if all(target in self.applied_migrations for target in migration.replaces):
+                        self.applied_migrations[key] = migration
+                    else:
+                        self.applied_migrations.pop(key, None)
+            return
+        super().build_graph()
+        SharedDiskLoader._graph = _BuiltGraph(
+            self.graph,
+            dict(self.replacements),
+            self._replacing(),
+            self._targets_applied(),
+        )
+
+    @classmethod
+    def plans_of(cls, graph: MigrationGraph) -> dict[Any, list[Any]] | None:
+        """The executor plans kept for ``graph`` when it is the run's shared graph."""
+        built = cls._graph
+        if not cls._depth or built is None or built.graph is not graph:
+            return None
+        return built.plans
+
+    def _replacing(self) -> bool:
+        # Set by MigrationLoader.__init__ (not in the type stubs).
+        return bool(getattr(self, "replace_migrations", True))
+
+    def _targets_applied(self) -> frozenset[tuple[Key, bool]] | None:
+        if not self._replacing():
+            return frozenset()
+        targets = {t for migration in self.replacements.values() for t in migration.replaces}
+        if targets & set(self.replacements):
+            return None
+        # build_graph() changed only the squashed migrations' keys in applied_migrations;
+        # the targets' are what the database says.
+        return frozenset(
+            (target, target in self.applied_migrations)
+            for migration in self.replacements.values()
+            for target in migration.replaces
+        )
+
+    def _fits(self, built: _BuiltGraph) -> bool:
+        if built.targets_applied is None or built.replace_migrations != self._replacing():
+            return False
+        return all(
+            (key in self.applied_migrations) == applied for key, applied in built.targets_applied
+        )
+
 
 @contextlib.contextmanager
 def sharing_disk_scan() -> Iterator[None]:
-    """Let every :class:`SharedDiskLoader` built inside the block share one disk scan."""
+    """Let every :class:`SharedDiskLoader` built inside the block share one disk scan
+    and, while it fits the applied migrations, one graph."""
     SharedDiskLoader._depth += 1
     try:
         yield
@@ -69,6 +155,7 @@ def sharing_disk_scan() -> Iterator[None]:
         SharedDiskLoader._depth -= 1
         if not SharedDiskLoader._depth:
             SharedDiskLoader._shared = None
+            SharedDiskLoader._graph = None
 
 
 def load_disk_migrations(nothing: str = "Nothing was applied.") -> MigrationLoader:

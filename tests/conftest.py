@@ -2,7 +2,25 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+
 import pytest
+
+_CACHE_HOMES: list[str] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The commands the tests start keep their checksum cache in a directory of this run
+    (removed afterwards), not in the user's ``~/.cache``."""
+    _CACHE_HOMES.append(tempfile.mkdtemp(prefix="sm-tests-cache-"))
+    os.environ["XDG_CACHE_HOME"] = _CACHE_HOMES[-1]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    while _CACHE_HOMES:
+        shutil.rmtree(_CACHE_HOMES.pop(), ignore_errors=True)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

@@ -23,6 +23,7 @@ pytestmark = pytest.mark.once
 
 SCRIPTS = {
     "backfill": (["--rows", "3000", "--rounds", "1"], "| variant | total |"),
+    "deploy": (["--size", "20", "--rounds", "1"], "| measurement | variant | median |"),
     "lock_timeout": (["--rounds", "1", "--hold", "1"], "| variant | migration time |"),
     "online_typechange": (["--rows", "3000"], "whole sequence:"),
     "overhead": (["--rounds", "1", "--warmup", "0"], "| measurement | variant | median |"),
@@ -83,3 +84,27 @@ def test_live_traffic_prints_a_row_per_sample() -> None:
         assert c[13] == "met", c
         assert all(v in {"met", "not met", "n/a"} for v in c[10:13]), c
     assert "Rows meeting every target:" in result.stdout
+
+
+def test_deploy_reports_the_three_variants() -> None:
+    """A deploy of three new migrations onto a small applied history, each variant timed."""
+    env = dict(os.environ, DATABASE_URL=server_url())
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "deploy.py"), "--size", "20", "--rounds", "1"],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    for variant in ("Django's `migrate`", "`migrate` (override)", "`safemigrate`"):
+        rows = [line for line in result.stdout.splitlines() if line.startswith("| in-command |")]
+        assert any(f"| {variant} |" in row for row in rows), result.stdout
+    assert "Target: safemigrate / django" in result.stdout
+    assert "Target: migrate / django" in result.stdout
+    # Every sample of the three variants ran (one warm-up round, one measured).
+    for variant in ("django", "migrate", "safemigrate"):
+        assert result.stderr.count(f"  {variant} ") >= 2, result.stderr

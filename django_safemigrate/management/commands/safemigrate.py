@@ -20,6 +20,7 @@ from django.db.migrations.recorder import MigrationRecorder
 
 from django_safemigrate.analysis.database import server_major
 from django_safemigrate.checksum import definition_checksum, migration_checksum
+from django_safemigrate.checksum_cache import ChecksumCache
 from django_safemigrate.conf import SafemigrateSettings, get_settings
 from django_safemigrate.enums import (
     ChecksumPolicy,
@@ -725,4 +726,9 @@ def _check_applied(
     pairs = ledger.recorded()
     recorded = {key: checksum for key, (checksum, _) in pairs.items()}
     definitions = {key: definition for key, (_, definition) in pairs.items()}
-    return check_applied(loader, recorded, applied, definitions=definitions), applied, recorded
+    cache = ChecksumCache.for_project()
+    checked = check_applied(
+        loader, recorded, applied, cache.checker(recorded), definitions=definitions
+    )
+    cache.save()
+    return checked, applied, recorded
