@@ -77,36 +77,6 @@ class LedgerExecutor(djangocompat.ExecutorHooks):
         self._runner: StepRunner | None = None
         self._linear: bool | None = None
 
-    def _create_project_state(self, with_applied_migrations: bool = False) -> ProjectState:
-        """Django's state of the applied migrations, walked without its per-field scans.
-
-        Django's ``migrate`` builds this state once per run (its pre-migrate state, which
-        the plan is applied from): every applied migration's ``state_forwards`` on a
-        state that is not rendered. There Django's ``ProjectState.alter_field()`` and
-        ``rename_field()`` scan every field of the project for each ``AlterField`` and
-        ``RenameField``, which on a long history costs more than the rest of the walk.
-        The same walk on an :class:`~django_safemigrate.sql.IncrementalState` skips those
-        scans (they only choose how a rendered state re-renders) and gives the same model
-        states; they are returned in a plain ``ProjectState``, as Django's, so that what is
-        applied from it is unchanged.
-        """
-        if not with_applied_migrations:
-            # Not in the type stubs.
-            django_state: ProjectState = super()._create_project_state(  # type: ignore[misc]
-                with_applied_migrations
-            )
-            return django_state
-        from django_safemigrate.sql import IncrementalState
-
-        walked = IncrementalState(real_apps=self.loader.unmigrated_apps)
-        full_plan = self.migration_plan(self.loader.graph.leaf_nodes(), clean_start=True)
-        nodes = self.loader.graph.nodes
-        applied = {nodes[key] for key in self.loader.applied_migrations if key in nodes}
-        for migration, _ in full_plan:
-            if migration in applied:
-                migration.mutate_state(walked, preserve=False)
-        return ProjectState(models=walked.models, real_apps=walked.real_apps)
-
     def migration_plan(self, targets: Any, clean_start: bool = False) -> Any:
         """Django's plan, without what the gate held back.
 
