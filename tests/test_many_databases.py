@@ -229,7 +229,8 @@ def test_bad_input_is_one_paragraph_and_touches_nothing(databases, scenarios, ar
 
 
 def test_an_unknown_alias_among_several_is_refused_before_any_database(databases, scenarios):
-    # The alias is checked as a single --database is: by the option's own choices.
+    # The alias is checked as a single --database is, by the option's own choices (so
+    # this holds without several databases too: it guards that nothing runs first).
     env = env_for(databases, scenarios)
     result = run_command(several("default", "nope"), env, expect=2)
     assert "invalid choice: 'nope'" in result.err
@@ -238,11 +239,26 @@ def test_an_unknown_alias_among_several_is_refused_before_any_database(databases
         assert not table_exists(database, "django_migrations")
 
 
-def test_one_alias_runs_as_before(databases, scenarios):
+def test_one_alias_runs_as_before_then_has_nothing_to_do_among_several(
+    databases, scenarios, tmp_path
+):
     env = env_for(databases, scenarios)
-    result = run_command(["safemigrate", "--database", "reports"], env, expect=0)
-    assert "Database 'reports'" not in result.out
-    assert "databases:" not in result.out
+    alone = run_command(["safemigrate", "--database", "reports"], env, expect=0)
+    assert "Database 'reports'" not in alone.out
+    assert "databases:" not in alone.out
     assert DROP in applied(databases["reports"])
-    assert runs(databases["reports"]) == [("safemigrate", "reports", "applied", 0)]
     assert not table_exists(databases["default"], "django_migrations")
+
+    report = tmp_path / "report.json"
+    result = run_command(
+        [*several("reports", "default"), "--report-json", str(report)], env, expect=0
+    )
+    assert "2 databases: nothing to do 1, applied 1" in result.out
+    document = json.loads(report.read_text())
+    first = document["databases"][0]
+    assert (first["alias"], first["outcome"], first["applied"]) == ("reports", "nothing_to_do", [])
+    assert runs(databases["reports"]) == [
+        ("safemigrate", "reports", "applied", 0),
+        ("safemigrate", "reports", "nothing_to_do", 0),
+    ]
+    assert runs(databases["default"]) == [("safemigrate", "default", "applied", 0)]
