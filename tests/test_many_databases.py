@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from django_safemigrate.execution.lock import lock_key
 from tests.helpers import (
     applied,
     command_env,
+    connect,
     copy_scenario,
     fresh_database,
     query,
@@ -262,3 +264,23 @@ def test_one_alias_runs_as_before_then_has_nothing_to_do_among_several(
         ("safemigrate", "reports", "nothing_to_do", 0),
     ]
     assert runs(databases["default"]) == [("safemigrate", "default", "applied", 0)]
+
+
+def test_a_lock_held_elsewhere_outranks_a_blocked_database(databases, scenarios, tmp_path):
+    """One database's lock is held by another session: that database times out (4), the
+    others run; 4 outranks blocked (3)."""
+    env = env_for(databases, scenarios)
+    run_command(["safemigrate", APP, "0002", "--database", "archive"], env, expect=0)
+    report = tmp_path / "report.json"
+    with connect(databases["reports"]) as holder:
+        key = lock_key(databases["reports"], "public")
+        holder.execute("SELECT pg_advisory_lock(%s)", [key])
+        result = run_command(
+            [*several(*ALIASES), "--lock-wait", "0", "--report-json", str(report)], env, expect=4
+        )
+    assert "lock timeout 1 (reports: " in result.err
+    assert "blocked 1 (archive: " in result.err
+    assert DROP in applied(databases["default"])
+    assert not table_exists(databases["reports"], "django_migrations")
+    outcomes = [(d["outcome"], d["exit_code"]) for d in json.loads(report.read_text())["databases"]]
+    assert outcomes == [("applied", 0), ("lock_timeout", 4), ("blocked", 3)]
