@@ -267,6 +267,9 @@ class Command(migrate.Command):
         from django.apps import apps
         from django.db import router
 
+        for option, advice in _REFUSED_OPTIONS.items():
+            if options.get(option):
+                raise UsageError(f"safemigrate does not take {advice}. Nothing was applied.")
         if options.get("status") or options.get("lock_database"):
             flag = "--status" if options.get("status") else "--lock-database"
             raise UsageError(
