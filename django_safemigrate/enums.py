@@ -36,6 +36,31 @@ class RunOutcome(enum.StrEnum):
     INTERRUPTED = "interrupted"
 
 
+class DatabaseOutcome(enum.StrEnum):
+    """How one database of a several-database ``safemigrate`` ended (``--report-json``).
+
+    The values a ledger run can end with keep their :class:`RunOutcome` names; the others
+    are for databases whose run never reached a ledger, or never started.
+    """
+
+    APPLIED = RunOutcome.APPLIED.value
+    UNAPPLIED = RunOutcome.UNAPPLIED.value
+    NOTHING_TO_DO = RunOutcome.NOTHING_TO_DO.value
+    #: ``--plan``: the plan was shown, nothing changed.
+    PLANNED = RunOutcome.PLANNED.value
+    FAILED = RunOutcome.FAILED.value
+    BLOCKED = RunOutcome.BLOCKED.value
+    LOCK_TIMEOUT = RunOutcome.LOCK_TIMEOUT.value
+    #: The lock was lost during the run.
+    INTERRUPTED = RunOutcome.INTERRUPTED.value
+    #: The database could not be reached (or refused the credentials): exit 2.
+    UNREACHABLE = "unreachable"
+    #: Any other usage or configuration error for this database: exit 2.
+    USAGE_ERROR = "usage_error"
+    #: Not run: an earlier database did not succeed and ``--fail-fast`` was given.
+    NOT_RUN = "not_run"
+
+
 class MigrationOutcome(enum.StrEnum):
     """What happened to one migration in one run."""
 

@@ -5,6 +5,8 @@ paths, importable through ``PYTHONPATH``) are installed after this app;
 ``SAFEMIGRATE_JSON`` (JSON) or ``SAFEMIGRATE_STRING`` become ``SAFEMIGRATE``;
 ``DATABASE_SEARCH_PATH`` sets the connection's ``search_path`` (a tenant schema);
 ``DIRECT_DATABASE_URL`` adds a ``direct`` alias (a connection that bypasses a pooler);
+``EXTRA_DATABASE_URLS`` (JSON ``{alias: url}``) adds more aliases, in that order;
+``NO_MIGRATE_ALIASES`` (comma-separated) names aliases whose router allows no migrations;
 ``SCENARIO_EVENTS_FILE`` receives the structured events as JSON lines.
 """
 
@@ -33,6 +35,19 @@ if os.environ.get("DATABASE_SEARCH_PATH"):
 if os.environ.get("DIRECT_DATABASE_URL"):
     # A second alias to the same database, bypassing a pooler (for --lock-database).
     DATABASES["direct"] = dj_database_url.parse(os.environ["DIRECT_DATABASE_URL"])
+for alias, url in json.loads(os.environ.get("EXTRA_DATABASE_URLS") or "{}").items():
+    DATABASES[alias] = dj_database_url.parse(url)
+if os.environ.get("NO_MIGRATE_ALIASES"):
+    DATABASE_ROUTERS = ["tests.scenario_settings.NoMigrations"]
+
+
+class NoMigrations:
+    """A router that allows no migrations on the aliases in ``NO_MIGRATE_ALIASES``."""
+
+    def allow_migrate(self, db: str, app_label: str, **hints: object) -> bool | None:
+        return False if db in os.environ.get("NO_MIGRATE_ALIASES", "").split(",") else None
+
+
 INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.auth",

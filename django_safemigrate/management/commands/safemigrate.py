@@ -8,8 +8,12 @@ Every outcome has its documented exit code (README, "Exit codes").
 
 from __future__ import annotations
 
+import argparse
+import json
 import time
-from typing import Any
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO, cast
 
 from django.core.management.base import CommandError, CommandParser
 from django.core.management.commands import migrate as django_migrate
@@ -24,6 +28,7 @@ from django_safemigrate.checksum_cache import ChecksumCache
 from django_safemigrate.conf import SafemigrateSettings, get_settings
 from django_safemigrate.enums import (
     ChecksumPolicy,
+    DatabaseOutcome,
     Direction,
     DriftPolicy,
     ExitCode,
@@ -33,8 +38,10 @@ from django_safemigrate.enums import (
     Verdict,
 )
 from django_safemigrate.exceptions import Blocked, MigrationFailed, SafemigrateError, UsageError
+from django_safemigrate.execution import fleet
 from django_safemigrate.execution.backfill import Progress, set_progress_reporter
 from django_safemigrate.execution.executor import LedgerExecutor, ledgered_executor
+from django_safemigrate.execution.fleet import DatabaseResult
 from django_safemigrate.execution.ledger import APP_LABEL, Ledger, PendingRecord
 from django_safemigrate.execution.run import connect, postgres_connection
 from django_safemigrate.execution.runner import StepRunner, migration_override
@@ -60,18 +67,78 @@ _REFUSED_OPTIONS = {
 }
 
 
+class _Databases(argparse.Action):
+    """``--database``: Django's single alias (the last one given, as before), and every
+    alias given, in order, for a run over several databases."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        setattr(namespace, self.dest, values)
+        given = list(getattr(namespace, "databases", None) or ())
+        namespace.databases = [*given, values]
+
+
+class _SeveralDatabases:
+    """The parser, as ``migrate`` adds its options to it, with ``--database`` repeatable
+    (its default, choices and the rest of Django's definition kept)."""
+
+    def __init__(self, parser: CommandParser) -> None:
+        self.parser = parser
+
+    def add_argument(self, *names: str, **kwargs: Any) -> argparse.Action:
+        if "--database" in names:
+            kwargs["action"] = _Databases
+            kwargs["help"] = (
+                f"{kwargs.get('help', '')} Give it several times to migrate several "
+                "databases, one after the other."
+            ).strip()
+        return self.parser.add_argument(*names, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.parser, name)
+
+
 class Command(migrate.Command):
     help = (
         "Apply migrations for a deploy: one runner at a time under a database-wide lock, "
         "every run recorded, edited applied migrations refused. Exit codes: 0 done or nothing "
         "to do, 1 a migration failed, 2 bad usage or configuration, 3 blocked, "
-        "4 lock not taken in time or lost during the run."
+        "4 lock not taken in time or lost during the run. Over several databases (--database "
+        "given more than once, or --all-databases) each is governed on its own and the run "
+        "exits 0 when all succeeded, otherwise with the most severe of their codes in the "
+        "order 1, 4, 2, 3."
     )
     command_name = "safemigrate"
     usage_exit_code = ExitCode.USAGE
 
     def add_arguments(self, parser: CommandParser) -> None:
-        super().add_arguments(parser)
+        # Django's --database takes one alias; this one may be given several times. A
+        # run given one alias goes on exactly as before (options["database"]).
+        super().add_arguments(cast(CommandParser, _SeveralDatabases(parser)))
+        parser.add_argument(
+            "--all-databases",
+            action="store_true",
+            help="Migrate every database in DATABASES whose router allows migrations, one "
+            "after the other (not with --database).",
+        )
+        parser.add_argument(
+            "--fail-fast",
+            action="store_true",
+            help="Over several databases: stop at the first one that does not succeed "
+            "(default: go on with the others).",
+        )
+        parser.add_argument(
+            "--report-json",
+            metavar="PATH",
+            default=None,
+            help="Write how each database ended (alias, outcome, exit code, migrations "
+            "applied, error) to PATH as JSON.",
+        )
         parser.add_argument(
             "--phase",
             choices=[p.value for p in RequestedPhase],
@@ -115,6 +182,9 @@ class Command(migrate.Command):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if _several(options):
+            self.handle_several(*args, **options)
+            return
         self.verbosity = options["verbosity"]
         try:
             for option, advice in _REFUSED_OPTIONS.items():
@@ -153,6 +223,160 @@ class Command(migrate.Command):
             if exc.returncode == 1:
                 exc.returncode = ExitCode.USAGE
             raise
+
+    def handle_several(self, *args: Any, **options: Any) -> None:
+        """Several databases, one after the other, each governed as a run given only it.
+
+        A database that does not succeed does not stop the others (unless ``--fail-fast``);
+        the run exits with the most severe of their exit codes (:data:`fleet.SEVERITY`).
+        """
+        self.verbosity = options["verbosity"]
+        try:
+            aliases = self.several_aliases(options)
+            report_path = self.report_path(options.get("report_json"))
+        except SafemigrateError as exc:
+            raise CommandError(str(exc), returncode=exc.exit_code) from exc
+        results: list[fleet.DatabaseResult] = []
+        stopped = False
+        for index, alias in enumerate(aliases, 1):
+            if stopped:
+                results.append(fleet.DatabaseResult(alias, DatabaseOutcome.NOT_RUN))
+                continue
+            if self.verbosity >= 1:
+                self.stdout.write(
+                    self.style.MIGRATE_HEADING(f"Database '{alias}' ({index}/{len(aliases)}):")
+                )
+            result = self.run_one(alias, args, options)
+            results.append(result)
+            if result.exit_code:
+                self.stderr.write(
+                    f"Database '{alias}' {result.outcome.value.replace('_', ' ')} "
+                    f"(exit {result.exit_code}): {result.error}"
+                )
+                stopped = bool(options.get("fail_fast"))
+        if report_path is not None:
+            report_path.write_text(json.dumps(fleet.report(results), indent=2) + "\n")
+        code = fleet.overall_exit_code(results)
+        line = fleet.summary(results)
+        if code != ExitCode.OK:
+            raise CommandError(line, returncode=code)
+        if self.verbosity >= 1:
+            self.stdout.write(line)
+
+    def several_aliases(self, options: dict[str, Any]) -> list[str]:
+        """The databases to run, in order; the left-out ones said at verbosity 1."""
+        from django.apps import apps
+        from django.db import router
+
+        for option, advice in _REFUSED_OPTIONS.items():
+            if options.get(option):
+                raise UsageError(f"safemigrate does not take {advice}. Nothing was applied.")
+        if options.get("status") or options.get("lock_database"):
+            flag = "--status" if options.get("status") else "--lock-database"
+            raise UsageError(
+                f"{flag} goes with one database: run it once per --database. Nothing was "
+                "read or changed."
+            )
+        aliases = fleet.choose_aliases(
+            options.get("databases"), bool(options.get("all_databases")), tuple(connections)
+        )
+        if not options.get("all_databases"):
+            return aliases
+        for alias in connections:
+            if connections[alias].vendor != "postgresql":
+                why = f"not a PostgreSQL database ({connections[alias].vendor})"
+            elif not any(
+                router.allow_migrate(alias, config.label)
+                or any(
+                    router.allow_migrate_model(alias, model)
+                    for model in config.get_models(include_auto_created=True)
+                )
+                for config in apps.get_app_configs()
+            ):
+                why = "its router allows no migrations on it"
+            else:
+                aliases.append(alias)
+                continue
+            if self.verbosity >= 1:
+                self.stdout.write(f"Left out database '{alias}': {why}.")
+        if not aliases:
+            raise UsageError(
+                "--all-databases found no database to migrate: no PostgreSQL database in "
+                "DATABASES has a router that allows migrations. Nothing was read or changed."
+            )
+        return aliases
+
+    def report_path(self, given: str | None) -> Path | None:
+        """``--report-json``'s file, checked before any database is touched."""
+        if given is None:
+            return None
+        path = Path(given)
+        if path.is_dir() or not path.parent.is_dir():
+            problem = "is a directory" if path.is_dir() else "its directory does not exist"
+            raise UsageError(
+                f"--report-json {given}: {problem}; give the path of a file in an existing "
+                "directory. Nothing was read or changed."
+            )
+        return path
+
+    def run_one(self, alias: str, args: Sequence[Any], options: dict[str, Any]) -> DatabaseResult:
+        """One database's run, by a command of its own given only that alias."""
+        command = type(self)(
+            # The streams themselves: each command styles its own output.
+            stdout=cast(TextIO, self.stdout._out),
+            stderr=cast(TextIO, self.stderr._out),
+            no_color=bool(options.get("no_color")),
+            force_color=bool(options.get("force_color")),
+        )
+        command._called_from_command_line = self._called_from_command_line
+        applied: list[str] = []
+        unapplied: list[str] = []
+        progress = command.migration_progress_callback
+
+        def track(action: str, migration: Any = None, fake: bool = False) -> None:
+            progress(action, migration, fake)
+            if action == "apply_success":
+                applied.append(f"{migration.app_label}.{migration.name}")
+            elif action == "unapply_success":
+                unapplied.append(f"{migration.app_label}.{migration.name}")
+
+        command.migration_progress_callback = track  # type: ignore[method-assign]
+        one = {
+            **{k: v for k, v in options.items() if k != "databases"},
+            "database": alias,
+            "all_databases": False,
+            "report_json": None,
+        }
+        try:
+            command.handle(*args, **one)
+        except CommandError as exc:
+            cause = exc.__cause__
+            return fleet.DatabaseResult(
+                alias,
+                fleet.outcome_of(cause, exc.returncode),
+                exc.returncode,
+                applied,
+                unapplied,
+                str(exc),
+            )
+        except Exception as exc:  # one database's crash does not stop the others
+            return fleet.DatabaseResult(
+                alias,
+                DatabaseOutcome.FAILED,
+                ExitCode.FAILED,
+                applied,
+                unapplied,
+                f"{type(exc).__name__}: {exc}",
+            )
+        finally:
+            connections[alias].close()
+        return fleet.DatabaseResult(
+            alias,
+            fleet.succeeded_outcome(applied, unapplied, bool(options.get("plan"))),
+            ExitCode.OK,
+            applied,
+            unapplied,
+        )
 
     def show_status(self, options: dict[str, Any]) -> None:
         """``--status``: the lock's holder, the step running now, the last runs; read-only."""
@@ -706,6 +930,15 @@ class Command(migrate.Command):
             self.stdout.write(
                 "  The ledger tables do not exist yet; this run is recorded once they do."
             )
+
+
+def _several(options: dict[str, Any]) -> bool:
+    """Whether this run goes over several databases (one alias runs as it always has)."""
+    return bool(
+        len(options.get("databases") or ()) > 1
+        or options.get("all_databases")
+        or options.get("report_json")
+    )
 
 
 def _edited_message(checked: AppliedCheck) -> str:
