@@ -546,8 +546,8 @@ def section_text(results: Results, pg_version: str, command: str, revision: str)
     ]
     if len(sizes) > 1:
         lines += [
-            f"Growth (t at {sizes[-1]} migrations over t at {sizes[0]}, medians; 2 is linear, "
-            "4 quadratic):",
+            "Growth from each size to the next (medians; when the size doubles, 2 is linear "
+            "and 4 quadratic):",
             "",
             *growth_lines(results),
             "",
