@@ -6,6 +6,7 @@ from fa_people.fingerprint import record
 def after_renames(apps, schema_editor):
     record(apps, "fa_shop.0003_renames")
     Product = apps.get_model("fa_shop", "Product")
+    CheapProduct = apps.get_model("fa_shop", "CheapProduct")
     Order = apps.get_model("fa_shop", "Order")
     Review = apps.get_model("fa_shop", "Review")
     review = Review.objects.select_related("product__venue", "author").get()
@@ -15,6 +16,8 @@ def after_renames(apps, schema_editor):
     assert order.customer.nickname == "bob"
     assert order.orderline_set.filter(product__code="P-2").get().quantity == 5
     assert Product.objects.get(code="G-1").gadget.battery
+    # A proxy of a model whose field was renamed: the proxy follows its concrete model.
+    assert CheapProduct.objects.select_related("owner").get(code="P-2").owner.nickname == "ann"
     Product.objects.filter(code="P-2").update(name="Stool")
 
 
