@@ -315,6 +315,12 @@ class IncrementalState(djangocompat.ProjectStateHooks):
                 reload.add(referrer)
                 if _primary_key_is_relation(self.models.get(referrer)):
                     pending.append(referrer)
+        # A referrer re-rendered takes its proxies and children along, as the changed model
+        # does: they are subclasses of its class.
+        for referrer in list(reload):
+            if referrer != key:
+                with contextlib.suppress(LookupError):
+                    reload |= _subclass_keys(self.apps.get_model(*referrer))
         return reload
 
     def settle(self) -> None:
@@ -343,6 +349,10 @@ class IncrementalState(djangocompat.ProjectStateHooks):
             rerender: set[Key] = set()
             touched: set[ModelClass] = set()
             for model in list(apps.get_models(include_auto_created=True)):
+                if any(_current_class(apps, base) is not base for base in _model_bases(model)):
+                    # A proxy or child of a replaced class: only a new class can fix that.
+                    rerender.add((model._meta.app_label, str(model._meta.model_name)))
+                    continue
                 for field in _relation_fields(model):
                     rel = field.remote_field
                     target = _current_class(apps, rel.model)
@@ -447,12 +457,19 @@ class IncrementalState(djangocompat.ProjectStateHooks):
         model_key = (app_label, model_name)
         fields = self.models[model_key].fields
         if djangocompat.relation_index_built(self):
+            order = list(fields)
             old_field = fields.pop(name)
             if old_field.is_relation:
                 self.resolve_model_field_relations(model_key, name, old_field)
             fields[name] = field
             if field.is_relation:
                 self.resolve_model_field_relations(model_key, name, field)
+            if order[-1] != name:
+                # The field keeps its place, as in the state of Django's executor, which
+                # has no relation index (the rendered class's field order follows it).
+                moved = {key: fields[key] for key in order}
+                fields.clear()
+                fields.update(moved)
         else:
             fields[name] = field
         self.reload_model(*model_key, delay=True)
@@ -737,6 +754,16 @@ def _relation_fields(model: ModelClass) -> Iterator[Any]:
         rel = getattr(field, "remote_field", None)
         if rel is not None and not isinstance(rel.model, str):
             yield field
+
+
+def _model_bases(model: ModelClass) -> list[ModelClass]:
+    """The model classes ``model`` is a direct subclass of (a proxy's or a child's parent)."""
+    return [
+        base
+        for base in model.__bases__
+        if isinstance(base, type) and issubclass(base, models.Model)
+        and base is not models.Model and not base._meta.abstract
+    ]  # fmt: skip
 
 
 def _current_class(apps: StateApps, model: Any) -> Any:

@@ -87,10 +87,22 @@ def scenario_env(where: Path, apps: str) -> dict[str, str]:
     return env
 
 
-def test_code_gets_djangos_registry_on_the_scenario_histories(tmp_path: Path) -> None:
-    for name in ("sw_people", "sw_shop", "la_orders"):
+@pytest.mark.parametrize(
+    ("apps", "user_model"),
+    [
+        (("sw_people", "sw_shop", "la_orders"), None),
+        # A swapped user model, renamed models and fields, a proxy of a model pointing at one.
+        (("fa_people", "fa_shop"), "fa_people.Person"),
+    ],
+)
+def test_code_gets_djangos_registry_on_the_scenario_histories(
+    tmp_path: Path, apps: tuple[str, ...], user_model: str | None
+) -> None:
+    for name in apps:
         copy_scenario(name, tmp_path)
-    env = scenario_env(tmp_path, "sw_people,sw_shop,la_orders")
+    env = scenario_env(tmp_path, ",".join(apps))
+    if user_model:
+        env["SCENARIO_AUTH_USER_MODEL"] = user_model
     settled = registry_walk("settled", env, ROOT)
     assert settled["compared"] >= 20
     assert settled["difference_count"] == 0, settled["differences"]
