@@ -45,7 +45,6 @@ import platform
 import random
 import secrets
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -71,16 +70,24 @@ from _common import (
     update_benchmarks,
     with_database,
 )
+from _sidebyside import (
+    TARGET_RATIO,
+    VARIANTS,
+    BenchmarkError,
+    Sample,
+    SideBySide,
+    ratio_table,
+    summary_table,
+    verdict,
+)
 from generate_project import add_migrations, generate_project
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS_MD = REPO_ROOT / "BENCHMARKS.md"
 SECTION_TITLE = "Deploy onto a long history"
-TARGET_RATIO = 1.10
 NEW = 3
 MARKER = "@@deploy-bench "
 STATE_FILE = ".deploy-bench.json"
-VARIANTS = ("django", "migrate", "safemigrate")
 REVIEWER = "deploy-bench"
 
 #: What each child process runs: ``python -c CHILD_SCRIPT VARIANT``, in the project.
@@ -121,30 +128,6 @@ user.user_permissions.add(
     )
 )
 """
-
-
-class BenchmarkError(RuntimeError):
-    """A step failed or gave a result that cannot be trusted; the benchmark stops."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Sample:
-    round: int  # 0-based, warm-up rounds included
-    variant: str
-    wall: float
-    command: float
-    cpu: float
-
-
-@dataclasses.dataclass(frozen=True)
-class Stats:
-    median: float
-    minimum: float
-    maximum: float
-
-    @classmethod
-    def of(cls, values: Sequence[float]) -> Stats:
-        return cls(statistics.median(values), min(values), max(values))
 
 
 # --------------------------------------------------------------------------------------------
@@ -340,30 +323,9 @@ def run_sample(
 
 
 @dataclasses.dataclass(frozen=True)
-class Results:
-    samples: list[Sample]
-    rounds: int
-    warmup: int
-    seed: int
+class Results(SideBySide):
     size: int
-    load_before: tuple[float, float, float]
-    load_after: tuple[float, float, float]
     cache: str = "warm"
-
-    def stats(self, variant: str, field: str) -> Stats:
-        return Stats.of([getattr(s, field) for s in self.samples if s.variant == variant])
-
-    def ratio(self, variant: str, field: str) -> float:
-        return self.stats(variant, field).median / self.stats("django", field).median
-
-    def min_ratio(self, variant: str, field: str) -> float:
-        return self.stats(variant, field).minimum / self.stats("django", field).minimum
-
-    def paired_ratio(self, variant: str, field: str) -> float:
-        by_round: dict[int, dict[str, float]] = {}
-        for s in self.samples:
-            by_round.setdefault(s.round, {})[s.variant] = getattr(s, field)
-        return statistics.median(r[variant] / r["django"] for r in by_round.values())
 
 
 def run_benchmark(
@@ -387,49 +349,16 @@ def run_benchmark(
             )
             if round_no >= warmup:
                 samples.append(sample)
-    return Results(samples, rounds, warmup, seed, setup.size, load_before, os.getloadavg(), cache)
-
-
-MEASUREMENTS = {"wall": "wall-clock", "command": "in-command", "cpu": "in-command CPU"}
-SHORT_NAMES = {
-    "django": "Django's `migrate`",
-    "migrate": "`migrate` (override)",
-    "safemigrate": "`safemigrate`",
-}
-
-
-def summary_table(results: Results) -> list[str]:
-    lines = ["| measurement | variant | median | min | max |", "|---|---|--:|--:|--:|"]
-    for field, measurement in MEASUREMENTS.items():
-        for variant in VARIANTS:
-            st = results.stats(variant, field)
-            lines.append(
-                f"| {measurement} | {SHORT_NAMES[variant]} | {st.median:.3f} s | "
-                f"{st.minimum:.3f} s | {st.maximum:.3f} s |"
-            )
-    return lines
-
-
-def ratio_table(results: Results) -> list[str]:
-    lines = [
-        "| ratio to Django's `migrate` | " + " | ".join(MEASUREMENTS.values()) + " |",
-        "|---|" + "--:|" * len(MEASUREMENTS),
-    ]
-    kinds = (
-        ("ratio of medians", results.ratio),
-        ("median of per-round ratios", results.paired_ratio),
-        ("ratio of minimums", results.min_ratio),
+    return Results(
+        samples=samples,
+        rounds=rounds,
+        warmup=warmup,
+        seed=seed,
+        load_before=load_before,
+        load_after=os.getloadavg(),
+        size=setup.size,
+        cache=cache,
     )
-    for variant in ("safemigrate", "migrate"):
-        for kind, ratio in kinds:
-            cells = " | ".join(f"{ratio(variant, field):.3f}" for field in MEASUREMENTS)
-            lines.append(f"| {SHORT_NAMES[variant]}, {kind} | {cells} |")
-    return lines
-
-
-def verdict(results: Results, variant: str, field: str) -> str:
-    ratio = results.ratio(variant, field)
-    return f"{ratio:.3f}: {'met' if ratio <= TARGET_RATIO else 'not met'}"
 
 
 def print_summary(results: Results) -> None:

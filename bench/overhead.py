@@ -50,7 +50,6 @@ import os
 import platform
 import random
 import secrets
-import statistics
 import subprocess
 import sys
 import time
@@ -76,18 +75,26 @@ from _common import (
     update_benchmarks,
     with_database,
 )
+from _sidebyside import (
+    TARGET_RATIO,
+    VARIANTS,
+    BenchmarkError,
+    Sample,
+    SideBySide,
+    ratio_table,
+    summary_table,
+    verdict,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS_MD = REPO_ROOT / "BENCHMARKS.md"
 SHOP_MIGRATIONS = REPO_ROOT / "example_site" / "shop" / "migrations"
 SETTINGS_MODULE = "example_site.settings"
 SECTION_TITLE = "safemigrate overhead"
-TARGET_RATIO = 1.10
 MARKER = "@@safemigrate-bench "
 #: Where a change would change what is measured: not in the benchmark's own files.
 MEASURED_PATHS = (".", ":(exclude)bench", ":(exclude)BENCHMARKS.md")
 
-VARIANTS = ("django", "migrate", "safemigrate")
 
 #: What each child process runs: ``python -c CHILD_SCRIPT VARIANT ENTRY``.
 CHILD_SCRIPT = """\
@@ -114,31 +121,6 @@ else:
 elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
 sys.stderr.write("\\n@@safemigrate-bench %r %r\\n" % (elapsed, cpu))
 """
-
-
-class BenchmarkError(RuntimeError):
-    """A sample failed or gave a result that cannot be trusted; the benchmark stops."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Sample:
-    round: int  # 0-based, warm-up rounds included
-    variant: str
-    wall: float
-    command: float
-    cpu: float  # CPU time of the child's own process during the command
-    applied: int  # rows in django_migrations afterwards
-
-
-@dataclasses.dataclass(frozen=True)
-class Stats:
-    median: float
-    minimum: float
-    maximum: float
-
-    @classmethod
-    def of(cls, values: Sequence[float]) -> Stats:
-        return cls(statistics.median(values), min(values), max(values))
 
 
 # --------------------------------------------------------------------------------------------
@@ -218,33 +200,8 @@ def run_sample(
 
 
 @dataclasses.dataclass(frozen=True)
-class Results:
-    samples: list[Sample]  # measured rounds only
-    rounds: int
-    warmup: int
-    seed: int
+class Results(SideBySide):
     entry: str
-    load_before: tuple[float, float, float]
-    load_after: tuple[float, float, float]
-
-    def values(self, variant: str, field: str) -> list[float]:
-        return [getattr(s, field) for s in self.samples if s.variant == variant]
-
-    def stats(self, variant: str, field: str) -> Stats:
-        return Stats.of(self.values(variant, field))
-
-    def ratio(self, variant: str, field: str) -> float:
-        return self.stats(variant, field).median / self.stats("django", field).median
-
-    def min_ratio(self, variant: str, field: str) -> float:
-        return self.stats(variant, field).minimum / self.stats("django", field).minimum
-
-    def paired_ratio(self, variant: str, field: str) -> float:
-        """Median over rounds of (variant / django) within the same round."""
-        by_round: dict[int, dict[str, float]] = {}
-        for s in self.samples:
-            by_round.setdefault(s.round, {})[s.variant] = getattr(s, field)
-        return statistics.median(r[variant] / r["django"] for r in by_round.values())
 
 
 #: This project's packages, compiled to bytecode before the samples (see the module's doc).
@@ -298,56 +255,6 @@ def run_benchmark(maintenance_url: str, rounds: int, warmup: int, seed: int, ent
     )
 
 
-MEASUREMENTS = {
-    "wall": "wall-clock",
-    "command": "in-command",
-    "cpu": "in-command CPU",
-}
-SHORT_NAMES = {
-    "django": "Django's `migrate`",
-    "migrate": "`migrate` (override)",
-    "safemigrate": "`safemigrate`",
-}
-
-
-def summary_table(results: Results) -> list[str]:
-    lines = [
-        "| measurement | variant | median | min | max |",
-        "|---|---|--:|--:|--:|",
-    ]
-    for field, measurement in MEASUREMENTS.items():
-        for variant in VARIANTS:
-            st = results.stats(variant, field)
-            lines.append(
-                f"| {measurement} | {SHORT_NAMES[variant]} | {st.median:.3f} s | "
-                f"{st.minimum:.3f} s | {st.maximum:.3f} s |"
-            )
-    return lines
-
-
-def ratio_table(results: Results) -> list[str]:
-    lines = [
-        "| ratio to Django's `migrate` | " + " | ".join(MEASUREMENTS.values()) + " |",
-        "|---|" + "--:|" * len(MEASUREMENTS),
-    ]
-    kinds = (
-        ("ratio of medians", results.ratio),
-        ("median of per-round ratios", results.paired_ratio),
-        ("ratio of minimums", results.min_ratio),
-    )
-    for variant in ("safemigrate", "migrate"):
-        for kind, ratio in kinds:
-            cells = " | ".join(f"{ratio(variant, field):.3f}" for field in MEASUREMENTS)
-            lines.append(f"| {SHORT_NAMES[variant]}, {kind} | {cells} |")
-    return lines
-
-
-def verdict(results: Results, field: str) -> str:
-    ratio = results.ratio("safemigrate", field)
-    met = "met" if ratio <= TARGET_RATIO else "not met"
-    return f"{ratio:.3f}: {met}"
-
-
 def print_summary(results: Results) -> None:
     print()
     print(
@@ -360,7 +267,8 @@ def print_summary(results: Results) -> None:
     print()
     print(
         f"Target: safemigrate / django at most {TARGET_RATIO:.2f} (ratio of medians). "
-        f"Wall-clock {verdict(results, 'wall')}; in-command {verdict(results, 'command')}."
+        f"Wall-clock {verdict(results, 'safemigrate', 'wall')}; "
+        f"in-command {verdict(results, 'safemigrate', 'command')}."
     )
 
 
@@ -438,8 +346,8 @@ def section_text(results: Results, pg_version: str, command: str, revision: str)
         f"Target: `safemigrate` at most {TARGET_RATIO:.2f} times Django's core `migrate` "
         "(ratio of medians).",
         "",
-        f"- Wall-clock: {verdict(results, 'wall')}.",
-        f"- In-command: {verdict(results, 'command')}.",
+        f"- Wall-clock: {verdict(results, 'safemigrate', 'wall')}.",
+        f"- In-command: {verdict(results, 'safemigrate', 'command')}.",
         "",
         f"In this run the slowest round of Django's own `migrate` took {spread:.0%} longer "
         "in-command than its fastest, so the verdict of a single run on this machine is only "
