@@ -23,6 +23,9 @@ import pytest
 
 from tests.helpers import applied, command_env, copy_scenario, fresh_database, run_command
 
+# File hashing, the same on every Django version: CI runs it in its first pass.
+pytestmark = pytest.mark.once
+
 
 @pytest.fixture
 def database():

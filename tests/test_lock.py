@@ -27,6 +27,9 @@ from tests.helpers import (
     wait_for,
 )
 
+# Lock and crash mechanics, the same on every Django version: CI runs them in its first pass.
+pytestmark = pytest.mark.once
+
 
 @pytest.fixture
 def database():

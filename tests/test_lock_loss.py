@@ -35,6 +35,9 @@ from tests.helpers import (
     wait_for,
 )
 
+# Lock and crash mechanics, the same on every Django version: CI runs them in its first pass.
+pytestmark = pytest.mark.once
+
 ALL = [
     ("lockloss", "0001_initial"),
     ("lockloss", "0002_outside_transaction"),

@@ -45,7 +45,11 @@ from tests.helpers import (
 PGBOUNCER = shutil.which("pgbouncer") or (
     "/usr/sbin/pgbouncer" if os.path.exists("/usr/sbin/pgbouncer") else None
 )
-pytestmark = pytest.mark.skipif(PGBOUNCER is None, reason="the pgbouncer binary is not installed")
+pytestmark = [
+    pytest.mark.skipif(PGBOUNCER is None, reason="the pgbouncer binary is not installed"),
+    # A pooler in front of the lock, the same on every Django version: CI's first pass only.
+    pytest.mark.once,
+]
 
 
 def free_port() -> int:
