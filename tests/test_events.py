@@ -29,6 +29,10 @@ from tests.helpers import (
     wait_for,
 )
 
+# Structured events of real runs: the same on every Django version,
+# so CI runs them in its first pass only.
+pytestmark = pytest.mark.once
+
 
 @pytest.fixture
 def database() -> Iterator[str]:

@@ -26,6 +26,10 @@ from tests.helpers import (
     url_for,
 )
 
+# Runs over several databases, one after the other: the same on every Django version,
+# so CI runs them in its first pass only.
+pytestmark = pytest.mark.once
+
 APP = "fleet_shop"
 ALIASES = ("default", "reports", "archive")
 DROP = (APP, "0003_remove_product_legacy_code")

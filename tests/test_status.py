@@ -21,6 +21,10 @@ from tests.helpers import (
     wait_for,
 )
 
+# What --status reads from the ledger: the same on every Django version,
+# so CI runs them in its first pass only.
+pytestmark = pytest.mark.once
+
 APP = "firstdeploy"
 
 
