@@ -18,6 +18,10 @@ from django_safemigrate.apps import SafeMigrateConfig, SafemigrateConfig
 from django_safemigrate.checks import check_older_package
 from tests.helpers import ROOT, command_env, copy_scenario, fresh_database, query, run_command
 
+# The older package's settings and commands: the same on every Django version,
+# so CI runs them in its first pass only.
+pytestmark = pytest.mark.once
+
 OLDER_SPELLING = "django_safemigrate.apps.SafeMigrateConfig"
 
 

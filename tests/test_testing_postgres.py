@@ -25,6 +25,10 @@ import pytest
 from django_safemigrate.testing import postgres as pg
 from django_safemigrate.testing.postgres import container, runtime
 
+# The test server providers: the same on every Django version,
+# so CI runs them in its first pass only.
+pytestmark = pytest.mark.once
+
 ROOT = Path(__file__).resolve().parent.parent
 IS_ROOT = os.geteuid() == 0
 
