@@ -336,7 +336,7 @@ class IncrementalState(djangocompat.ProjectStateHooks):
         classes, the way Django resolves a relation to a model rendered after it
         (:func:`djangocompat.repoint_relation`): a pass over the relation fields, where
         re-rendering them would re-render every model pointing at them in turn. A model
-        whose parent class was replaced (multi-table inheritance) cannot be repointed; it is
+        whose parent class was replaced (a proxy or a multi-table child) cannot be repointed; it is
         re-rendered, with what points at it (Django's delayed re-renders settle the same
         way, so ``clear_delayed_apps_cache()`` has nothing left to do).
         """

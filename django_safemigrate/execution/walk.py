@@ -62,8 +62,9 @@ def incremental(state: ProjectState) -> IncrementalState:
     walked = IncrementalState(models=state.models, real_apps=state.real_apps)
     apps = state.__dict__.get("apps")
     if isinstance(apps, IncrementalApps) and not state.is_delayed:
-        # A clone of a walked state (Django's migrate command clones the state it built):
-        # same registry, and consistent (it was settled before it was cloned).
+        # A clone of a walked state (Django's migrate command clones the state it built and
+        # rendered whole before the run): the same registry, consistent as long as nothing
+        # was re-rendered in it without being settled since.
         walked.apps = apps
     djangocompat.copy_relation_index(state, walked)
     return walked
