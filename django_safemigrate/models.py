@@ -27,6 +27,15 @@ class Run(models.Model):
     command = models.CharField(max_length=40)
     argv = models.TextField(help_text=_("The command line as it was given."))
     database = models.CharField(max_length=100)
+    #: The schema the run migrated (``current_schema()`` of its connection): one tenant of
+    #: a schema-per-tenant database. Step records, checksums, interrupted runs and first
+    #: deploys are read per schema. The database default fills it for a runner of an older
+    #: release inserting runs during a rolling upgrade, and for the rows before it existed.
+    schema = models.CharField(
+        max_length=63,
+        db_default=models.Func(function="current_schema", output_field=models.CharField()),
+        help_text=_("The schema it migrated."),
+    )
     host = models.CharField(max_length=255)
     pid = models.PositiveIntegerField()
     user = models.CharField(max_length=150, help_text=_("Operating-system user."))

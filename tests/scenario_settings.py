@@ -8,7 +8,10 @@ paths, importable through ``PYTHONPATH``) are installed after this app;
 ``EXTRA_DATABASE_URLS`` (JSON ``{alias: url}``) adds more aliases, in that order;
 ``NO_MIGRATE_ALIASES`` (comma-separated) names aliases whose router allows no migrations;
 ``SCENARIO_EVENTS_FILE`` receives the structured events as JSON lines;
-``SCENARIO_AUTH_USER_MODEL`` swaps the user model (``AUTH_USER_MODEL``).
+``SCENARIO_AUTH_USER_MODEL`` swaps the user model (``AUTH_USER_MODEL``);
+``SHARED_APPS`` (comma-separated app labels) are migrated only in the ``public`` schema,
+as a schema-per-tenant router does: with ``DATABASE_SEARCH_PATH=tenant,public`` their
+tables are the shared ones in ``public``.
 """
 
 from __future__ import annotations
@@ -38,8 +41,10 @@ if os.environ.get("DIRECT_DATABASE_URL"):
     DATABASES["direct"] = dj_database_url.parse(os.environ["DIRECT_DATABASE_URL"])
 for alias, url in json.loads(os.environ.get("EXTRA_DATABASE_URLS") or "{}").items():
     DATABASES[alias] = dj_database_url.parse(url)
-if os.environ.get("NO_MIGRATE_ALIASES"):
-    DATABASE_ROUTERS = ["tests.scenario_settings.NoMigrations"]
+DATABASE_ROUTERS = [
+    *(["tests.scenario_settings.NoMigrations"] if os.environ.get("NO_MIGRATE_ALIASES") else []),
+    *(["tests.scenario_settings.SharedApps"] if os.environ.get("SHARED_APPS") else []),
+]
 
 
 class NoMigrations:
@@ -47,6 +52,16 @@ class NoMigrations:
 
     def allow_migrate(self, db: str, app_label: str, **hints: object) -> bool | None:
         return False if db in os.environ.get("NO_MIGRATE_ALIASES", "").split(",") else None
+
+
+class SharedApps:
+    """Migrates the apps in ``SHARED_APPS`` in the ``public`` schema only."""
+
+    def allow_migrate(self, db: str, app_label: str, **hints: object) -> bool | None:
+        schema = (os.environ.get("DATABASE_SEARCH_PATH") or "public").split(",")[0].strip()
+        if app_label in os.environ["SHARED_APPS"].split(","):
+            return schema == "public"
+        return None
 
 
 INSTALLED_APPS = [

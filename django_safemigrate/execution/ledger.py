@@ -71,6 +71,18 @@ class StepEntry:
     finished_at: datetime.datetime | None = None
 
 
+def current_schema(connection: BaseDatabaseWrapper) -> str:
+    """The schema ``connection`` migrates: the first of its ``search_path`` that exists.
+
+    In a schema-per-tenant database that is the tenant's schema; the ledger's tables
+    themselves may sit further along the path (in the shared schema).
+    """
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_schema()")
+        row = cursor.fetchone()
+    return str(row[0]) if row and row[0] else "public"
+
+
 def os_user() -> str:
     """The operating-system user running this process, for the ledger and reviews."""
     try:
@@ -113,6 +125,18 @@ class Ledger:
         self.check_lock: Callable[[str], None] = lambda where: None
         #: The run's structured events (:mod:`.events`), for the lock, the runner and the gate.
         self.events = RunEvents(command=command, database=connection.alias)
+        self._schema: str | None = None
+
+    @property
+    def schema(self) -> str:
+        """The schema this run migrates: what it reads of the ledger is this schema's."""
+        if self._schema is None:
+            self._schema = current_schema(self.connection)
+        return self._schema
+
+    @schema.setter
+    def schema(self, value: str) -> None:
+        self._schema = value
 
     # -- whether the tables are there -------------------------------------------------
 
@@ -328,6 +352,7 @@ class Ledger:
             command=self.command,
             argv=self.argv,
             database=self.connection.alias,
+            schema=self.schema,
             host=socket.gethostname(),
             pid=os.getpid(),
             user=os_user(),
@@ -475,6 +500,7 @@ class Ledger:
             .filter(
                 app_label=migration.app_label,
                 name=migration.name,
+                run__schema=self.schema,
                 outcome__in=[
                     MigrationOutcome.APPLIED,
                     MigrationOutcome.UNAPPLIED,
@@ -486,8 +512,9 @@ class Ledger:
             .values_list("finished_at", flat=True)
             .first()
         )
+        # Another tenant's steps of the same migration say nothing about this schema.
         steps = StepRecord.objects.using(alias).filter(
-            app_label=migration.app_label, name=migration.name
+            app_label=migration.app_label, name=migration.name, run__schema=self.schema
         )
         if boundary is not None:
             steps = steps.filter(finished_at__gt=boundary)
@@ -521,11 +548,12 @@ class Ledger:
         rows: Any = (
             MigrationRecord.objects.using(self.connection.alias)
             .filter(
+                run__schema=self.schema,
                 outcome__in=[
                     MigrationOutcome.APPLIED,
                     MigrationOutcome.FAKED,
                     MigrationOutcome.ADOPTED,
-                ]
+                ],
             )
             .order_by("app_label", "name", "started_at", "id")
             .values_list("app_label", "name", "checksum", "definition")
@@ -533,13 +561,14 @@ class Ledger:
         return {(app, name): (checksum, definition) for app, name, checksum, definition in rows}
 
     def mark_interrupted_runs(self) -> None:
-        """Runs still "running" while we hold the lock died without closing their entry."""
+        """Runs of this schema still "running" while we hold its lock died without
+        closing their entry. Runs of other schemas hold locks of their own."""
         from django_safemigrate.models import Run
 
         if not self.writable() or self.run_id is None:
             return
         Run.objects.using(self.connection.alias).filter(
-            outcome=RunOutcome.RUNNING.value, lock_acquired_at__isnull=False
+            outcome=RunOutcome.RUNNING.value, lock_acquired_at__isnull=False, schema=self.schema
         ).exclude(pk=self.run_id).update(
             outcome=RunOutcome.INTERRUPTED.value,
             message="The runner stopped while holding the lock (killed or lost its connection).",

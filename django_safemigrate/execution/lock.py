@@ -560,3 +560,18 @@ def command_line() -> str:
     if argv and argv[0].endswith(("manage.py", "django-admin")):
         argv[0] = os.path.basename(argv[0])
     return " ".join(argv)
+
+
+def run_command_line(command_name: str, *, from_command_line: bool) -> str:
+    """What the ledger records as a run's command line.
+
+    The process's own command line when the command was given on it; when another
+    management command runs it (django-tenants' ``migrate_schemas`` runs it once per
+    schema), that command's line and the command it ran; when code calls it
+    (``call_command``), the command's name.
+    """
+    if from_command_line:
+        return command_line()
+    if sys.argv and sys.argv[0].endswith(("manage.py", "django-admin")):
+        return f"{command_line()} (running {command_name})"
+    return command_name

@@ -37,8 +37,22 @@ class Blocker:
         )
 
 
+def relation_ref(name: str, schema: str | None = None) -> str:
+    """``name`` (in ``schema``, or as the search path finds it) quoted for ``to_regclass``.
+
+    The pre-flight looks for locks on these very relations, by OID: a table of the same
+    name in another schema (another tenant's) is another table.
+    """
+
+    def quote(part: str) -> str:
+        return '"' + part.replace('"', '""') + '"'
+
+    return f"{quote(schema)}.{quote(name)}" if schema else quote(name)
+
+
 def strong_lock_tables(trees: Iterable[Any]) -> list[str]:
-    """Tables that the statements lock in a mode that blocks writes (or reads)."""
+    """Tables that the statements lock in a mode that blocks writes (or reads), as
+    :func:`relation_ref` references."""
     from pglast import ast
 
     from django_safemigrate.execution.locks import statement_lock
@@ -50,24 +64,26 @@ def strong_lock_tables(trees: Iterable[Any]) -> list[str]:
             continue
         relation = getattr(node, "relation", None)
         if isinstance(relation, ast.RangeVar) and relation.relname:
-            tables.append(str(relation.relname))
+            tables.append(relation_ref(str(relation.relname), relation.schemaname or None))
     return list(dict.fromkeys(tables))
 
 
 def find_blockers(connection: Any, tables: list[str], min_age: float) -> list[Blocker]:
+    """Old transactions that hold or wait for locks on ``tables`` (:func:`relation_ref`
+    references, resolved on ``connection``'s search path)."""
     if not tables:
         return []
     with connection.cursor() as cursor:
         cursor.execute(
             """
-            SELECT a.pid, c.relname, l.mode, l.granted,
+            SELECT a.pid, l.relation::regclass::text, l.mode, l.granted,
                    EXTRACT(EPOCH FROM now() - a.xact_start)::float,
                    coalesce(a.application_name, ''), coalesce(a.state, ''),
                    left(coalesce(a.query, ''), 200)
             FROM pg_locks l
-            JOIN pg_class c ON c.oid = l.relation
             JOIN pg_stat_activity a ON a.pid = l.pid
-            WHERE c.relname = ANY(%s)
+            WHERE l.relation = ANY(ARRAY(SELECT to_regclass(t)::oid FROM unnest(%s::text[]) t))
+              AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
               AND a.pid <> pg_backend_pid()
               AND a.datname = current_database()
               AND a.xact_start < now() - make_interval(secs => %s)

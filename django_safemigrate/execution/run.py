@@ -148,6 +148,7 @@ def governed_run(
                 events.lock_taken(watch.waited(), lock.backend_pid)
                 ledger.lock_acquired()
                 ledger.check_lock = lock.verify_held
+                ledger.schema = lock.schema
                 ended = claim_runner_session(connection, lock.key)
                 if ended:
                     on_notice(

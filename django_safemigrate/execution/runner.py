@@ -56,6 +56,7 @@ from django_safemigrate.execution.ledger import APP_LABEL, StepEntry
 from django_safemigrate.execution.preflight import (
     OldTransactionWatch,
     find_blockers,
+    relation_ref,
     strong_lock_tables,
 )
 from django_safemigrate.execution.retries import (
@@ -1065,7 +1066,7 @@ def operation_tables(migration: Migration, state: ProjectState | None) -> list[s
         key = (migration.app_label, str(name).lower()) if name else None
         if key and key in state.models:
             options = state.models[key].options
-            tables.append(str(options.get("db_table") or f"{key[0]}_{key[1]}"))
+            tables.append(relation_ref(str(options.get("db_table") or f"{key[0]}_{key[1]}")))
     return list(dict.fromkeys(tables))
 
 

@@ -162,10 +162,11 @@ def _read(connection: BaseDatabaseWrapper, limit: int) -> Status:
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT current_database(), current_schema(), to_regclass(%s) IS NOT NULL, "
-            "to_regclass(%s) IS NOT NULL",
-            [f"{APP_LABEL}_run", f"{APP_LABEL}_steprecord"],
+            "to_regclass(%s) IS NOT NULL, EXISTS (SELECT FROM pg_attribute WHERE "
+            "attrelid = to_regclass(%s) AND attname = 'schema' AND NOT attisdropped)",
+            [f"{APP_LABEL}_run", f"{APP_LABEL}_steprecord", f"{APP_LABEL}_run"],
         )
-        name, schema, has_runs, has_steps = cursor.fetchone()
+        name, schema, has_runs, has_steps, scoped = cursor.fetchone()
         schema = schema or "public"
         if not (has_runs and has_steps):
             raise StatusUnavailable(
@@ -179,8 +180,11 @@ def _read(connection: BaseDatabaseWrapper, limit: int) -> Status:
         cursor.execute(HOLDER_SQL, holder_params(key))
         row = cursor.fetchone()
         holder = holder_from_row(row) if row else None
-        runs = _runs(cursor, connection, limit)
-        running = _running(cursor, connection)
+        # This schema's runs (tenants of one database share the ledger's tables); all of
+        # them on a ledger whose migrations are not all applied yet (no schema column).
+        only = schema if scoped else None
+        runs = _runs(cursor, connection, limit, only)
+        running = _running(cursor, connection, only)
         holder_run = _holder_run(holder, running)
         current = None
         chosen = next((r for r in running if r["id"] == holder_run), None)
@@ -224,23 +228,29 @@ def _run_dict(row: tuple[Any, ...]) -> dict[str, Any]:
     }
 
 
-def _runs(cursor: Any, connection: BaseDatabaseWrapper, limit: int) -> list[dict[str, Any]]:
+def _runs(
+    cursor: Any, connection: BaseDatabaseWrapper, limit: int, schema: str | None
+) -> list[dict[str, Any]]:
     table = connection.ops.quote_name(f"{APP_LABEL}_run")
     cursor.execute(
-        f"SELECT {_RUN_COLUMNS} FROM {table} ORDER BY started_at DESC, id DESC LIMIT %s",
-        [limit],
+        f"SELECT {_RUN_COLUMNS} FROM {table} WHERE %s::text IS NULL OR schema = %s "
+        "ORDER BY started_at DESC, id DESC LIMIT %s",
+        [schema, schema, limit],
     )
     return [_run_dict(row) for row in cursor.fetchall()]
 
 
-def _running(cursor: Any, connection: BaseDatabaseWrapper) -> list[dict[str, Any]]:
+def _running(
+    cursor: Any, connection: BaseDatabaseWrapper, schema: str | None
+) -> list[dict[str, Any]]:
     """Runs still marked running that took the lock, newest first (a run that died keeps
     the mark until the next run takes the lock)."""
     table = connection.ops.quote_name(f"{APP_LABEL}_run")
     cursor.execute(
         f"SELECT {_RUN_COLUMNS} FROM {table} WHERE outcome = %s "
-        "AND lock_acquired_at IS NOT NULL ORDER BY started_at DESC, id DESC",
-        [RunOutcome.RUNNING.value],
+        "AND lock_acquired_at IS NOT NULL AND (%s::text IS NULL OR schema = %s) "
+        "ORDER BY started_at DESC, id DESC",
+        [RunOutcome.RUNNING.value, schema, schema],
     )
     return [_run_dict(row) for row in cursor.fetchall()]
 

@@ -46,17 +46,20 @@ def first_deploy(connection: Any, applied: Iterable[Key], *, history_readable: b
         return NEW_DATABASE
     if not history_readable:
         return None
+    from django_safemigrate.execution.ledger import current_schema
     from django_safemigrate.models import MigrationRecord, Run
 
     using = connection.alias
     try:
-        runs = Run.objects.using(using).filter(first_deploy=True)
+        # Per schema: each tenant of a schema-per-tenant database has a first deploy.
+        schema = current_schema(connection)
+        runs = Run.objects.using(using).filter(first_deploy=True, schema=schema)
         first = runs.order_by("started_at", "id").first()
         if first is None or runs.filter(outcome__in=_COMPLETED).exists():
             return None
         recorded = set(
             MigrationRecord.objects.using(using)
-            .filter(run__first_deploy=True, outcome__in=_PUT_IN_PLACE)
+            .filter(run__first_deploy=True, run__schema=schema, outcome__in=_PUT_IN_PLACE)
             .values_list("app_label", "name")
         )
     except DatabaseError:

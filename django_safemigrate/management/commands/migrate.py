@@ -30,7 +30,7 @@ from django_safemigrate.execution.archive import Archiver
 from django_safemigrate.execution.continuity import LedgerLost
 from django_safemigrate.execution.executor import ledgered_executor
 from django_safemigrate.execution.ledger import Ledger
-from django_safemigrate.execution.lock import Holder, command_line
+from django_safemigrate.execution.lock import Holder, run_command_line
 from django_safemigrate.execution.run import (
     RunRequest,
     connect,
@@ -125,7 +125,9 @@ class Command(django_migrate.Command):
         return RunRequest(
             database=options["database"],
             command=self.command_name,
-            argv=command_line() if self._called_from_command_line else self.command_name,
+            argv=run_command_line(
+                self.command_name, from_command_line=self._called_from_command_line
+            ),
             lock_wait=settings.lock_wait if lock_wait is None else lock_wait,
             lock_database=options.get("lock_database"),
             ungoverned=self.ungoverned_reasons(options),
