@@ -29,12 +29,11 @@ class Run(models.Model):
     database = models.CharField(max_length=100)
     #: The schema the run migrated (``current_schema()`` of its connection): one tenant of
     #: a schema-per-tenant database. Step records, checksums, interrupted runs and first
-    #: deploys are read per schema. The database default fills it for a runner of an older
-    #: release inserting runs during a rolling upgrade, and for the rows before it existed.
+    #: deploys are read per schema. On PostgreSQL the column's database default is
+    #: ``current_schema()`` (migration 0010): it fills the rows from before it existed, and
+    #: those of a runner of the previous release during a rolling upgrade.
     schema = models.CharField(
-        max_length=63,
-        db_default=models.Func(function="current_schema", output_field=models.CharField()),
-        help_text=_("The schema it migrated."),
+        max_length=63, blank=True, default="", help_text=_("The schema it migrated.")
     )
     host = models.CharField(max_length=255)
     pid = models.PositiveIntegerField()
