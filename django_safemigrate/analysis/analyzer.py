@@ -37,6 +37,7 @@ from django_safemigrate.analysis.registry import (
 )
 from django_safemigrate.analysis.run_order import created_table
 from django_safemigrate.analysis.sandbox import rendering
+from django_safemigrate.analysis.tenants import where_it_runs
 from django_safemigrate.checksum import migration_checksum
 from django_safemigrate.enums import LockMode, Risk
 from django_safemigrate.exceptions import UsageError
@@ -153,6 +154,10 @@ def analyse_and_walk(
     return reports, state
 
 
+def _unknown_table(_table: str) -> TableInfo | None:
+    return None
+
+
 def _plan_order(loader: MigrationLoader, wanted: set[Key]) -> list[Key]:
     """Every migration the selected ones depend on, then them, in dependency order.
 
@@ -207,7 +212,17 @@ def analyse_migration(
     applied: bool,
     facts: dict[str, Any] | None = None,
 ) -> tuple[MigrationReport, ProjectState]:
-    with rendering(connection, options.pg_version) as renderer:
+    with (
+        # A tenant app's migration is judged in a tenant schema, not as the public
+        # schema's no-op (django-tenants; see :mod:`.tenants`).
+        where_it_runs(connection, migration.app_label) as in_tenant,
+        rendering(connection, options.pg_version) as renderer,
+    ):
+        if in_tenant:
+            # The connected schema is not where it runs: its tables say nothing about
+            # which tables are new or how big a tenant's are (judged as of unknown size).
+            live = False
+            table_info = _unknown_table
         operations, state = renderer.render(migration, state)
         # The rules run inside the rendering too: what they read of the live schema goes
         # through its read-only catalog channel, and nothing else can reach the database.
@@ -220,7 +235,7 @@ def analyse_migration(
             live=live,
             small_table_rows=options.small_table_rows,
             operations=operations,
-            catalog=getattr(renderer.connection, "catalog", None),
+            catalog=None if in_tenant else getattr(renderer.connection, "catalog", None),
             online=_online_plan(migration, operations, connection, renderer, options),
         )
         lines = _LazyLines(migration)

@@ -136,11 +136,15 @@ def plan_steps(
         if not migration.atomic:
             # No transaction spans two operations of a non-atomic migration.
             close_transactional()
-        if op.refused or op.render_error:
+        if op.refused or op.render_error or (not migration.atomic and not op.statements):
             # The operation reaches for the database itself (or could not be rendered),
             # so its rendered SQL is not all it runs: splitting it would run only what
             # was rendered. It runs whole, as Django would run it: inside the
             # migration's transaction when the migration is atomic, else in autocommit.
+            # An operation of a non-atomic migration that renders nothing (a database
+            # router makes it a no-op here: a tenant app's AddIndexConcurrently in the
+            # public schema) runs in autocommit too: some refuse any transaction before
+            # they ask the router.
             part = StepPart(op.index)
             if migration.atomic:
                 pending.append(part)

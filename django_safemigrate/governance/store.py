@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.migrations import Migration
 from django.utils import timezone
 
@@ -127,7 +127,8 @@ def record_gate(
     if not applied:
         # Judged for a plan: it has not happened (again) yet, whatever an earlier run did.
         values["applied_at"] = None
-    # Runs under the migration lock: no other runner writes these rows meanwhile.
+    # Runners of other schemas (tenants sharing these tables, each under its own schema's
+    # lock) may write the same row meanwhile: see _update_or_insert.
     rows = GovernedMigration.objects.using(using).filter(
         app_label=app_label, name=name, direction=direction.value
     )
@@ -137,12 +138,34 @@ def record_gate(
         before = rows.values_list("analysis", flat=True).first()
         if isinstance(before, dict) and "gate" in before:
             values["analysis"] = {**analysis, "gate": before["gate"]}
-    if not rows.update(**values):
-        GovernedMigration.objects.using(using).create(
-            app_label=app_label, name=name, direction=direction.value, first_seen=now, **values
-        )
+    _update_or_insert(
+        using,
+        rows,
+        values,
+        app_label=app_label,
+        name=name,
+        direction=direction.value,
+        first_seen=now,
+    )
     governed: GovernedMigration = rows.get()
     return governed
+
+
+def _update_or_insert(using: str, rows: Any, values: Mapping[str, Any], **new: Any) -> None:
+    """Update ``rows`` with ``values``, or insert the row when there is none.
+
+    Schemas that share these tables are migrated at once, each under its own lock
+    (django-tenants' parallel executors, several deploy pods): two runners may both find
+    no row and insert it. The insert runs in a savepoint, so the one that loses the race
+    updates the row the other inserted instead of failing its run.
+    """
+    if rows.update(**values):
+        return
+    try:
+        with transaction.atomic(using=using):
+            GovernedMigration.objects.using(using).create(**new, **values)
+    except IntegrityError:
+        rows.update(**values)
 
 
 def mark_detected(
@@ -163,18 +186,23 @@ def mark_detected(
             .filter(app_label=key[0], name=key[1], direction="forward")
             .exists()
         ):
-            GovernedMigration.objects.using(using).create(
-                app_label=key[0],
-                name=key[1],
-                checksum="",
-                risk="safe",
-                phase=Phase.POST_DEPLOY.value,
-                status=GovernedStatus.NOT_REQUIRED.value,
-                review_required=False,
-                first_seen=now,
-                last_seen=now,
-                detected=now,
-            )
+            try:
+                # Another schema's runner may insert it meanwhile: its clock stands.
+                with transaction.atomic(using=using):
+                    GovernedMigration.objects.using(using).create(
+                        app_label=key[0],
+                        name=key[1],
+                        checksum="",
+                        risk="safe",
+                        phase=Phase.POST_DEPLOY.value,
+                        status=GovernedStatus.NOT_REQUIRED.value,
+                        review_required=False,
+                        first_seen=now,
+                        last_seen=now,
+                        detected=now,
+                    )
+            except IntegrityError:
+                pass
 
 
 def unapplied_governed(using: str, direction: Direction = Direction.FORWARD) -> set[Key]:

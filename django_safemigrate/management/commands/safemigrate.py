@@ -186,6 +186,11 @@ class Command(migrate.Command):
             self.handle_several(*args, **options)
             return
         self.verbosity = options["verbosity"]
+        if options.get("check_unapplied") and not self._called_from_command_line:
+            # Another command runs this one per schema with its own options (django-tenants'
+            # ``migrate_schemas --check``): answer as ``migrate --check`` does there.
+            super().handle(*args, **options)
+            return
         try:
             for option, advice in _REFUSED_OPTIONS.items():
                 if options.get(option):
