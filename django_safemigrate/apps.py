@@ -16,12 +16,14 @@ class SafemigrateConfig(AppConfig):
             check_lockfile,
             check_older_package,
             check_settings,
+            check_tenants,
         )
         from django_safemigrate.conf import clear_cache
 
         checks.register(check_older_package)
         checks.register(check_settings)
         checks.register(check_lockfile)
+        checks.register(check_tenants)
         setting_changed.connect(clear_cache, dispatch_uid="django_safemigrate.conf")
 
 

@@ -174,3 +174,64 @@ def check_lockfile(**kwargs: Any) -> list[CheckMessage]:
         )
         for problem in lockfile_problems(loader, entries, str(path))
     ]
+
+
+def check_tenants(**kwargs: Any) -> list[CheckMessage]:
+    """A django-tenants project whose tenant schemas ``migrate_schemas`` would migrate
+    ungoverned, or whose every tenant would keep a ledger and reviews of its own."""
+    from django.apps import apps
+    from django.conf import settings
+
+    if not apps.is_installed("django_tenants"):
+        return []
+    from django_tenants.utils import get_tenant_base_migrate_command_class
+
+    from django_safemigrate.management.commands import migrate, safemigrate
+
+    problems: list[CheckMessage] = []
+    supported = "django_safemigrate.management.commands.safemigrate.Command"
+    try:
+        command = get_tenant_base_migrate_command_class()
+    except ImportError as exc:
+        command = None
+        named = f"cannot be imported ({exc})"
+    else:
+        named = f"is {command.__module__}.{command.__qualname__}"
+    if command is None or not issubclass(command, migrate.Command):
+        problems.append(
+            Error(
+                "django-tenants is installed, and its migrate_schemas runs the command "
+                f"TENANT_BASE_MIGRATE_COMMAND names once per schema; that setting {named}, "
+                "so every tenant schema (and the public one) is migrated without the "
+                "migration lock, the ledger or the review gate: a destructive migration "
+                "reaches every tenant unreviewed, and parallel executors or two deploys at "
+                "once run into each other.",
+                hint=f"Set TENANT_BASE_MIGRATE_COMMAND = {supported!r}.",
+                id="safemigrate.E036",
+            )
+        )
+    elif not issubclass(command, safemigrate.Command):
+        problems.append(
+            Warning(
+                "TENANT_BASE_MIGRATE_COMMAND is this app's migrate: migrate_schemas takes "
+                "the migration lock and keeps the ledger for each schema, but reviews and "
+                "the phase gate are off (as for plain migrate).",
+                hint=f"Set TENANT_BASE_MIGRATE_COMMAND = {supported!r} for the gate.",
+                id="safemigrate.W005",
+            )
+        )
+    tenant_apps = getattr(settings, "TENANT_APPS", ())
+    if "django_safemigrate" in tenant_apps or any(
+        str(app).startswith("django_safemigrate.") for app in tenant_apps
+    ):
+        problems.append(
+            Error(
+                "django_safemigrate is in TENANT_APPS: every tenant schema would get a ledger "
+                "and review tables of its own, so a destructive migration would need one "
+                "approval per tenant and no one place would say which tenant ran what.",
+                hint="List django_safemigrate in SHARED_APPS only: its tables in the public "
+                "schema serve every tenant, and its records carry each run's schema.",
+                id="safemigrate.E037",
+            )
+        )
+    return problems

@@ -3,7 +3,7 @@
 ``DATABASE_URL`` names the database; ``SHOP_MIGRATIONS=next`` gives the tenant app
 ``shop`` its next release (a destructive migration); ``TENANT_BASE_MIGRATE_COMMAND``
 (``django`` for Django's own ``migrate``) and ``SAFEMIGRATE_JSON`` override those
-settings; ``TENANT_MULTIPROCESSING_MAX_PROCESSES`` sets the pool of the
+settings; ``SAFEMIGRATE_IN_TENANT_APPS`` lists this app in ``TENANT_APPS`` too; ``TENANT_MULTIPROCESSING_MAX_PROCESSES`` sets the pool of the
 ``multiprocessing`` executor.
 """
 
@@ -35,6 +35,8 @@ SHARED_APPS = [
 TENANT_APPS = [
     "django.contrib.contenttypes",
     "tests.tenants_site.shop",
+    # A mistake the system checks catch (safemigrate.E037).
+    *(["django_safemigrate"] if os.environ.get("SAFEMIGRATE_IN_TENANT_APPS") else []),
 ]
 INSTALLED_APPS = [*SHARED_APPS, *(app for app in TENANT_APPS if app not in SHARED_APPS)]
 
@@ -44,6 +46,8 @@ TENANT_DOMAIN_MODEL = "customers.Domain"
 TENANT_BASE_MIGRATE_COMMAND = "django_safemigrate.management.commands.safemigrate.Command"
 if os.environ.get("TENANT_BASE_MIGRATE_COMMAND") == "django":
     del TENANT_BASE_MIGRATE_COMMAND
+elif os.environ.get("TENANT_BASE_MIGRATE_COMMAND"):
+    TENANT_BASE_MIGRATE_COMMAND = os.environ["TENANT_BASE_MIGRATE_COMMAND"]
 TENANT_MULTIPROCESSING_MAX_PROCESSES = int(
     os.environ.get("TENANT_MULTIPROCESSING_MAX_PROCESSES") or 2
 )

@@ -1,0 +1,224 @@
+"""A schema-per-tenant project (django-tenants, ``tests/tenants_site``) deployed with
+``migrate_schemas``, governed as the README says, against the real PostgreSQL.
+
+Each test builds its own fleet: the public schema migrated, tenants made, every schema at
+the first release. The next release of the tenant app ``shop`` drops a column
+(destructive) and adds an index concurrently in a non-atomic migration.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.helpers import ROOT, command_env, fresh_database, manage, query, run_command
+
+pytest.importorskip("django_tenants")
+
+SETTINGS = "tests.tenants_site.settings"
+NEXT = {"SHOP_MIGRATIONS": "next"}
+
+
+def _env(database: str, **extra: str) -> dict[str, str]:
+    return command_env(database, module=SETTINGS, extra=extra)
+
+
+def _fleet(database: str, tenants: int) -> list[str]:
+    run_command(["migrate_schemas", "--shared", "-v", "0"], _env(database), expect=0)
+    run_command(["make_tenants", str(tenants)], _env(database), expect=0)
+    run_command(["migrate_schemas", "-v", "0"], _env(database), expect=0)
+    return [f"tenant_{i:03d}" for i in range(1, tenants + 1)]
+
+
+def _columns(database: str, table: str, column: str) -> dict[str, bool]:
+    """Per schema holding ``table``: whether it has ``column``."""
+    rows = query(
+        database,
+        "SELECT n.nspname, bool_or(a.attname = %s) FROM pg_class c "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+        "WHERE c.relname = %s AND c.relkind = 'r' GROUP BY 1",
+        [column, table],
+    )
+    return dict(rows)
+
+
+def _valid_index(database: str, name: str) -> dict[str, bool]:
+    rows = query(
+        database,
+        "SELECT n.nspname, x.indisvalid FROM pg_class i JOIN pg_index x ON x.indexrelid = i.oid "
+        "JOIN pg_namespace n ON n.oid = i.relnamespace WHERE i.relname = %s",
+        [name],
+    )
+    return dict(rows)
+
+
+def _recorded(database: str, schema: str, name: str) -> int:
+    return int(
+        query(
+            database,
+            f'SELECT count(*) FROM "{schema}".django_migrations WHERE app = %s AND name = %s',
+            ["shop", name],
+        )[0][0]
+    )
+
+
+def _approve(database: str) -> None:
+    env = _env(database, **NEXT, DJANGO_SUPERUSER_PASSWORD="pw")
+    run_command(
+        ["createsuperuser", "--noinput", "--username", "rev", "--email", "rev@example.com"],
+        env,
+        expect=0,
+    )
+    run_command(
+        ["reviewmigration", "shop", "0003", "--approve", "--note", "unused", "--as", "rev"],
+        env,
+        expect=0,
+    )
+
+
+@pytest.fixture
+def database() -> Iterator[str]:
+    with fresh_database("tn") as name:
+        yield name
+
+
+def test_system_checks_catch_a_fleet_that_would_be_migrated_ungoverned(database):
+    # django-tenants' default: migrate_schemas runs Django's migrate once per schema.
+    ungoverned = run_command(
+        ["migrate_schemas"], _env(database, TENANT_BASE_MIGRATE_COMMAND="django"), expect=1
+    )
+    assert "safemigrate.E036" in ungoverned.err
+    # It stopped before migrating any schema.
+    assert query(database, "SELECT to_regclass('public.django_migrations')") == [(None,)]
+    broken = run_command(
+        ["check"], _env(database, TENANT_BASE_MIGRATE_COMMAND="nowhere.Command"), expect=1
+    )
+    assert "safemigrate.E036" in broken.err
+    assert "cannot be imported" in broken.err
+    per_tenant = run_command(
+        ["check"],
+        _env(
+            database,
+            TENANT_BASE_MIGRATE_COMMAND="django_safemigrate.management.commands.migrate.Command",
+            SAFEMIGRATE_IN_TENANT_APPS="1",
+        ),
+        expect=1,
+    )
+    assert "safemigrate.E037" in per_tenant.err
+    assert "safemigrate.W005" in per_tenant.err
+    assert "safemigrate.E036" not in per_tenant.err
+    clean = run_command(["check"], _env(database), expect=0)
+    assert "no issues" in clean.out
+
+
+def test_checkmigrations_judges_a_tenant_apps_migration_where_it_runs(database):
+    # On the public schema the router makes the tenant app's RemoveField a no-op; it
+    # still drops a column in every tenant.
+    _fleet(database, 1)
+    for extra in ([], ["--offline"]):
+        result = run_command(
+            ["checkmigrations", "shop", "--all", "--format", "json", *extra],
+            _env(database, **NEXT),
+            expect=1,
+        )
+        report = json.loads(result.out)
+        risks = {m["name"]: m["risk"] for m in report["migrations"]}
+        assert risks["0003_remove_item_note"] == "destructive", extra
+        codes = {f["code"] for m in report["migrations"] for f in m["findings"]}
+        assert "SM201" in codes
+
+
+def test_one_review_covers_the_fleet_and_nothing_moves_before_it(database):
+    tenants = _fleet(database, 3)
+    blocked = run_command(["migrate_schemas"], _env(database, **NEXT), expect=3)
+    assert "shop.0003_remove_item_note needs a review (destructive)" in blocked.err
+    # Stopped at the public schema, before any tenant: every tenant still has the column
+    # and no tenant recorded either migration.
+    assert _columns(database, "shop_item", "note") == {t: True for t in tenants}
+    assert all(_recorded(database, t, "0003_remove_item_note") == 0 for t in tenants)
+
+    _approve(database)
+    run_command(["migrate_schemas"], _env(database, **NEXT), expect=0)
+    assert _columns(database, "shop_item", "note") == {t: False for t in tenants}
+    assert _valid_index(database, "shop_item_price_idx") == {t: True for t in tenants}
+    for schema in ["public", *tenants]:
+        assert _recorded(database, schema, "0003_remove_item_note") == 1
+        assert _recorded(database, schema, "0004_item_price_idx") == 1
+    assert query(database, "SELECT count(*) FROM django_safemigrate_review") == [(1,)]
+    # Each schema's run is in the one ledger, with its schema and the real command line.
+    runs = query(
+        database,
+        "SELECT schema, outcome, argv FROM django_safemigrate_run WHERE argv LIKE %s ORDER BY id",
+        ["%migrate_schemas (running safemigrate)"],
+    )
+    last = {schema: outcome for schema, outcome, _argv in runs}
+    assert last == {"public": "applied", **{t: "applied" for t in tenants}}
+    # In the public schema the next release's migrations were no-ops (the router): the
+    # non-atomic one still ran outside a transaction, as AddIndexConcurrently demands.
+    assert not query(
+        database,
+        "SELECT 1 FROM pg_indexes WHERE schemaname = 'public' AND indexname = %s",
+        ["shop_item_price_idx"],
+    )
+    # Per schema: --check says whether anything is left to apply.
+    run_command(["migrate_schemas", "--check"], _env(database, **NEXT), expect=0)
+
+
+@pytest.mark.once
+@pytest.mark.slow
+def test_parallel_executors_and_two_pods_at_once_migrate_every_tenant_once(database):
+    tenants = _fleet(database, 8)
+    run_command(["migrate_schemas", "-v", "0"], _env(database, **NEXT), expect=3)
+    _approve(database)
+    # Two deploys at once, each fanning out in its own way.
+    pods = [
+        subprocess.Popen(
+            manage("migrate_schemas", "--executor=multiprocessing"),
+            env=_env(database, **NEXT, TENANT_MULTIPROCESSING_MAX_PROCESSES="4"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+        ),
+        subprocess.Popen(
+            manage("migrate_schemas", "--executor=subprocess", "--parallel", "3"),
+            env=_env(database, **NEXT),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+        ),
+    ]
+    started = time.monotonic()
+    outputs = [pod.communicate(timeout=300) for pod in pods]
+    assert time.monotonic() - started < 300
+    for pod, (out, err) in zip(pods, outputs, strict=True):
+        assert pod.returncode == 0, f"stdout:\n{out}\nstderr:\n{err}"
+        assert "terminat" not in (out + err).lower()
+    assert _columns(database, "shop_item", "note") == {t: False for t in tenants}
+    assert _valid_index(database, "shop_item_price_idx") == {t: True for t in tenants}
+    for schema in ["public", *tenants]:
+        assert _recorded(database, schema, "0003_remove_item_note") == 1, schema
+        assert _recorded(database, schema, "0004_item_price_idx") == 1, schema
+    # Every schema's migrations were applied by exactly one run; no run failed or was
+    # cut short, and no runner session was terminated by another.
+    applied_by = query(
+        database,
+        "SELECT r.schema, count(DISTINCT r.id) FROM django_safemigrate_run r "
+        "JOIN django_safemigrate_migrationrecord m ON m.run_id = r.id "
+        "WHERE m.name = '0003_remove_item_note' GROUP BY 1",
+    )
+    assert dict(applied_by) == {s: 1 for s in ["public", *tenants]}
+    outcomes = query(
+        database,
+        "SELECT DISTINCT outcome FROM django_safemigrate_run WHERE argv LIKE %s",
+        ["%--executor=%"],
+    )
+    assert {o for (o,) in outcomes} <= {"applied", "nothing_to_do"}
