@@ -3,8 +3,9 @@
 ``DATABASE_URL`` names the database; ``SHOP_MIGRATIONS=next`` gives the tenant app
 ``shop`` its next release (a destructive migration); ``TENANT_BASE_MIGRATE_COMMAND``
 (``django`` for Django's own ``migrate``) and ``SAFEMIGRATE_JSON`` override those
-settings; ``SAFEMIGRATE_IN_TENANT_APPS`` lists this app in ``TENANT_APPS`` too; ``TENANT_MULTIPROCESSING_MAX_PROCESSES`` sets the pool of the
-``multiprocessing`` executor.
+settings; ``SAFEMIGRATE_IN_TENANT_APPS`` lists this app in ``TENANT_APPS`` too;
+``TENANT_MULTIPROCESSING_MAX_PROCESSES`` sets the pool of the ``multiprocessing``
+executor.
 """
 
 from __future__ import annotations
