@@ -36,7 +36,8 @@ def _public_schema(connection: BaseDatabaseWrapper) -> str | None:
     except ImportError:
         return None
     if has_multi_type_tenants():
-        # Each tenant type has its own apps: which type to judge for is not one answer.
+        # HAS_MULTI_TYPE_TENANTS: each tenant type has its own apps, so which type to
+        # judge for is not one answer.
         return None
     public = get_public_schema_name()
     return public if connection.schema_name == public else None
