@@ -55,6 +55,8 @@ PRE_COMMIT_CONFIG = RECIPES / "pre-commit" / "pre-commit-config.yaml"
 PRE_COMMIT_PAGE = RECIPES / "pre-commit.md"
 JOB = RECIPES / "kubernetes" / "safemigrate-job.yaml"
 DEPLOYMENT = RECIPES / "kubernetes" / "deployment-init-container.yaml"
+#: Run against the tenants test project by tests/test_tenants.py.
+TENANTS_JOB = RECIPES / "tenants" / "safemigrate-schemas-job.yaml"
 PROCFILE = RECIPES / "release-phase" / "Procfile"
 COMPOSE = RECIPES / "docker-compose" / "compose.yaml"
 WRAPPER = RECIPES / "bin" / "safemigrate-deploy"
@@ -796,6 +798,30 @@ def test_kubernetes_job_has_its_required_fields_and_a_valid_failure_policy():
     assert job["metadata"]["labels"].items() <= spec["template"]["metadata"]["labels"].items()
 
 
+def test_tenants_indexed_job_has_its_required_fields_and_one_pod_per_shard():
+    job = load(TENANTS_JOB)
+    check_object(job, "batch/v1", "Job")
+    spec = job["spec"]
+    pod = spec["template"]["spec"]
+    assert pod["restartPolicy"] == "Never"
+    assert spec["completionMode"] == "Indexed"
+    # FailIndex needs a per-index back-off limit.
+    assert isinstance(spec["backoffLimitPerIndex"], int)
+    assert "backoffLimit" not in spec
+    (container,) = pod["containers"]
+    command = container["command"]
+    shard = command[command.index("--shard") + 1]
+    assert shard == f"$(JOB_COMPLETION_INDEX)/{spec['completions']}"
+    names = {e["name"] for e in container["env"]}
+    assert "JOB_COMPLETION_INDEX" in names  # so that Kubernetes expands $(...) in command
+    for rule in spec["podFailurePolicy"]["rules"]:
+        assert rule["action"] in {"FailIndex", "Ignore", "Count", "FailJob"}
+        if "onExitCodes" in rule:
+            assert rule["onExitCodes"]["containerName"] == container["name"]
+            assert rule["onExitCodes"]["values"] == [1, 2, 3]
+    assert job["metadata"]["labels"].items() <= spec["template"]["metadata"]["labels"].items()
+
+
 def test_kubernetes_deployment_has_its_required_fields():
     deployment = load(DEPLOYMENT)
     check_object(deployment, "apps/v1", "Deployment")
@@ -1115,6 +1141,9 @@ def test_every_recipe_command_is_run_or_named():
         (container,) = load(path)["spec"]["template"]["spec"][key]
         run_here.add(shlex.join(container["command"]))
     run_here |= {line for line in sh_blocks(PRE_COMMIT_PAGE) if line not in NOT_RUN}
+    # tests/test_tenants.py runs this one, one process per index, on a tenants project.
+    (container,) = load(TENANTS_JOB)["spec"]["template"]["spec"]["containers"]
+    run_here.add(shlex.join(container["command"]))
     found = all_recipe_commands()
     assert not run_here & NOT_RUN.keys()
     assert found - run_here - NOT_RUN.keys() == set(), "commands neither run nor in NOT_RUN"

@@ -222,3 +222,181 @@ def test_parallel_executors_and_two_pods_at_once_migrate_every_tenant_once(datab
         ["%--executor=%"],
     )
     assert {o for (o,) in outcomes} <= {"applied", "nothing_to_do"}
+
+
+# -- safemigrate_schemas -------------------------------------------------------------------
+
+
+def _report(path) -> dict[str, str]:
+    document = json.loads(path.read_text())
+    return {s["schema"]: s["outcome"] for s in document["schemas"]}
+
+
+def _runs_per_schema(database: str) -> dict[str, int]:
+    return dict(query(database, "SELECT schema, count(*) FROM django_safemigrate_run GROUP BY 1"))
+
+
+def test_fleet_deploy_isolates_a_failing_schema_and_then_visits_only_it(database, tmp_path):
+    tenants = _fleet(database, 5)
+    _approve(database)
+    # tenant_002 holds a table named like the index the next release builds concurrently.
+    query(database, "CREATE TABLE tenant_002.shop_item_price_idx (x int)")
+    report = tmp_path / "report.json"
+    failed = run_command(
+        ["safemigrate_schemas", "--executor=multiprocessing", "--report-json", str(report)],
+        _env(database, **NEXT, TENANT_MULTIPROCESSING_MAX_PROCESSES="3"),
+        expect=1,
+    )
+    assert "6 schemas: applied 5, failed 1 (tenant_002: Applying shop.0004" in failed.err
+    outcomes = _report(report)
+    assert outcomes == {
+        "public": "applied",
+        **{t: "applied" for t in tenants if t != "tenant_002"},
+        "tenant_002": "failed",
+    }
+    assert json.loads(report.read_text())["exit_code"] == 1
+    assert _valid_index(database, "shop_item_price_idx") == {
+        t: True for t in tenants if t != "tenant_002"
+    }
+    assert _recorded(database, "tenant_002", "0003_remove_item_note") == 1
+    assert _recorded(database, "tenant_002", "0004_item_price_idx") == 0
+
+    query(database, "DROP TABLE tenant_002.shop_item_price_idx")
+    before = _runs_per_schema(database)
+    fixed = run_command(
+        ["safemigrate_schemas", "--executor=subprocess", "--parallel", "2"],
+        _env(database, **NEXT),
+        expect=0,
+    )
+    assert "4 of 5 tenant schema(s) have nothing to apply; migrating 1." in fixed.out
+    assert "6 schemas: nothing to do 5, applied 1" in fixed.out
+    after = _runs_per_schema(database)
+    # Only the public schema and the schema with work had a run.
+    assert {s: after[s] - before.get(s, 0) for s in after if after[s] != before.get(s, 0)} == {
+        "public": 1,
+        "tenant_002": 1,
+    }
+    assert _valid_index(database, "shop_item_price_idx") == {t: True for t in tenants}
+
+
+def test_fleet_deploy_stops_every_tenant_when_the_public_schema_is_blocked(database, tmp_path):
+    tenants = _fleet(database, 2)
+    report = tmp_path / "report.json"
+    blocked = run_command(
+        ["safemigrate_schemas", "--report-json", str(report)], _env(database, **NEXT), expect=3
+    )
+    assert "3 schemas: blocked 1 (public: Blocked by governance" in blocked.err
+    assert _report(report) == {"public": "blocked", **{t: "not_run" for t in tenants}}
+    assert _columns(database, "shop_item", "note") == {t: True for t in tenants}
+
+
+def test_fleet_deploy_canary_stops_at_its_first_failure(database, tmp_path):
+    tenants = _fleet(database, 4)
+    _approve(database)
+    query(database, "CREATE TABLE tenant_001.shop_item_price_idx (x int)")
+    report = tmp_path / "report.json"
+    run_command(
+        ["safemigrate_schemas", "--canary", "2", "--report-json", str(report)],
+        _env(database, **NEXT),
+        expect=1,
+    )
+    assert _report(report) == {
+        "public": "applied",
+        "tenant_001": "failed",
+        **{t: "not_run" for t in tenants[1:]},
+    }
+    assert _columns(database, "shop_item", "note") == {"tenant_001": False} | {
+        t: True for t in tenants[1:]
+    }
+
+
+def test_fleet_deploy_refuses_bad_usage_before_reading_anything(database, tmp_path):
+    _fleet(database, 1)
+    cases = [
+        (["--shard", "4/4"], "is not INDEX/COUNT"),
+        (["--shard", "x"], "is not INDEX/COUNT"),
+        (["--executor", "threads"], "is not one of standard, multiprocessing, subprocess"),
+        (["--schema", "tenant_999"], "There is no schema 'tenant_999'"),
+        (["--report-json", str(tmp_path / "missing" / "r.json")], "does not exist"),
+    ]
+    before = _runs_per_schema(database)
+    for argv, message in cases:
+        result = run_command(["safemigrate_schemas", *argv], _env(database, **NEXT), expect=2)
+        assert message in result.err, argv
+    assert _runs_per_schema(database) == before
+
+
+def test_the_fleet_query_finds_exactly_the_schemas_missing_a_migration(database):
+    from django_safemigrate.tenants import schemas_with_work
+    from tests.helpers import connect
+
+    table = "django_migrations (id serial, app text, name text, applied timestamptz)"
+    for schema, rows in [
+        ("done", "('a', '1'), ('a', '2'), ('b', '1')"),
+        # a.1 twice and something unrelated, but never b.1.
+        ("twice", "('a', '1'), ('a', '1'), ('a', '2'), ('c', '9')"),
+        ("Mixed Case", "('a', '1'), ('a', '2'), ('b', '1')"),
+    ]:
+        query(database, f'CREATE SCHEMA "{schema}"')
+        query(database, f'CREATE TABLE "{schema}".{table}')
+        query(database, f'INSERT INTO "{schema}".django_migrations (app, name) VALUES {rows}')
+    query(database, "CREATE SCHEMA empty")
+
+    class Ops:
+        @staticmethod
+        def quote_name(name: str) -> str:
+            return '"' + name.replace('"', '""') + '"'
+
+    with connect(database) as conn:
+        connection = type("Connection", (), {"ops": Ops, "cursor": conn.cursor})()
+        found = schemas_with_work(
+            connection, ["done", "twice", "Mixed Case", "empty", "absent"], ["a.1", "a.2", "b.1"]
+        )
+    assert found == ["twice", "empty", "absent"]
+
+
+@pytest.mark.once
+@pytest.mark.slow
+def test_the_indexed_job_recipe_shards_run_at_once_and_migrate_every_schema_once(database):
+    import shlex
+
+    import yaml
+
+    job = yaml.safe_load((ROOT / "docs/recipes/tenants/safemigrate-schemas-job.yaml").read_text())
+    spec = job["spec"]
+    (container,) = spec["template"]["spec"]["containers"]
+    tenants = _fleet(database, 9)
+    _approve(database)
+    pods = []
+    for index in range(spec["completions"]):
+        # Kubernetes expands $(JOB_COMPLETION_INDEX) from the pod's environment.
+        argv = [w.replace("$(JOB_COMPLETION_INDEX)", str(index)) for w in container["command"]]
+        assert argv[:2] == ["python", "manage.py"], shlex.join(argv)
+        pods.append(
+            subprocess.Popen(
+                manage(*argv[2:]),
+                env=_env(database, **NEXT, JOB_COMPLETION_INDEX=str(index)),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                cwd=ROOT,
+                stdin=subprocess.DEVNULL,
+            )
+        )
+    outputs = [pod.communicate(timeout=300) for pod in pods]
+    for pod, (out, err) in zip(pods, outputs, strict=True):
+        assert pod.returncode == 0, f"stdout:\n{out}\nstderr:\n{err}"
+    assert _columns(database, "shop_item", "note") == {t: False for t in tenants}
+    assert _valid_index(database, "shop_item_price_idx") == {t: True for t in tenants}
+    # Each tenant schema was run by one pod only; the public schema by each pod, applied
+    # by one of them.
+    runs = _runs_per_schema(database)
+    deploy = query(
+        database,
+        "SELECT schema, outcome FROM django_safemigrate_run WHERE argv LIKE %s",
+        ["%safemigrate_schemas%"],
+    )
+    applied_public = [o for s, o in deploy if s == "public" and o == "applied"]
+    assert len(applied_public) == 1
+    for tenant in tenants:
+        assert [o for s, o in deploy if s == tenant] == ["applied"], (tenant, runs)

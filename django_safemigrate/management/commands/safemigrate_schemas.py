@@ -185,7 +185,8 @@ class Command(MigrateSchemasCommand):  # type: ignore[misc, valid-type]
         )
 
     def tenant_schemas(self, public: str) -> list[str]:
-        """The tenant schemas to migrate, in django-tenants' order (``--schema``: that one)."""
+        """The tenant schemas to migrate, in django-tenants' order (TENANT_MIGRATION_ORDER,
+        else the tenants' primary keys); with ``--schema``, that one."""
         from django_tenants.utils import (
             get_tenant_migration_order,
             get_tenant_model,
