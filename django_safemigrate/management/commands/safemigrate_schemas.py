@@ -41,7 +41,7 @@ from django_safemigrate.execution.fleet import DatabaseResult, outcome_of, overa
 try:
     from django_tenants.management.commands.migrate_schemas import MigrateSchemasCommand
 except ImportError:  # django-tenants is not installed: the command says so when run
-    from django.core.management.base import BaseCommand as MigrateSchemasCommand  # type: ignore[assignment]
+    from django.core.management.base import BaseCommand as MigrateSchemasCommand
 
 #: This command's own options, not passed on to each schema's run.
 OWN_OPTIONS = ("shard", "canary", "fail_fast", "report_json", "every_schema")
@@ -54,7 +54,7 @@ ENGINES = ("standard", "multiprocessing", "subprocess")
 Ran = tuple[int | None, str | None]
 
 
-class Command(MigrateSchemasCommand):  # type: ignore[misc, valid-type]
+class Command(MigrateSchemasCommand):  # type: ignore[misc]
     help = (
         "Migrates the public schema, then every tenant schema that has migrations to apply "
         "(one query across the fleet), governed, on django-tenants' executors; shards, "
@@ -107,7 +107,8 @@ class Command(MigrateSchemasCommand):  # type: ignore[misc, valid-type]
             )
         from django_tenants.utils import get_public_schema_name, has_multi_type_tenants
 
-        own = {key: options.get(key) for key in OWN_OPTIONS}
+        own: dict[str, Any] = {key: options.get(key) for key in OWN_OPTIONS}
+        own["canary"] = own["canary"] or 0
         passed = {k: v for k, v in options.items() if k not in OWN_OPTIONS}
         super(MigrateSchemasCommand, self).handle(*args, **passed)
         if has_multi_type_tenants():
@@ -173,7 +174,7 @@ class Command(MigrateSchemasCommand):  # type: ignore[misc, valid-type]
         if canary:
             ran.update(self.fan_out("standard", canary, stop=True))
         if all(code == ExitCode.OK for code, _ in ran.values()):
-            ran.update(self.fan_out(codename, rest, stop=own["fail_fast"]))
+            ran.update(self.fan_out(codename, rest, stop=bool(own["fail_fast"])))
         results += [self.result(schema, ran.get(schema, (None, None))) for schema in work]
         return self.finish(results, report_path, shard)
 
