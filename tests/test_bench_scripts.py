@@ -29,6 +29,7 @@ SCRIPTS = {
     "lock_timeout": (["--rounds", "1", "--hold", "1"], "| variant | migration time |"),
     "online_typechange": (["--rows", "3000"], "whole sequence:"),
     "overhead": (["--rounds", "1", "--warmup", "0"], "| measurement | variant | median |"),
+    "tenants": (["--tenants", "2", "--rounds", "1"], "| tenants | deploy | executor |"),
     "speed": (
         ["--sizes", "20", "40", "--rounds", "1", "--lint-sizes", "--since-size", "0"],
         "| N | `checkmigrations --all` |",

@@ -1,7 +1,8 @@
 """A schema-per-tenant project (django-tenants) set up as the README says.
 
 ``DATABASE_URL`` names the database; ``SHOP_MIGRATIONS=next`` gives the tenant app
-``shop`` its next release (a destructive migration); ``TENANT_BASE_MIGRATE_COMMAND``
+``shop`` its next release (a destructive migration), ``bench`` the benchmark's (one new
+nullable column); ``SILENCED_SYSTEM_CHECKS`` (comma-separated); ``TENANT_BASE_MIGRATE_COMMAND``
 (``django`` for Django's own ``migrate``) and ``SAFEMIGRATE_JSON`` override those
 settings; ``SAFEMIGRATE_IN_TENANT_APPS`` lists this app in ``TENANT_APPS`` too;
 ``TENANT_MULTIPROCESSING_MAX_PROCESSES`` sets the pool of the ``multiprocessing``
@@ -54,7 +55,12 @@ TENANT_MULTIPROCESSING_MAX_PROCESSES = int(
 )
 TENANT_MULTIPROCESSING_CHUNKS = 1
 
-if os.environ.get("SHOP_MIGRATIONS") == "next":
-    MIGRATION_MODULES = {"shop": "tests.tenants_site.shop.migrations_next"}
+if os.environ.get("SHOP_MIGRATIONS") in {"next", "bench"}:
+    MIGRATION_MODULES = {
+        "shop": f"tests.tenants_site.shop.migrations_{os.environ['SHOP_MIGRATIONS']}"
+    }
+# The plain django-tenants project of the benchmark (bench/tenants.py) runs Django's
+# migrate per schema on purpose.
+SILENCED_SYSTEM_CHECKS = [c for c in os.environ.get("SILENCED_SYSTEM_CHECKS", "").split(",") if c]
 
 SAFEMIGRATE = json.loads(os.environ.get("SAFEMIGRATE_JSON") or "{}")

@@ -8,6 +8,8 @@ class Item(models.Model):
     price = models.IntegerField(default=0)
     if os.environ.get("SHOP_MIGRATIONS") != "next":
         note = models.TextField(blank=True, default="")
+    if os.environ.get("SHOP_MIGRATIONS") == "bench":
+        sku = models.CharField(max_length=40, null=True)
 
     class Meta:
         indexes = [
