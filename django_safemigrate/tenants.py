@@ -37,15 +37,25 @@ def schemas_with_work(
     connection: BaseDatabaseWrapper, schemas: Sequence[str], expected: Sequence[str]
 ) -> list[str]:
     """The ``schemas`` (in their order) that have not recorded every ``expected``
-    migration, from two catalog-and-table reads for the whole fleet.
+    migration, from two reads for the whole fleet (:func:`recorded_counts`).
 
-    A schema with no ``django_migrations`` table has all its work ahead. A schema that
-    recorded the migrations a squashed one replaces but not the squashed one itself is
-    counted as having work: its run finds nothing to apply and records the squash, as
-    Django does. Only reads; nothing is locked beyond what a SELECT takes.
+    A schema that recorded the migrations a squashed one replaces but not the squashed one
+    itself is counted as having work: its run finds nothing to apply and records the
+    squash, as Django does.
     """
+    counts = recorded_counts(connection, schemas, expected)
+    return [schema for schema in schemas if counts[schema] < len(set(expected))]
+
+
+def recorded_counts(
+    connection: BaseDatabaseWrapper, schemas: Sequence[str], expected: Sequence[str]
+) -> dict[str, int]:
+    """Per schema, how many of the ``expected`` migrations its ``django_migrations``
+    records (0 without the table): one catalog read, then one statement per
+    :data:`_CHUNK` schemas. Only reads; nothing is locked beyond what a SELECT takes."""
+    counts = dict.fromkeys(schemas, 0)
     if not schemas:
-        return []
+        return counts
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT s FROM unnest(%s::text[]) AS s "
@@ -53,7 +63,6 @@ def schemas_with_work(
             [list(schemas)],
         )
         with_table = [row[0] for row in cursor.fetchall()]
-        complete: set[str] = set()
         for start in range(0, len(with_table), _CHUNK):
             chunk = with_table[start : start + _CHUNK]
             branches = " UNION ALL ".join(
@@ -66,8 +75,8 @@ def schemas_with_work(
             for schema in chunk:
                 params += [schema, list(expected)]
             cursor.execute(branches, params)
-            complete.update(name for name, count in cursor.fetchall() if count >= len(expected))
-    return [schema for schema in schemas if schema not in complete]
+            counts.update((name, int(count)) for name, count in cursor.fetchall())
+    return counts
 
 
 def parse_shard(value: str) -> tuple[int, int]:
@@ -103,19 +112,24 @@ class LedgerRun:
     outcome: str
     exit_code: int | None
     message: str
+    finished_at: datetime | None = None
 
 
 def last_runs(
-    connection: BaseDatabaseWrapper, schemas: Sequence[str], since: datetime
+    connection: BaseDatabaseWrapper, schemas: Sequence[str], since: datetime | None = None
 ) -> dict[str, LedgerRun]:
-    """Per schema, the last ledger run started at or after ``since`` (one query)."""
+    """Per schema, the last ledger run (started at or after ``since``): one query."""
     from django_safemigrate.models import Run
 
+    runs = Run.objects.using(connection.alias).filter(schema__in=list(schemas))
+    if since is not None:
+        runs = runs.filter(started_at__gte=since)
     rows = (
-        Run.objects.using(connection.alias)
-        .filter(schema__in=list(schemas), started_at__gte=since)
-        .order_by("schema", "-id")
+        runs.order_by("schema", "-id")
         .distinct("schema")
-        .values_list("schema", "outcome", "exit_code", "message")
+        .values_list("schema", "outcome", "exit_code", "message", "finished_at")
     )
-    return {schema: LedgerRun(outcome, code, message) for schema, outcome, code, message in rows}
+    return {
+        schema: LedgerRun(outcome, code, message, finished)
+        for schema, outcome, code, message, finished in rows
+    }

@@ -261,8 +261,26 @@ def test_fleet_deploy_isolates_a_failing_schema_and_then_visits_only_it(database
     assert _recorded(database, "tenant_002", "0003_remove_item_note") == 1
     assert _recorded(database, "tenant_002", "0004_item_price_idx") == 0
 
-    query(database, "DROP TABLE tenant_002.shop_item_price_idx")
+    # The fleet's state, from one query, changing nothing.
     before = _runs_per_schema(database)
+    status = tmp_path / "status.json"
+    shown = run_command(
+        ["safemigrate_schemas", "--status", "--report-json", str(status)],
+        _env(database, **NEXT),
+        expect=0,
+    )
+    assert "6 schemas (database 'default'): up to date 5, failed 1" in shown.out
+    assert "tenant_002: failed, 1 migration(s) to apply; last run ended" in shown.out
+    document = json.loads(status.read_text())
+    assert {s["schema"]: (s["state"], s["missing"]) for s in document["schemas"]} == {
+        "public": ("up_to_date", 0),
+        **{t: ("up_to_date", 0) for t in tenants if t != "tenant_002"},
+        "tenant_002": ("failed", 1),
+    }
+    assert document["counts"] == {"up_to_date": 5, "failed": 1}
+    assert _runs_per_schema(database) == before
+
+    query(database, "DROP TABLE tenant_002.shop_item_price_idx")
     fixed = run_command(
         ["safemigrate_schemas", "--executor=subprocess", "--parallel", "2"],
         _env(database, **NEXT),

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
-from django.db import connections
+from django.db import DatabaseError, connections
 from django.utils import timezone
 
 from django_safemigrate.enums import DatabaseOutcome, ExitCode
@@ -44,7 +44,7 @@ except ImportError:  # django-tenants is not installed: the command says so when
     from django.core.management.base import BaseCommand as MigrateSchemasCommand
 
 #: This command's own options, not passed on to each schema's run.
-OWN_OPTIONS = ("shard", "canary", "fail_fast", "report_json", "every_schema")
+OWN_OPTIONS = ("shard", "canary", "fail_fast", "report_json", "every_schema", "status")
 #: Options with which every schema must be visited (they read or change what the fleet
 #: query reads).
 VISIT_ALL = ("plan", "check_unapplied", "fake", "fake_initial", "prune", "run_syncdb")
@@ -86,6 +86,12 @@ class Command(MigrateSchemasCommand):  # type: ignore[misc]
             "--report-json", metavar="PATH", help="Write each schema's outcome to PATH."
         )
         parser.add_argument(
+            "--status",
+            action="store_true",
+            help="Change nothing: each schema's state (up to date, pending, or how its last "
+            "run ended) from one query across the fleet, and the fleet's summary.",
+        )
+        parser.add_argument(
             "--every-schema",
             action="store_true",
             help="Visit every tenant schema, also those the fleet query finds up to date.",
@@ -117,25 +123,7 @@ class Command(MigrateSchemasCommand):  # type: ignore[misc]
                 "use migrate_schemas, which runs each schema governed all the same. Nothing "
                 "was read or changed."
             )
-        codename = self.executor or os.environ.get("EXECUTOR") or "standard"
-        if codename not in ENGINES:
-            raise UsageError(
-                f"--executor {codename!r} is not one of {', '.join(ENGINES)}. Nothing was "
-                "read or changed."
-            )
-        shard = None
-        if own["shard"]:
-            from django_safemigrate.tenants import parse_shard
-
-            shard = parse_shard(own["shard"])
-        if own["canary"] < 0:
-            raise UsageError("--canary takes a number of schemas, 0 or more.")
-        report_path = Path(own["report_json"]) if own["report_json"] else None
-        if report_path is not None and not report_path.parent.is_dir():
-            raise UsageError(
-                f"--report-json {report_path}: its directory does not exist. Nothing was "
-                "read or changed."
-            )
+        codename, shard, report_path = self.checked(own)
         public = get_public_schema_name()
         results: list[DatabaseResult] = []
         tenants = self.tenant_schemas(public) if self.sync_tenant else []
@@ -143,6 +131,9 @@ class Command(MigrateSchemasCommand):  # type: ignore[misc]
             from django_safemigrate.tenants import in_shard
 
             tenants = in_shard(tenants, *shard)
+        if own["status"]:
+            schemas = ([public] if self.sync_public else []) + tenants
+            return self.show_status(schemas, report_path, shard)
         if self.sync_public:
             first = self.run_inline(codename, public, None, None)
             results.append(self.result(public, first))
@@ -178,6 +169,29 @@ class Command(MigrateSchemasCommand):  # type: ignore[misc]
         results += [self.result(schema, ran.get(schema, (None, None))) for schema in work]
         return self.finish(results, report_path, shard)
 
+    def checked(self, own: dict[str, Any]) -> tuple[str, tuple[int, int] | None, Path | None]:
+        """The executor, shard and report path; :class:`UsageError` before anything is read."""
+        codename = self.executor or os.environ.get("EXECUTOR") or "standard"
+        if codename not in ENGINES:
+            raise UsageError(
+                f"--executor {codename!r} is not one of {', '.join(ENGINES)}. Nothing was "
+                "read or changed."
+            )
+        shard = None
+        if own["shard"]:
+            from django_safemigrate.tenants import parse_shard
+
+            shard = parse_shard(own["shard"])
+        if own["canary"] < 0:
+            raise UsageError("--canary takes a number of schemas, 0 or more.")
+        report_path = Path(own["report_json"]) if own["report_json"] else None
+        if report_path is not None and not report_path.parent.is_dir():
+            raise UsageError(
+                f"--report-json {report_path}: its directory does not exist. Nothing was "
+                "read or changed."
+            )
+        return codename, shard, report_path
+
     def visit_all(self) -> bool:
         return bool(
             any(self.options.get(key) for key in VISIT_ALL)
@@ -207,6 +221,81 @@ class Command(MigrateSchemasCommand):  # type: ignore[misc]
         order = get_tenant_migration_order()
         tenants = tenants.order_by(*order) if order is not None else tenants.order_by("pk")
         return list(tenants.values_list("schema_name", flat=True))
+
+    def show_status(
+        self, schemas: Sequence[str], report_path: Path | None, shard: tuple[int, int] | None
+    ) -> int:
+        """Each schema's state and the fleet's summary; changes nothing (exit 0)."""
+        from django.db.migrations.loader import MigrationLoader
+
+        from django_safemigrate.tenants import expected_migrations, last_runs, recorded_counts
+
+        connection = connections[self.options["database"]]
+        expected = expected_migrations(MigrationLoader(None, ignore_no_migrations=True))
+        counts = recorded_counts(connection, schemas, expected)
+        try:
+            runs = last_runs(connection, schemas)
+        except DatabaseError:
+            runs = {}  # no ledger yet: nothing has run governed
+        rows = []
+        for schema in schemas:
+            missing = len(expected) - counts[schema]
+            run = runs.get(schema)
+            if missing <= 0:
+                state = "up_to_date"
+            elif run is not None and run.outcome not in _SUCCEEDED:
+                state = run.outcome
+            else:
+                state = "pending"
+            rows.append((schema, state, max(missing, 0), run))
+        tally: dict[str, int] = {}
+        for _, state, _, _ in rows:
+            tally[state] = tally.get(state, 0) + 1
+        where = f", shard {shard[0]}/{shard[1]}" if shard else ""
+        self.summary_line = (
+            f"{len(schemas)} schemas (database '{self.options['database']}'{where}): "
+            + ", ".join(f"{state.replace('_', ' ')} {n}" for state, n in tally.items())
+        )
+        self.stdout.write(self.summary_line)
+        shown = [r for r in rows if r[1] != "up_to_date" or self.options["verbosity"] >= 2]
+        limit = None if self.options["verbosity"] >= 2 else 50
+        for schema, state, missing, run in shown[:limit]:
+            line = f"  {schema}: {state.replace('_', ' ')}"
+            if missing:
+                line += f", {missing} migration(s) to apply"
+            if run is not None and run.finished_at is not None:
+                line += f"; last run ended {run.finished_at:%Y-%m-%d %H:%M:%S %Z} ({run.outcome})"
+            if run is not None and state == run.outcome and run.message:
+                line += f": {run.message.strip().splitlines()[0][:160]}"
+            self.stdout.write(line)
+        if limit is not None and len(shown) > limit:
+            self.stdout.write(f"  ... and {len(shown) - limit} more (-v 2 lists them all)")
+        if report_path is not None:
+            document = {
+                "schema_version": 1,
+                "database": self.options["database"],
+                "shard": f"{shard[0]}/{shard[1]}" if shard else None,
+                "summary": self.summary_line,
+                "counts": tally,
+                "schemas": [
+                    {
+                        "schema": schema,
+                        "state": state,
+                        "missing": missing,
+                        "last_run": None
+                        if run is None
+                        else {
+                            "outcome": run.outcome,
+                            "exit_code": run.exit_code,
+                            "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+                            "message": run.message or None,
+                        },
+                    }
+                    for schema, state, missing, run in rows
+                ],
+            }
+            report_path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+        return int(ExitCode.OK)
 
     # -- running schemas ---------------------------------------------------------------
 
@@ -341,8 +430,6 @@ class Command(MigrateSchemasCommand):  # type: ignore[misc]
         ``nothing_to_do``, ``blocked``...) and, failing, the ledger's message."""
         if not self._pending_ledger:
             return
-        from django.db import DatabaseError
-
         from django_safemigrate.tenants import last_runs
 
         try:
