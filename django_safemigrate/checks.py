@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextvars
+import functools
 import importlib.metadata
 import json
+import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -29,14 +31,9 @@ def check_older_package(**kwargs: Any) -> list[CheckMessage]:
     won; others of its modules may not have, and uninstalling the older package deletes
     the shared files, so this app must be installed again afterwards.
     """
-    found = [
-        dist
-        for dist in importlib.metadata.distributions(name=OLDER_DISTRIBUTION)
-        if _installed(dist) and not _this_checkout(dist)
-    ]
-    if not found:
+    older = _older_distribution(tuple(sys.path))
+    if older is None:
         return []
-    older = found[0]
     return [
         Error(
             f"The older {OLDER_DISTRIBUTION} package (version {older.version}) is installed "
@@ -52,6 +49,19 @@ def check_older_package(**kwargs: Any) -> list[CheckMessage]:
             id="safemigrate.E022",
         )
     ]
+
+
+@functools.cache
+def _older_distribution(path: tuple[str, ...]) -> importlib.metadata.Distribution | None:
+    """The older package's installed distribution on the import ``path``, if any: looked up
+    once per path (every schema of a fleet run checks again, and what is installed does
+    not change under a running process)."""
+    found = [
+        dist
+        for dist in importlib.metadata.distributions(name=OLDER_DISTRIBUTION)
+        if _installed(dist) and not _this_checkout(dist)
+    ]
+    return found[0] if found else None
 
 
 def _installed(dist: importlib.metadata.Distribution) -> bool:

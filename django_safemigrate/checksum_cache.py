@@ -59,7 +59,9 @@ FORMAT = 1
 DIRECTORY_NAME = "django-safemigrate"
 _OFF = frozenset({"off", "0", "false", "no"})
 #: Keys of a ``DATABASES`` entry that say where the database is, not what migrations mean.
-_CONNECTION_KEYS = frozenset({"NAME", "HOST", "PORT", "USER", "PASSWORD"})
+#: Connection details, and the schema django-tenants points the connection at (it changes
+#: with every schema a fleet run migrates): none changes what a migration file defines.
+_CONNECTION_KEYS = frozenset({"NAME", "HOST", "PORT", "USER", "PASSWORD", "SCHEMA"})
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
 

@@ -26,6 +26,7 @@ SCRIPTS = {
     "deploy": (["--size", "20", "--rounds", "1"], "| measurement | variant | median |"),
     # The dump check fails the run when the override's or safemigrate's schema is not Django's.
     "fresh": (["--sizes", "20", "--rounds", "1", "--dump-check"], "N=20: schemas identical"),
+    "fleet_fuzz": (["--trials", "1", "--tenants", "2"], "| trials | processes killed |"),
     "lock_timeout": (["--rounds", "1", "--hold", "1"], "| variant | migration time |"),
     "online_typechange": (["--rows", "3000"], "whole sequence:"),
     "overhead": (["--rounds", "1", "--warmup", "0"], "| measurement | variant | median |"),

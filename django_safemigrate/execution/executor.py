@@ -62,11 +62,22 @@ class LedgerExecutor(djangocompat.ExecutorHooks):
     #: Django's executor applies it rather than walked (:mod:`.walk`).
     explain: Callable[[str], None] | None = None
 
+    #: Set by ``safemigrate``: the gate's loader, handed to the next executor built for
+    #: the same connection (Django's ``migrate``), once. Under the migration lock nothing
+    #: changes the recorded migrations between the gate and the plan, so building the
+    #: graph and reading the recorded migrations again would only repeat the same reads.
+    prebuilt_loader: SharedDiskLoader | None = None
+
     def __init__(self, connection: Any, progress_callback: Any = None) -> None:
         # Django's __init__, with a loader that reuses this run's scan of the
         # migration modules instead of importing and instantiating them again.
         self.connection = connection
-        self.loader = SharedDiskLoader(connection)
+        prebuilt = type(self).prebuilt_loader
+        type(self).prebuilt_loader = None
+        if prebuilt is not None and prebuilt.connection is connection:
+            self.loader = prebuilt
+        else:
+            self.loader = SharedDiskLoader(connection)
         self.recorder = MigrationRecorder(connection)
         self.progress_callback = progress_callback
         self._started: dict[tuple[str, str], Any] = {}

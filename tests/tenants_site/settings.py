@@ -54,6 +54,8 @@ TENANT_MULTIPROCESSING_MAX_PROCESSES = int(
     os.environ.get("TENANT_MULTIPROCESSING_MAX_PROCESSES") or 2
 )
 TENANT_MULTIPROCESSING_CHUNKS = 1
+# django-tenants' own switch: set the search_path once per connection, not per cursor.
+TENANT_LIMIT_SET_CALLS = os.environ.get("TENANT_LIMIT_SET_CALLS") == "1"
 
 if os.environ.get("SHOP_MIGRATIONS") in {"next", "bench"}:
     MIGRATION_MODULES = {

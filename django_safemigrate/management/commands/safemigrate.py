@@ -603,7 +603,8 @@ class Command(migrate.Command):
         # records a migration with deferred SQL (indexes, foreign keys) only after its
         # transaction committed, and a crash in between leaves it applied but unrecorded.
         with ledgered_executor(ledger, runner_factory) as executor_class:
-            if options["app_label"] != APP_LABEL:
+            # An up-to-date ledger (every run but the first) needs no executor here.
+            if options["app_label"] != APP_LABEL and not ledger.writable():
                 try:
                     self.bootstrap_ledger(
                         ledger, executor_class(connection, self.migration_progress_callback)
@@ -625,6 +626,7 @@ class Command(migrate.Command):
         ) as executor_class:
             executor_class.allowed = allowed
             executor_class.approvals = self.approvals
+            executor_class.prebuilt_loader = self.gate_loader
             try:
                 django_migrate.Command.handle(self, *args, **options)
             except Exception as exc:
@@ -696,6 +698,8 @@ class Command(migrate.Command):
         #: The gate's analysis of each migration it judged (the recovery-point check's).
         self.judged_reports: dict[tuple[str, str], Any] = {}
         executor = LedgerExecutor(connection)
+        #: Handed on to the executor Django's migrate builds next (the same reads).
+        self.gate_loader = executor.loader
         targets = plan_targets(executor.loader, options["app_label"], options["migration_name"])
         judged = judge(
             connection,
