@@ -135,6 +135,8 @@ def build_template(maintenance: str, name: str, tenants: int) -> None:
             )
         ]
         for index in range(2, tenants + 1):
+            if index % 50 == 0:
+                conn.commit()  # each table's locks last to the commit: keep under the limit
             for table in tables:
                 source = sql.Identifier("tenant_001", table)
                 target = sql.Identifier(f"tenant_{index:03d}", table)
