@@ -6,6 +6,9 @@ fleet size N (``--tenants``), a template database gets the public schema migrate
 tenants, and every tenant schema at the first release: ``tenant_001`` through
 ``migrate_schemas``, the others as copies of its tables and rows (``CREATE TABLE ...
 (LIKE ... INCLUDING ALL)``, so index names differ from Django's; nothing here reads them).
+Then one governed run visits every schema (``safemigrate_schemas --every-schema``): the
+ledger holds each schema's applied migrations, as in a fleet governed since an earlier
+release (a fleet's very first governed run adopts them, once).
 Each sample copies the template (``CREATE DATABASE ... TEMPLATE``), runs one deploy in a
 child process and checks its result. Two deploys:
 
@@ -154,6 +157,9 @@ def build_template(maintenance: str, name: str, tenants: int) -> None:
         conn.commit()
         conn.autocommit = True
         conn.execute("VACUUM ANALYZE")
+    # A fleet governed since before this release: the first governed run of every schema
+    # adopted its applied migrations into the ledger, as a real fleet's did long ago.
+    manage(url, "safemigrate_schemas", "--every-schema", "-v", "0")
 
 
 def check_result(url: str, deploy: str, tenants: int) -> None:
@@ -279,7 +285,9 @@ def document(  # noqa: PLR0917 - what the section says, from main()
         "`bench/tenants.py`: one deploy over a django-tenants fleet (`tests/tenants_site`), "
         "in a child process, on a fresh copy of a template database per sample. `no-op`: "
         "every schema already has the release; `one new`: one new tenant-app migration "
-        "(a nullable column) for every tenant schema. Plain `migrate_schemas` runs Django's "
+        "(a nullable column) for every tenant schema. The template fleet has been governed "
+        "since its first release (the ledger holds every schema's applied migrations). "
+        "Plain `migrate_schemas` runs Django's "
         "own `migrate` per schema (django-tenants' default: no lock, ledger or review); "
         "governed `migrate_schemas` runs `safemigrate` per schema "
         "(`TENANT_BASE_MIGRATE_COMMAND`, as the README says); `safemigrate_schemas` runs the "

@@ -16,9 +16,11 @@ An entry is used only when all of these are the same byte for byte; anything els
 and the checksum is computed as without a cache. File times and sizes are never trusted: an
 edit that keeps a file's size and modification time is still a different SHA-256. A migration
 that refers to code of another installed package (outside the standard library, Django and
-django_safemigrate) is never cached, since that code is not hashed here. Nor is one whose
-module was imported from bytecode that does not match its source (a stale ``.pyc``): what the
-process loaded is then not what the file says.
+django_safemigrate) counts that code as the checksum does, by its distribution and version
+(``django-tenants==4.0.1``): the entry is used only while the same version is installed, and
+one whose package cannot be told is never cached. Nor is one whose module was imported from
+bytecode that does not match its source (a stale ``.pyc``): what the process loaded is then
+not what the file says.
 
 The cache lives in ``$XDG_CACHE_HOME/django-safemigrate/`` (``~/.cache/django-safemigrate/``
 without it), one JSON file per project, replaced atomically. A missing, unreadable or corrupt
@@ -29,6 +31,7 @@ error. ``SAFEMIGRATE_CHECKSUM_CACHE=off`` in the environment turns it off.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -50,6 +53,7 @@ from django_safemigrate.checksum import (
     PREFIX,
     Origin,
     checksum_and_modules,
+    distribution_of,
     module_origin,
 )
 
@@ -63,6 +67,9 @@ _OFF = frozenset({"off", "0", "false", "no"})
 #: with every schema a fleet run migrates): none changes what a migration file defines.
 _CONNECTION_KEYS = frozenset({"NAME", "HOST", "PORT", "USER", "PASSWORD", "SCHEMA"})
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+#: In an entry's files, in place of a path: a module of another installed distribution,
+#: which the checksum counts by its distribution and version, not by its code.
+_INSTALLED = "installed"
 
 
 def enabled() -> bool:
@@ -82,6 +89,7 @@ def _sha256_file(path: str) -> str | None:
         return None
 
 
+@functools.cache
 def _version(distribution: str) -> str:
     try:
         return importlib.metadata.version(distribution)
@@ -242,7 +250,10 @@ class ChecksumCache:
             if not isinstance(recorded, list) or len(recorded) != 2:
                 return None
             path, digest = recorded
-            if _module_file(name) != path or self._hash(path) != digest:
+            if path == _INSTALLED:
+                if module_origin(name) is not Origin.INSTALLED or distribution_of(name) != digest:
+                    return None
+            elif _module_file(name) != path or self._hash(path) != digest:
                 return None
         return checksum
 
@@ -292,7 +303,11 @@ class ChecksumCache:
             seen.add(name)
             origin = Origin.PROJECT if name == own else module_origin(name)
             if origin is Origin.INSTALLED:
-                return None
+                distribution = distribution_of(name)
+                if distribution is None:
+                    return None  # the checksum names it without a version: no telling
+                files[name] = [_INSTALLED, distribution]
+                continue
             if origin is Origin.FRAMEWORK:
                 if name not in sys.modules and not _framework(name):
                     return None  # code of a module the import system does not know

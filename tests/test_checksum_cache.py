@@ -177,3 +177,33 @@ def test_the_cache_can_be_turned_off(database, tmp_path):
     run_command(["safemigrate"], env, expect=0)
     run_command(["safemigrate"], env, expect=0)
     assert cache_files(cache_home) == []
+
+
+def test_code_of_an_installed_package_is_cached_by_its_version(database, tmp_path):
+    # A migration that refers to another installed distribution's code (a validator): the
+    # checksum counts that code by distribution and version, and so does the cache entry.
+    env, cache_home = scenario_env(database, tmp_path, "basic")
+    for path in (
+        tmp_path / "basic" / "migrations" / "0003_item_sku.py",
+        tmp_path / "basic" / "models.py",
+    ):
+        text = path.read_text()
+        assert text.count("null=True)") >= 1
+        text = "import dj_database_url\n" + text.replace(
+            "max_length=20, null=True)",
+            "max_length=20, null=True, validators=[dj_database_url.parse])",
+        )
+        path.write_text(text)
+    run_command(["safemigrate"], env, expect=0)
+    assert "basic.0003_item_sku" in count_computed(env)
+    files = cached_entries(cache_home)["basic.0003_item_sku"]["files"]
+    assert files["dj_database_url"][0] == "installed", files
+    assert files["dj_database_url"][1].startswith("dj-database-url=="), files
+    assert count_computed(env) == "computed: none"
+    # Another version of the package installed: the entry is not used.
+    (path,) = cache_files(cache_home)
+    data = json.loads(path.read_text())
+    data["entries"]["basic.0003_item_sku"]["files"]["dj_database_url"][1] = "dj-database-url==0.1"
+    path.write_text(json.dumps(data))
+    assert count_computed(env) == "computed: basic.0003_item_sku"
+    assert count_computed(env) == "computed: none"

@@ -114,6 +114,17 @@ def test_system_checks_catch_a_fleet_that_would_be_migrated_ungoverned(database)
     assert "safemigrate.E036" not in per_tenant.err
     clean = run_command(["check"], _env(database), expect=0)
     assert "no issues" in clean.out
+    # A fleet deploy checks the project once, not once per schema (three tenants here).
+    _fleet(database, 3)
+    warned = run_command(
+        ["safemigrate_schemas", "--every-schema"],
+        _env(
+            database,
+            TENANT_BASE_MIGRATE_COMMAND="django_safemigrate.management.commands.migrate.Command",
+        ),
+        expect=0,
+    )
+    assert warned.err.count("safemigrate.W005") == 1, warned.err
 
 
 def test_checkmigrations_judges_a_tenant_apps_migration_where_it_runs(database):

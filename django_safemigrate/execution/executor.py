@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from django.core.management.commands import migrate as django_migrate
 from django.db import DatabaseError
 from django.db.migrations import Migration
+from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.recorder import MigrationRecorder
 from django.db.migrations.state import ProjectState
 from django.utils import timezone
@@ -66,7 +67,7 @@ class LedgerExecutor(djangocompat.ExecutorHooks):
     #: the same connection (Django's ``migrate``), once. Under the migration lock nothing
     #: changes the recorded migrations between the gate and the plan, so building the
     #: graph and reading the recorded migrations again would only repeat the same reads.
-    prebuilt_loader: SharedDiskLoader | None = None
+    prebuilt_loader: MigrationLoader | None = None
 
     def __init__(self, connection: Any, progress_callback: Any = None) -> None:
         # Django's __init__, with a loader that reuses this run's scan of the

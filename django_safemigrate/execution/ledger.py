@@ -288,14 +288,21 @@ class Ledger:
         """
         self.write_together(self.record_statements(entry))
 
-    def record_statements(self, entry: PendingRecord) -> list[Statement]:
+    def record_many(self, entries: Sequence[PendingRecord]) -> None:
+        """:meth:`record` for several entries at once: one INSERT, all rows or none."""
+        self.write_together(self.record_statements(*entries))
+
+    def record_statements(self, *entries: PendingRecord) -> list[Statement]:
         """What :meth:`record` writes, for the caller to write with other rows of the
-        same transaction (:meth:`write_together`); an entry kept for later gives none."""
-        self.counts[entry.outcome] = self.counts.get(entry.outcome, 0) + 1
+        same transaction (:meth:`write_together`); entries kept for later give none."""
+        if not entries:
+            return []
+        for entry in entries:
+            self.counts[entry.outcome] = self.counts.get(entry.outcome, 0) + 1
         if self.writable():
             self.open_run()
-            return [self._insert(entry)]
-        self.pending.append(entry)
+            return [self._insert(*entries)]
+        self.pending.extend(entries)
         return []
 
     def flush(self) -> None:

@@ -908,11 +908,12 @@ class Command(migrate.Command):
             from django.utils import timezone
 
             now = timezone.now()
+            baselines: list[PendingRecord] = []
 
             def adopt(key: tuple[str, str], checksum: str) -> None:
                 # A new baseline row; the rows before it stay (the ledger is append-only).
                 migration = loader.disk_migrations[key]
-                ledger.record(
+                baselines.append(
                     PendingRecord(
                         app_label=key[0],
                         name=key[1],
@@ -935,6 +936,9 @@ class Command(migrate.Command):
             for key in sorted(applied - set(recorded)):
                 if key in loader.disk_migrations:
                     adopt(key, migration_checksum(loader.disk_migrations[key]))
+            # One statement for all of them: a fleet's first governed run adopts every
+            # applied migration of every schema.
+            ledger.record_many(baselines)
         if not ledger.writable() and self.verbosity >= 2:
             self.stdout.write(
                 "  The ledger tables do not exist yet; this run is recorded once they do."

@@ -30,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from django.core.checks import Tags
 from django.core.management.base import CommandError, CommandParser
 from django.db import DatabaseError, connections
 from django.utils import timezone
@@ -134,6 +135,11 @@ class Command(MigrateSchemasCommand):  # type: ignore[misc]
         if own["status"]:
             schemas = ([public] if self.sync_public else []) + tenants
             return self.show_status(schemas, report_path, shard)
+        if not self.options.get("skip_checks"):
+            # The project's code and settings are the same in every schema: checked once
+            # for the fleet (the rest before this command's handle), not once per schema.
+            self.check(databases=[self.options["database"]], tags=[Tags.database])
+            self.options["skip_checks"] = True
         if self.sync_public:
             first = self.run_inline(codename, public, None, None)
             results.append(self.result(public, first))
