@@ -72,6 +72,10 @@ class Run(models.Model):
         verbose_name = _("run")
         verbose_name_plural = _("runs")
         ordering = ["-started_at", "-id"]
+        # What a run reads of the ledger is its schema's (the steps done, the interrupted
+        # runs, the first deploy, the high-water mark): in a fleet, found without reading
+        # every tenant's runs (migration 0011).
+        indexes = [models.Index(fields=["schema"], name="django_safemigrate_run_schema")]
 
     def __str__(self) -> str:
         return (
@@ -293,12 +297,16 @@ class Review(models.Model):
 
 
 class LedgerMark(models.Model):
-    """How many rows the ledger held when the last run finished: its high-water mark.
+    """How many rows the ledger held when a run finished: the high-water mark of the whole
+    ledger, as releases before migration 0011 kept it (a runner of such a release still
+    updates it during a rolling upgrade).
 
     Kept outside the append-only tables (and mirrored in a comment on
     ``django_migrations``), so a ledger that lost rows (deleted with its triggers
     disabled, its tables dropped and created again, an old copy restored) is noticed
     instead of silently adopting the whole history again. One row, created with the table.
+    Runs now keep a mark per schema (:class:`SchemaMark`); this one is read only for a
+    schema that has none yet (:mod:`django_safemigrate.execution.continuity`).
     """
 
     runs = models.BigIntegerField(default=0)
@@ -312,6 +320,32 @@ class LedgerMark(models.Model):
 
     def __str__(self) -> str:
         return f"{self.runs} runs, {self.records} migration records, {self.steps} steps"
+
+
+class SchemaMark(models.Model):
+    """How many rows the ledger held of one schema's runs when its last run finished: the
+    high-water mark of that schema's history (:mod:`django_safemigrate.execution.continuity`).
+
+    Kept outside the append-only tables (and mirrored in a comment on the schema's
+    ``django_migrations``), so a history that lost rows is noticed instead of silently
+    adopted again. Per schema, so that a run counts its own schema's history, not every
+    tenant's. Refuses ``DELETE`` and ``TRUNCATE`` like the rest of the ledger.
+    """
+
+    schema = models.CharField(max_length=63, unique=True)
+    runs = models.BigIntegerField(default=0)
+    records = models.BigIntegerField(default=0)
+    steps = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = _("schema mark")
+        verbose_name_plural = _("schema marks")
+
+    def __str__(self) -> str:
+        return (
+            f"{self.schema}: {self.runs} runs, {self.records} migration records, {self.steps} steps"
+        )
 
 
 class Archive(models.Model):

@@ -29,6 +29,7 @@ APPEND_ONLY = (
     "django_safemigrate_steprecord",
     "django_safemigrate_review",
     "django_safemigrate_ledgermark",
+    "django_safemigrate_schemamark",
 )
 
 
@@ -194,6 +195,7 @@ def test_truncate_is_refused_like_update_and_delete(database, scenarios):
         "(SELECT run_id FROM django_safemigrate_migrationrecord "
         " UNION SELECT run_id FROM django_safemigrate_steprecord)",
         "DELETE FROM django_safemigrate_ledgermark",
+        "DELETE FROM django_safemigrate_schemamark",
         "UPDATE django_safemigrate_review SET note = 'changed'",
     ]
     for statement in statements:
@@ -308,7 +310,7 @@ def test_a_ledger_dropped_and_created_again_is_noticed(database, scenarios):
         conn.execute(
             "TRUNCATE django_safemigrate_run, django_safemigrate_migrationrecord, "
             "django_safemigrate_steprecord, django_safemigrate_archive, "
-            "django_safemigrate_ledgermark"
+            "django_safemigrate_ledgermark, django_safemigrate_schemamark"
         )
     result = run(["safemigrate"], env, expect=3)
     assert "The migration ledger has lost records: it holds 0 runs" in result.err
@@ -325,6 +327,55 @@ def test_a_comment_of_the_project_on_django_migrations_is_kept(database, scenari
     first, second = comment.split("\n")
     assert first == "owned by the platform team"
     assert second.startswith("django_safemigrate ledger: runs=2 ")
+
+
+def test_the_mark_of_the_whole_ledger_from_an_earlier_release_still_guards_a_schema(
+    database, scenarios
+):
+    """Before migration 0011 the mark counted the whole ledger (one ledgermark row, a
+    comment line without a schema). A schema with no mark of its own is checked against it
+    until its first run writes one; after that, the whole ledger's mark (which a runner of
+    the earlier release still updates during a rolling upgrade) no longer counts."""
+    env = env_for(database, scenarios)
+    started(database, env)
+    run(["safemigrate", APP, "0002"], env, expect=0)
+    (comment,) = query(database, "SELECT obj_description('django_migrations'::regclass)")[0]
+    assert comment.endswith(" schema=public"), comment
+    (mark,) = query(database, "SELECT schema, runs FROM django_safemigrate_schemamark")
+    assert mark == ("public", 2)
+
+    def as_the_earlier_release_left_it(whole: int) -> None:
+        # No mark of the schema's own; the whole ledger's, as the earlier release wrote it.
+        with connect(database) as conn:
+            conn.execute("SET session_replication_role = replica")
+            conn.execute("DELETE FROM django_safemigrate_schemamark")
+            conn.execute(f"UPDATE django_safemigrate_ledgermark SET runs = {whole}")
+            conn.execute(
+                "COMMENT ON TABLE django_migrations IS "
+                f"'django_safemigrate ledger: runs={whole} records=0 steps=0'"
+            )
+
+    as_the_earlier_release_left_it(whole=50)
+    stopped = run(["safemigrate"], env, expect=3)
+    assert "The migration ledger has lost records: it holds 2 runs" in stopped.err
+    assert "but held 50 runs" in stopped.err
+    assert DROP not in applied(database)
+
+    as_the_earlier_release_left_it(whole=1)
+    run(["safemigrate", APP, "0002"], env, expect=0)
+    (comment,) = query(database, "SELECT obj_description('django_migrations'::regclass)")[0]
+    # The earlier release's line is replaced by the schema's own.
+    assert comment.startswith("django_safemigrate ledger: runs=3 records="), comment
+    assert comment.endswith(" schema=public"), comment
+    assert "\n" not in comment, comment
+    assert query(database, "SELECT schema, runs FROM django_safemigrate_schemamark") == [
+        ("public", 3)
+    ]
+    # A runner of the earlier release during a rolling upgrade: it raises the whole
+    # ledger's mark; the schema's own mark is what is compared now.
+    with connect(database) as conn:
+        conn.execute("UPDATE django_safemigrate_ledgermark SET runs = 1000")
+    run(["safemigrate", APP, "0002"], env, expect=0)
 
 
 # -- decisions from the command line ---------------------------------------------------------

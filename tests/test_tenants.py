@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.helpers import ROOT, command_env, fresh_database, manage, query, run_command
+from tests.helpers import ROOT, command_env, connect, fresh_database, manage, query, run_command
 
 pytest.importorskip("django_tenants")
 
@@ -306,6 +306,54 @@ def test_fleet_deploy_isolates_a_failing_schema_and_then_visits_only_it(database
         "tenant_002": 1,
     }
     assert _valid_index(database, "shop_item_price_idx") == {t: True for t in tenants}
+
+
+def test_a_tenant_whose_history_lost_records_stops_alone(database, tmp_path):
+    # Each schema's history in the ledger has its own high-water mark: rows of one tenant
+    # deleted (triggers off) stop that tenant's runs, not the fleet's.
+    _fleet(database, 3)
+    marks = dict(query(database, "SELECT schema, runs FROM django_safemigrate_schemamark"))
+    assert set(marks) == {"public", "tenant_001", "tenant_002", "tenant_003"}
+    with connect(database) as conn:
+        conn.execute("SET session_replication_role = replica")
+        for table in ("migrationrecord", "steprecord"):
+            conn.execute(
+                f"DELETE FROM django_safemigrate_{table} WHERE run_id IN "
+                "(SELECT id FROM django_safemigrate_run WHERE schema = 'tenant_002')"
+            )
+        conn.execute("DELETE FROM django_safemigrate_run WHERE schema = 'tenant_002'")
+    report = tmp_path / "report.json"
+    stopped = run_command(
+        ["safemigrate_schemas", "--every-schema", "--report-json", str(report)],
+        _env(database),
+        expect=3,
+    )
+    assert "The migration ledger has lost records for schema 'tenant_002'" in stopped.err
+    assert _report(report) == {
+        "public": "nothing_to_do",
+        "tenant_001": "nothing_to_do",
+        "tenant_002": "blocked",
+        "tenant_003": "nothing_to_do",
+    }
+
+
+def _sessions(database: str) -> int:
+    """Sessions opened on the database so far (less the one asking)."""
+    time.sleep(1.2)  # the server publishes a session's statistics within a second
+    ((count,),) = query(
+        database, "SELECT sessions FROM pg_stat_database WHERE datname = current_database()"
+    )
+    return int(count) - 1
+
+
+def test_a_fleet_deploy_takes_every_schemas_lock_on_one_session(database):
+    # django-tenants opens a connection per schema for the migrations themselves; the
+    # locks, one per schema, are taken one after another on the same lock session.
+    schemas = len(_fleet(database, 6)) + 1
+    before = _sessions(database)
+    run_command(["safemigrate_schemas", "--every-schema", "-v", "0"], _env(database), expect=0)
+    opened = _sessions(database) - before - 1
+    assert opened <= schemas + 3, opened  # one lock session per schema would be 2 x schemas
 
 
 def test_fleet_deploy_stops_every_tenant_when_the_public_schema_is_blocked(database, tmp_path):

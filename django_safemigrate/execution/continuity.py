@@ -1,15 +1,24 @@
 """Notice a ledger that lost records, instead of adopting the whole history again.
 
-Every run that finishes writes the ledger's size (runs, migration records, steps)
-as a high-water mark in two places outside the append-only tables: the one row of
-``django_safemigrate_ledgermark``, and a line in the comment on the
-``django_migrations`` table. The comment outlives this app's tables: it survives
-their rows being deleted with the triggers disabled, the tables being dropped and
-created again (``migrate django_safemigrate zero`` and back), and the restore of an
-old copy of them alone. Before a run writes anything, it compares the ledger with
-the higher of the two marks; a ledger smaller than its mark has lost records, and
-the run stops (:class:`LedgerLost`, exit 3) until someone accepts the loss
-explicitly (``safemigrate --accept-ledger-loss "why"``), which is itself recorded.
+Every run that finishes writes the size of its schema's history in the ledger (the runs
+of that schema, their migration records and steps) as a high-water mark in two places
+outside the append-only tables: that schema's row of ``django_safemigrate_schemamark``,
+and a line in the comment on the schema's ``django_migrations`` table. The comment
+outlives this app's tables: it survives their rows being deleted with the triggers
+disabled, the tables being dropped and created again (``migrate django_safemigrate
+zero`` and back), and the restore of an old copy of them alone. Before a run writes
+anything, it compares its schema's history with the higher of the two marks; a history
+smaller than its mark has lost records, and the run stops (:class:`LedgerLost`, exit 3)
+until someone accepts the loss explicitly (``safemigrate --accept-ledger-loss "why"``),
+which is itself recorded.
+
+Per schema, so that the work stays that of one schema's history however many tenants a
+schema-per-tenant database holds (the runs are found by the index on ``Run.schema``), and
+a tenant whose history lost records stops alone. Releases before migration 0011 kept one
+mark of the whole ledger (the row of ``django_safemigrate_ledgermark``, and a comment line
+without a schema; a runner of such a release still writes them during a rolling upgrade):
+a schema with no mark of its own is checked against that one, counting the whole ledger,
+until its first run writes its own.
 
 A full restore of an older database is not a loss: its ``django_migrations``, its
 comment and its ledger are of the same moment, and agree.
@@ -28,7 +37,14 @@ from django.db.migrations.recorder import MigrationRecorder
 from django_safemigrate.exceptions import Blocked
 
 #: The line this app keeps in the comment on ``django_migrations``; other text stays.
+#: ``schema=``: the schema whose history it counts (a table copied with its comment to
+#: another schema brings a line that is not that schema's, and is not read there).
 _COMMENT_LINE = re.compile(
+    r"^django_safemigrate ledger: runs=(\d+) records=(\d+) steps=(\d+) schema=(\S+)$",
+    re.MULTILINE,
+)
+#: The line of releases before 0011: the size of the whole ledger.
+_WHOLE_LEDGER_LINE = re.compile(
     r"^django_safemigrate ledger: runs=(\d+) records=(\d+) steps=(\d+)$", re.MULTILINE
 )
 
@@ -68,53 +84,115 @@ class Continuity:
 
 
 def _tables(connection: BaseDatabaseWrapper) -> dict[str, str]:
-    from django_safemigrate.models import LedgerMark, MigrationRecord, Run, StepRecord
+    from django_safemigrate.models import (
+        LedgerMark,
+        MigrationRecord,
+        Run,
+        SchemaMark,
+        StepRecord,
+    )
 
     quote = connection.ops.quote_name
     return {
         "run": quote(Run._meta.db_table),
         "record": quote(MigrationRecord._meta.db_table),
         "step": quote(StepRecord._meta.db_table),
-        "mark": quote(LedgerMark._meta.db_table),
+        "mark": quote(SchemaMark._meta.db_table),
+        "whole": quote(LedgerMark._meta.db_table),
         "migrations": MigrationRecorder.Migration._meta.db_table,
     }
 
 
-def read(connection: BaseDatabaseWrapper) -> Continuity:
-    """The ledger's size now and its mark, in one round trip."""
+@dataclasses.dataclass(frozen=True)
+class _Reading:
+    #: The schema's history in the ledger now.
+    found: Size
+    #: The schema's own mark (its row, its comment line), if it has one.
+    mark: Size | None
+    #: The mark of the whole ledger kept before 0011 (the row of ``LedgerMark``, the
+    #: comment line without a schema), if there is one.
+    whole: Size | None
+
+
+def _read(connection: BaseDatabaseWrapper, schema: str) -> _Reading:
+    """The schema's history and the marks, in one round trip."""
     t = _tables(connection)
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            SELECT (SELECT count(*) FROM {t["run"]}), (SELECT count(*) FROM {t["record"]}),
-                   (SELECT count(*) FROM {t["step"]}),
-                   m.runs, m.records, m.steps,
+            WITH runs AS (SELECT id FROM {t["run"]} WHERE schema = %s)
+            SELECT (SELECT count(*) FROM runs),
+                   (SELECT count(*) FROM {t["record"]} WHERE run_id IN (SELECT id FROM runs)),
+                   (SELECT count(*) FROM {t["step"]} WHERE run_id IN (SELECT id FROM runs)),
+                   m.runs, m.records, m.steps, w.runs, w.records, w.steps,
                    obj_description(to_regclass(%s), 'pg_class')
             FROM (SELECT 1) AS one
-            LEFT JOIN (SELECT * FROM {t["mark"]} ORDER BY id LIMIT 1) AS m ON true
+            LEFT JOIN (SELECT * FROM {t["mark"]} WHERE schema = %s) AS m ON true
+            LEFT JOIN (SELECT * FROM {t["whole"]} ORDER BY id LIMIT 1) AS w ON true
             """,
-            [t["migrations"]],
+            [schema, t["migrations"], schema],
         )
         row = cursor.fetchone()
     assert row is not None
-    found = Size(int(row[0]), int(row[1]), int(row[2]))
-    mark = Size(int(row[3] or 0), int(row[4] or 0), int(row[5] or 0))
-    return Continuity(found, mark.highest(_from_comment(row[6])))
+    comment = row[9] or ""
+    own = _comment_size(comment, schema)
+    whole = _whole_ledger_size(comment)
+    mark = None if row[3] is None else Size(int(row[3]), int(row[4]), int(row[5]))
+    if own is not None:
+        mark = own if mark is None else mark.highest(own)
+    whole_row = None if row[6] is None else Size(int(row[6]), int(row[7]), int(row[8]))
+    if whole_row is not None:
+        whole = whole_row if whole is None else whole.highest(whole_row)
+    return _Reading(Size(int(row[0]), int(row[1]), int(row[2])), mark, whole)
 
 
-def _from_comment(comment: str | None) -> Size:
-    match = _COMMENT_LINE.search(comment or "")
+def _whole_ledger(connection: BaseDatabaseWrapper) -> Size:
+    t = _tables(connection)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT (SELECT count(*) FROM {t['run']}), (SELECT count(*) FROM {t['record']}), "
+            f"(SELECT count(*) FROM {t['step']})"
+        )
+        row = cursor.fetchone()
+    assert row is not None
+    return Size(int(row[0]), int(row[1]), int(row[2]))
+
+
+def read(connection: BaseDatabaseWrapper, schema: str) -> Continuity:
+    """What the ledger holds of ``schema``'s history, and what it held at the mark.
+
+    A schema without a mark of its own, where a mark of the whole ledger from before
+    0011 exists, is compared as a whole: the whole ledger against that mark.
+    """
+    reading = _read(connection, schema)
+    if reading.mark is not None:
+        return Continuity(reading.found, reading.mark)
+    if reading.whole is not None:
+        return Continuity(_whole_ledger(connection), reading.whole)
+    return Continuity(reading.found, Size(0, 0, 0))
+
+
+def _comment_size(comment: str, schema: str) -> Size | None:
+    for match in _COMMENT_LINE.finditer(comment):
+        if match[4] == schema:
+            return Size(int(match[1]), int(match[2]), int(match[3]))
+    return None
+
+
+def _whole_ledger_size(comment: str) -> Size | None:
+    match = _WHOLE_LEDGER_LINE.search(comment)
     if match is None:
-        return Size(0, 0, 0)
+        return None
     return Size(int(match[1]), int(match[2]), int(match[3]))
 
 
-def check(connection: BaseDatabaseWrapper) -> Continuity:
-    """Raise :class:`LedgerLost` when the ledger is smaller than its mark."""
-    continuity = read(connection)
+def check(connection: BaseDatabaseWrapper, schema: str) -> Continuity:
+    """Raise :class:`LedgerLost` when the schema's history is smaller than its mark."""
+    continuity = read(connection, schema)
     if continuity.lost:
+        where = "" if schema == "public" else f" for schema '{schema}'"
         raise LedgerLost(
-            "The migration ledger has lost records: it holds "
+            f"The migration ledger has lost records{where}: it holds "
             f"{continuity.found.describe()}, but held {continuity.mark.describe()} when its "
             "last run finished (rows deleted with its triggers disabled, its tables dropped "
             "and created again, or an older copy of them restored). Going on would adopt "
@@ -126,8 +204,8 @@ def check(connection: BaseDatabaseWrapper) -> Continuity:
     return continuity
 
 
-def advance(connection: BaseDatabaseWrapper, *, lower: bool = False) -> None:
-    """Set the mark to the ledger's size now (never lower, unless ``lower``).
+def advance(connection: BaseDatabaseWrapper, schema: str, *, lower: bool = False) -> None:
+    """Set the schema's mark to its history's size now (never lower, unless ``lower``).
 
     The comment needs the ownership of ``django_migrations``; a role without it keeps
     the mark in the table only (losing the protection against dropped tables).
@@ -135,31 +213,47 @@ def advance(connection: BaseDatabaseWrapper, *, lower: bool = False) -> None:
     from django.utils import timezone
 
     t = _tables(connection)
-    now = read(connection)
-    size = now.found if lower else now.found.highest(now.mark)
+    reading = _read(connection, schema)
+    size = reading.found
+    if not lower and reading.mark is not None:
+        size = size.highest(reading.mark)
+    values: list[Any] = [size.runs, size.records, size.steps, timezone.now()]
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {t['mark']} SET runs = %s, records = %s, steps = %s, updated_at = %s",
-            [size.runs, size.records, size.steps, timezone.now()],
+            f"UPDATE {t['mark']} SET runs = %s, records = %s, steps = %s, updated_at = %s "
+            "WHERE schema = %s",
+            [*values, schema],
         )
         if not cursor.rowcount:
             cursor.execute(
-                f"INSERT INTO {t['mark']} (runs, records, steps, updated_at) "
-                "VALUES (%s, %s, %s, %s)",
-                [size.runs, size.records, size.steps, timezone.now()],
+                f"INSERT INTO {t['mark']} (runs, records, steps, updated_at, schema) "
+                "VALUES (%s, %s, %s, %s, %s)",
+                [*values, schema],
             )
-    _comment(connection, t["migrations"], size)
+    _comment(connection, t["migrations"], size, schema)
 
 
-def _comment(connection: BaseDatabaseWrapper, table: str, size: Size) -> None:
+def _comment(connection: BaseDatabaseWrapper, table: str, size: Size, schema: str) -> None:
     from psycopg import sql
 
-    line = f"django_safemigrate ledger: runs={size.runs} records={size.records} steps={size.steps}"
+    line = (
+        f"django_safemigrate ledger: runs={size.runs} records={size.records} "
+        f"steps={size.steps} schema={schema}"
+    )
     try:
         with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
             cursor.execute("SELECT obj_description(to_regclass(%s), 'pg_class')", [table])
             row = cursor.fetchone()
-            kept = _COMMENT_LINE.sub("", (row[0] if row else None) or "").strip()
+            # This schema's line and the whole ledger's (before 0011) are replaced; the
+            # project's own text stays.
+            kept = "\n".join(
+                text
+                for text in ((row[0] if row else None) or "").splitlines()
+                if not _WHOLE_LEDGER_LINE.fullmatch(text)
+                and not (
+                    (match := _COMMENT_LINE.fullmatch(text)) is not None and match[4] == schema
+                )
+            ).strip()
             text = f"{kept}\n{line}" if kept else line
             raw: Any = connection.connection
             # COMMENT takes no bind parameters: the literal is quoted by psycopg.

@@ -334,7 +334,7 @@ class Ledger:
                 message=message[:10000],
                 ungoverned="; ".join(self.ungoverned),
             )
-            continuity.advance(self.connection)
+            continuity.advance(self.connection, self.schema)
         except (DatabaseError, SafemigrateError) as exc:
             # A run that never held the lock (lock timeout) may find a lost ledger here (or
             # an intact one it was told to accept as lost); the next run that takes the
@@ -378,13 +378,13 @@ class Ledger:
         from django_safemigrate.exceptions import UsageError
 
         try:
-            intact = continuity.check(self.connection)
+            intact = continuity.check(self.connection, self.schema)
         except continuity.LedgerLost:
             if self.accept_loss is None:
                 self.refused = True
                 raise
-            lost = continuity.read(self.connection)
-            continuity.advance(self.connection, lower=True)
+            lost = continuity.read(self.connection, self.schema)
+            continuity.advance(self.connection, self.schema, lower=True)
             self.note_ungoverned(
                 f"accepted the loss of ledger records (it held {lost.found.describe()}, its "
                 f"mark {lost.mark.describe()}); applied migrations are adopted again as the "

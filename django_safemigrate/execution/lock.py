@@ -378,12 +378,20 @@ class MigrationLock:
         self.acquired = False
         raise LockLost(f"Lost {self.describe()} {where}: {what}.")
 
-    def release(self) -> None:
-        """Unlock; silent when the session is already gone (the server released it)."""
-        if self.acquired:
-            self.acquired = False
-            with contextlib.suppress(DatabaseError):
-                self._execute("SELECT pg_advisory_unlock(%s)", (self.key,))
+    def release(self) -> bool:
+        """Unlock; silent when the session is already gone (the server released it).
+
+        True when the session is known to hold nothing of this lock any more: it never
+        took it, or unlocking it answered that it did.
+        """
+        if not self.acquired:
+            return True
+        self.acquired = False
+        try:
+            rows = self._execute("SELECT pg_advisory_unlock(%s)", (self.key,))
+        except DatabaseError:
+            return False
+        return bool(rows and rows[0][0])
 
 
 #: The longest a check of the lock may wait for the lock's session to answer. The
@@ -493,7 +501,14 @@ def migration_lock(
     # Same alias as the connection it copies: connection hooks such as
     # django.contrib.postgres's type registration look their alias up in
     # ``connections``. The wrapper itself is never registered there.
-    wrapper = dedicated_connection(lock_via, lock_via.alias)
+    parking = _parking_key(lock_via)
+    wrapper = _Parking.sessions.pop(parking, None) if _Parking.reuse else None
+    if wrapper is not None and not wrapper.is_usable():
+        with contextlib.suppress(DatabaseError):
+            wrapper.close()
+        wrapper = None
+    if wrapper is None:
+        wrapper = dedicated_connection(lock_via, lock_via.alias)
     lock = MigrationLock(
         wrapper,
         lock_key(database, schema),
@@ -501,6 +516,7 @@ def migration_lock(
         database=database,
         schema=schema,
     )
+    ended_well = False
     try:
         wrapper.ensure_connection()
         # Before anything is locked or set: a pooled lock connection is refused here,
@@ -516,12 +532,59 @@ def migration_lock(
             on_poll=on_poll,
         )
         yield lock
+        ended_well = True
     finally:
+        released = False
         try:
-            lock.release()
+            released = lock.release()
         finally:
-            with contextlib.suppress(DatabaseError):
-                wrapper.close()
+            if _Parking.reuse and ended_well and released and wrapper.connection is not None:
+                _Parking.sessions[parking] = wrapper
+            else:
+                with contextlib.suppress(DatabaseError):
+                    wrapper.close()
+
+
+class _Parking:
+    """Within :func:`reused_lock_sessions`: lock connections whose run ended well and
+    whose lock was released, kept for the next run of this process on the same settings."""
+
+    reuse = False
+    sessions: typing.ClassVar[dict[tuple[str, str], BaseDatabaseWrapper]] = {}
+
+
+def _parking_key(lock_via: BaseDatabaseWrapper) -> tuple[str, str]:
+    # django-tenants keeps the schema it points the connection at in the settings; the
+    # lock's session names its schema in the lock's key, not in its search path.
+    settings = {k: v for k, v in lock_via.settings_dict.items() if k != "SCHEMA"}
+    return lock_via.alias, repr(sorted(settings.items(), key=lambda kv: kv[0]))
+
+
+@contextlib.contextmanager
+def reused_lock_sessions() -> Iterator[None]:
+    """Keep lock connections from one run to the next within the block.
+
+    A fleet deploy takes one lock after another (one per schema) in the same process;
+    opening a new session for each would cost a connection per schema. A session is kept
+    only after a run that ended without an error and whose unlock answered that it held
+    the lock; the next run names it again (``application_name``) and takes its own
+    schema's lock on it. Closed when the block ends; :func:`close_parked_lock_sessions`
+    before forking, so that no child shares a parent's session.
+    """
+    previous, _Parking.reuse = _Parking.reuse, True
+    try:
+        yield
+    finally:
+        _Parking.reuse = previous
+        if not previous:
+            close_parked_lock_sessions()
+
+
+def close_parked_lock_sessions() -> None:
+    while _Parking.sessions:
+        _, wrapper = _Parking.sessions.popitem()
+        with contextlib.suppress(DatabaseError):
+            wrapper.close()
 
 
 def _acquire(

@@ -38,6 +38,7 @@ from django.utils import timezone
 from django_safemigrate.enums import DatabaseOutcome, ExitCode
 from django_safemigrate.exceptions import UsageError
 from django_safemigrate.execution.fleet import DatabaseResult, outcome_of, overall_exit_code
+from django_safemigrate.execution.lock import close_parked_lock_sessions, reused_lock_sessions
 
 try:
     from django_tenants.management.commands.migrate_schemas import MigrateSchemasCommand
@@ -100,7 +101,10 @@ class Command(MigrateSchemasCommand):  # type: ignore[misc]
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
-            code = self.run_fleet(*args, **options)
+            # One schema after another in this process: each schema's lock is taken on
+            # the session the previous schema's run released its own on.
+            with reused_lock_sessions():
+                code = self.run_fleet(*args, **options)
         except UsageError as exc:
             raise CommandError(str(exc), returncode=ExitCode.USAGE) from exc
         if code != ExitCode.OK:
@@ -340,6 +344,8 @@ class Command(MigrateSchemasCommand):  # type: ignore[misc]
             "fork" if "fork" in multiprocessing.get_all_start_methods() else None
         )
         failed = context.Event()
+        # No worker may share a session with this process or with another worker.
+        close_parked_lock_sessions()
         for connection in connections.all():
             connection.close()
         items = [(idx, schema) for idx, schema in enumerate(schemas)]
@@ -508,21 +514,29 @@ def _run_schema(
             args, options, codename, schema, allow_atomic=allow_atomic, idx=idx, count=count
         )
     except CommandError as exc:
+        _back_to_public(connection, ended_well=False)
         return int(exc.returncode), str(exc)
     except SystemExit as exc:
+        _back_to_public(connection, ended_well=exc.code in (None, 0))
         return int(exc.code or 0) if isinstance(exc.code, int) else 1, None
     except Exception as exc:  # one schema's crash must not stop the fleet
+        _back_to_public(connection, ended_well=False)
         return int(ExitCode.FAILED), f"{type(exc).__name__}: {exc}"
-    finally:
-        _back_to_public(connection)
+    except BaseException:
+        _back_to_public(connection, ended_well=False)
+        raise
+    _back_to_public(connection, ended_well=True)
     return int(ExitCode.OK), None
 
 
-def _back_to_public(connection: Any) -> None:
-    """After a schema's run, ended or not: the connection closed (unless a caller's
-    transaction holds it) and set back to the public schema."""
+def _back_to_public(connection: Any, *, ended_well: bool) -> None:
+    """After a schema's run: the connection set back to the public schema, and closed
+    (unless a caller's transaction holds it) when the run did not end well, so that the
+    next schema never inherits a broken or half-configured session. A run that ended
+    well reset what it set on the session (``release_runner_session``); its connection
+    is kept for the next schema, as django-tenants' own executors keep it."""
     try:
-        if not connection.in_atomic_block:
+        if not connection.in_atomic_block and (not ended_well or not connection.is_usable()):
             connection.close()
     finally:
         connection.set_schema_to_public()
