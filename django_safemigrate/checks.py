@@ -1,4 +1,5 @@
-"""System checks: invalid settings, lockfile problems, the older package installed beside this."""
+"""System checks: invalid settings, lockfile problems, the older package installed beside this,
+a ``DATABASES_CALLABLE`` whose module cannot be found."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from django.core.checks import CheckMessage, Error, Warning
+from django.core.checks import CheckMessage, Error, Warning, register
 
-from django_safemigrate.conf import InvalidSettings, get_settings
+from django_safemigrate.conf import DATABASES_CALLABLE_HINT, InvalidSettings, get_settings
 from django_safemigrate.exceptions import SafemigrateError
 
 #: The older package's distribution, and this one's: both install the import package
@@ -184,6 +185,76 @@ def check_lockfile(**kwargs: Any) -> list[CheckMessage]:
         )
         for problem in lockfile_problems(loader, entries, str(path))
     ]
+
+
+# Registered here rather than in ``apps.py``'s ``ready()``, which imports this module: the
+# registry keeps each check once.
+@register()
+def check_databases_callable(**kwargs: Any) -> list[CheckMessage]:
+    """``DATABASES_CALLABLE``'s module can be found, without running it.
+
+    Only ``safemigrate --callable-databases`` may run the project's code behind it, which
+    may read a registry of customer databases, so this check looks the module up as the
+    import system would, without executing it or its packages' ``__init__``; the function
+    is checked only in a module something else imported already. The run reports a
+    function that is missing or a module that fails to import.
+    """
+    try:
+        path = get_settings().databases_callable
+    except InvalidSettings:
+        return []  # check_settings reports it
+    if path is None:
+        return []
+    module, _, name = path.rpartition(".")
+    try:
+        problem = _unfindable(module)
+    except Exception as exc:  # a finder that fails on its own
+        text = str(exc).strip()
+        problem = f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+    loaded = sys.modules.get(module)
+    if not problem and loaded is not None and not hasattr(loaded, name):
+        problem = f"the module {module!r} defines no {name!r}"
+    if not problem:
+        return []
+    return [
+        Error(
+            f"SAFEMIGRATE['DATABASES_CALLABLE'] is {path!r}, which cannot be imported: "
+            f"{problem}. 'safemigrate --callable-databases' would stop before migrating any "
+            "database.",
+            hint=DATABASES_CALLABLE_HINT,
+            id="safemigrate.E038",
+        )
+    ]
+
+
+def _unfindable(module: str) -> str:
+    """Why the import system would not find ``module`` (``""`` when it would), found
+    package by package with the finders of ``sys.meta_path``; unlike
+    ``importlib.util.find_spec``, no parent package is imported on the way."""
+    parts = module.split(".")
+    search: Any = None  # the top level: sys.path
+    for depth in range(1, len(parts) + 1):
+        name = ".".join(parts[:depth])
+        loaded = sys.modules.get(name)
+        if loaded is not None:
+            locations = getattr(loaded, "__path__", None)
+        else:
+            spec = next(
+                (
+                    found
+                    for finder in sys.meta_path
+                    if hasattr(finder, "find_spec")
+                    and (found := finder.find_spec(name, search)) is not None
+                ),
+                None,
+            )
+            if spec is None:
+                return f"no module {name!r} is on the import path"
+            locations = spec.submodule_search_locations
+        if depth < len(parts) and locations is None:
+            return f"{name!r} is a module, not a package, so it has no module {parts[depth]!r}"
+        search = locations
+    return ""
 
 
 def check_tenants(**kwargs: Any) -> list[CheckMessage]:

@@ -160,6 +160,10 @@ class SafemigrateSettings:
     #: Dotted path of a project callable ``(connection) -> datetime | None`` giving the
     #: time of the last recovery point; ``None`` reads ``pg_stat_archiver``.
     backup_callable: str | None = None
+    #: Dotted path of a project callable ``() -> iterable of (name, settings_dict)``: the
+    #: databases ``safemigrate --callable-databases`` migrates, each a ``DATABASES`` entry
+    #: that is not in ``DATABASES``. Imported and called by that run only, once.
+    databases_callable: str | None = None
     #: Copy the data a dropped column or table held into ``archive_schema`` first, in the
     #: same step (:mod:`django_safemigrate.execution.archive`).
     archive: bool = False
@@ -230,6 +234,7 @@ _FIELDS = {
     "BACKUP_CALLABLE": "backup_callable",
     "ARCHIVE": "archive",
     "ARCHIVE_SCHEMA": "archive_schema",
+    "DATABASES_CALLABLE": "databases_callable",
 }
 
 #: ``BACKUP_CHECK``'s values.
@@ -526,8 +531,39 @@ def _parse_drift_ignore(value: Any) -> tuple[str, ...]:
     return tuple(sorted(value))
 
 
+#: What ``DATABASES_CALLABLE`` must point at (the hint of its problems).
+DATABASES_CALLABLE_HINT = (
+    "Point it at a function of your project that takes no arguments and returns (name, "
+    "settings) pairs, each settings a DATABASES entry (a dict with ENGINE, NAME, HOST, ...), "
+    "such as 'myproject.tenants.databases'; or set it to None."
+)
+
+
+def _databases_callable(value: Any) -> str | None:
+    """A dotted path, checked for its shape only: unlike ``BACKUP_CALLABLE`` it is not
+    imported here, because every command reads these settings and only ``safemigrate
+    --callable-databases`` may run the project's code behind it (a registry of customer
+    databases, say). The system check ``safemigrate.E038`` finds its module without
+    running it."""
+    if value is None:
+        return None
+    parts = value.split(".") if isinstance(value, str) else []
+    if len(parts) < 2 or not all(part.isidentifier() for part in parts):
+        raise SettingsProblem(
+            "safemigrate.E038",
+            f"SAFEMIGRATE['DATABASES_CALLABLE'] is {value!r}, but it must be the dotted path "
+            "of a function (module.function).",
+            DATABASES_CALLABLE_HINT,
+        )
+    return str(value)
+
+
 #: Keys whose value is checked on its own.
-_PARSERS = {"DRIFT": _parse_drift, "DRIFT_IGNORE": _parse_drift_ignore}
+_PARSERS = {
+    "DRIFT": _parse_drift,
+    "DRIFT_IGNORE": _parse_drift_ignore,
+    "DATABASES_CALLABLE": _databases_callable,
+}
 
 
 def _parse_value(key: str, value: Any, database_aliases: Mapping[str, Any]) -> Any:

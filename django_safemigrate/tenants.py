@@ -1,5 +1,6 @@
 """A fleet of tenant schemas in one database (django-tenants): which schemas have work,
-which of them a shard takes, and how each schema's run ended.
+which of them a shard takes, how each schema's run ended, and where each schema stands
+(``safemigrate_schemas --status`` and the admin's "Tenant schemas" page).
 
 Each schema is still migrated by django-tenants' own per-schema run, which runs
 ``safemigrate`` there (``TENANT_BASE_MIGRATE_COMMAND``): its lock, its ledger rows, its
@@ -14,9 +15,11 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
+from django.db import DatabaseError, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.migrations.loader import MigrationLoader
 
+from django_safemigrate.enums import RunOutcome
 from django_safemigrate.exceptions import UsageError
 
 #: Schemas per statement of the fleet query (a statement names each schema's table).
@@ -113,6 +116,14 @@ class LedgerRun:
     exit_code: int | None
     message: str
     finished_at: datetime | None = None
+    #: The ledger row (``Run``), for a link to it.
+    pk: int | None = None
+
+    @property
+    def headline(self) -> str:
+        """The first line of its message ("" without one)."""
+        lines = self.message.strip().splitlines()
+        return lines[0] if lines else ""
 
 
 def last_runs(
@@ -127,9 +138,136 @@ def last_runs(
     rows = (
         runs.order_by("schema", "-id")
         .distinct("schema")
-        .values_list("schema", "outcome", "exit_code", "message", "finished_at")
+        .values_list("schema", "outcome", "exit_code", "message", "finished_at", "id")
     )
     return {
-        schema: LedgerRun(outcome, code, message, finished)
-        for schema, outcome, code, message, finished in rows
+        schema: LedgerRun(outcome, code, message, finished, pk)
+        for schema, outcome, code, message, finished, pk in rows
     }
+
+
+# -- where each schema stands ----------------------------------------------------------
+
+#: Outcomes of a run that ended well: a schema still missing migrations after one of
+#: them is ``pending`` (they were added since), not stuck.
+_SUCCEEDED = frozenset(
+    o.value
+    for o in (
+        RunOutcome.APPLIED,
+        RunOutcome.UNAPPLIED,
+        RunOutcome.NOTHING_TO_DO,
+        RunOutcome.PLANNED,
+    )
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class SchemaState:
+    """Where one schema of a fleet stands."""
+
+    schema: str
+    #: ``up_to_date`` (it recorded every migration); ``pending`` (it lacks some and its
+    #: last run, if any, ended well); or, when it lacks some, how its last run ended
+    #: (``failed``, ``blocked``, ``lock_timeout``, ``interrupted``, ``running``).
+    state: str
+    #: How many migrations it has not recorded.
+    missing: int
+    #: Its last run in the ledger, however it ended (``None``: never run governed).
+    run: LedgerRun | None
+
+
+def fleet_states(
+    connection: BaseDatabaseWrapper, schemas: Sequence[str], expected: Sequence[str]
+) -> list[SchemaState]:
+    """Each of ``schemas`` (in their order) against the ``expected`` migrations
+    (:func:`expected_migrations`): two reads of ``django_migrations`` for the whole fleet
+    (:func:`recorded_counts`) and one of the ledger (:func:`last_runs`), whatever the
+    number of schemas. Only reads.
+
+    Without the ledger's tables (no governed run yet), the states come from
+    ``django_migrations`` alone: ``up_to_date`` or ``pending``.
+    """
+    counts = recorded_counts(connection, schemas, expected)
+    try:
+        # A savepoint: a missing table must not break a transaction the caller holds (a
+        # request under ATOMIC_REQUESTS).
+        with transaction.atomic(using=connection.alias):
+            runs = last_runs(connection, schemas)
+    except DatabaseError:
+        runs = {}  # no ledger yet: nothing has run governed
+    states = []
+    for schema in schemas:
+        missing = len(expected) - counts[schema]
+        run = runs.get(schema)
+        if missing <= 0:
+            state = "up_to_date"
+        elif run is not None and run.outcome not in _SUCCEEDED:
+            state = run.outcome
+        else:
+            state = "pending"
+        states.append(SchemaState(schema, state, max(missing, 0), run))
+    return states
+
+
+def state_counts(states: Iterable[SchemaState]) -> dict[str, int]:
+    """How many schemas are in each state, in the order the states first appear."""
+    counts: dict[str, int] = {}
+    for item in states:
+        counts[item.state] = counts.get(item.state, 0) + 1
+    return counts
+
+
+def fleet_summary(
+    states: Sequence[SchemaState], database: str, shard: tuple[int, int] | None = None
+) -> str:
+    """The fleet in one line: ``1001 schemas (database 'default'): up to date 998,
+    failed 2, pending 1``."""
+    where = f", shard {shard[0]}/{shard[1]}" if shard else ""
+    return f"{len(states)} schemas (database '{database}'{where}): " + ", ".join(
+        f"{state.replace('_', ' ')} {n}" for state, n in state_counts(states).items()
+    )
+
+
+def fleet_unavailable(connection: BaseDatabaseWrapper) -> str | None:
+    """Why ``connection``'s database has no fleet of tenant schemas to show, in a sentence;
+    ``None`` when it has one (django-tenants installed, its backend, one tenant type)."""
+    from django.apps import apps
+
+    if not apps.is_installed("django_tenants"):
+        return (
+            "This project does not use django-tenants (django_tenants is not in "
+            "INSTALLED_APPS), so it has no tenant schemas: its runs are listed with the "
+            "other runs."
+        )
+    if not hasattr(connection, "set_schema_to_public"):
+        return (
+            f"The database {connection.alias!r} does not use django-tenants' backend "
+            "(ENGINE 'django_tenants.postgresql_backend'), so it has no tenant schemas to "
+            "show."
+        )
+    from django_tenants.utils import has_multi_type_tenants
+
+    if has_multi_type_tenants():
+        return (
+            "This project has several tenant types (HAS_MULTI_TYPE_TENANTS): each type has "
+            "its own migrations, and the states of its schemas are not shown here. "
+            "manage.py migrate_schemas --check says, per schema, whether anything is left "
+            "to apply."
+        )
+    return None
+
+
+def fleet_schemas(database: str) -> list[str]:
+    """The public schema, then the tenant schemas in django-tenants' order
+    (``TENANT_MIGRATION_ORDER``, else the tenants' primary keys): one query."""
+    from django_tenants.utils import (
+        get_public_schema_name,
+        get_tenant_migration_order,
+        get_tenant_model,
+    )
+
+    public = get_public_schema_name()
+    tenants = get_tenant_model().objects.using(database).exclude(schema_name=public)
+    order = get_tenant_migration_order()
+    tenants = tenants.order_by(*order) if order is not None else tenants.order_by("pk")
+    return [public, *tenants.values_list("schema_name", flat=True)]

@@ -1,16 +1,28 @@
-"""The ledger and the decisions in the Django admin: records, readable, never editable."""
+"""The ledger and the decisions in the Django admin: records, readable, never editable.
+
+In a django-tenants project, the runs' list links to the "Tenant schemas" page: where
+each schema of the fleet stands (as ``safemigrate_schemas --status`` says it) and its
+last run.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Q
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
+from django.utils.http import urlencode
 from django.utils.safestring import SafeString
 
 from django_safemigrate.models import Archive, MigrationRecord, Review, Run
+from django_safemigrate.tenants import SchemaState, state_counts
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
@@ -108,10 +120,138 @@ class RunAdmin(ReadOnlyAdmin):
     search_fields = ["host", "user", "argv", "message", "ungoverned"]
     date_hierarchy = "started_at"
     inlines = [MigrationRecordInline, ArchiveInline]
+    change_list_template = "admin/django_safemigrate/run/change_list.html"
+    #: Schemas per page of the "Tenant schemas" page.
+    fleet_per_page = 100
+    #: The database whose schemas that page shows.
+    fleet_database = DEFAULT_DB_ALIAS
 
     @admin.display(description="governance")
     def governance(self, obj: Run) -> SafeString:
         return _governance(obj.ungoverned)
+
+    def get_urls(self) -> list[URLPattern]:
+        fleet = path(
+            "fleet/",
+            self.admin_site.admin_view(self.fleet_view),
+            name=f"{self.opts.app_label}_{self.opts.model_name}_fleet",
+        )
+        # Before the model's own URLs: their catch-all "<object_id>/" would take it.
+        return [fleet, *super().get_urls()]
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        from django_safemigrate.tenants import fleet_unavailable
+
+        context = dict(extra_context or {})
+        if fleet_unavailable(connections[self.fleet_database]) is None:
+            context["fleet_url"] = self._fleet_url()
+        return super().changelist_view(request, context)
+
+    def _fleet_url(self, **query: Any) -> str:
+        url = reverse(f"{self.admin_site.name}:{self.opts.app_label}_{self.opts.model_name}_fleet")
+        query = {k: v for k, v in query.items() if v}
+        return f"{url}?{urlencode(query)}" if query else url
+
+    def fleet_view(self, request: HttpRequest) -> HttpResponse:
+        """Each schema of the fleet: its state, the migrations it lacks, its last run.
+
+        Reads only, whatever the request: one query lists the tenants, two read every
+        schema's ``django_migrations``, one reads the ledger; never a query per schema.
+        """
+        from django.db.migrations.loader import MigrationLoader
+
+        from django_safemigrate.tenants import (
+            expected_migrations,
+            fleet_schemas,
+            fleet_states,
+            fleet_summary,
+            fleet_unavailable,
+        )
+
+        if request.method not in ("GET", "HEAD"):
+            return HttpResponseNotAllowed(["GET", "HEAD"])
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        connection = connections[self.fleet_database]
+        context: dict[str, Any] = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Tenant schemas",
+            "runs_url": reverse(
+                f"{self.admin_site.name}:{self.opts.app_label}_{self.opts.model_name}_changelist"
+            ),
+        }
+        reason = fleet_unavailable(connection)
+        if reason is not None:
+            return TemplateResponse(
+                request,
+                "admin/django_safemigrate/run/fleet_unavailable.html",
+                {**context, "reason": reason},
+                status=404,
+            )
+        expected = expected_migrations(MigrationLoader(None, ignore_no_migrations=True))
+        states = fleet_states(connection, fleet_schemas(connection.alias), expected)
+        context["summary"] = fleet_summary(states, connection.alias)
+        context.update(self._fleet_page(states, request.GET.get("state", ""), request.GET.get("p")))
+        return TemplateResponse(request, "admin/django_safemigrate/run/fleet.html", context)
+
+    def _fleet_page(self, states: list[SchemaState], chosen: str, number: Any) -> dict[str, Any]:
+        """The rows of page ``number`` of the schemas in state ``chosen`` (all: ""), the
+        links to the other states and pages."""
+        shown = [s for s in states if s.state == chosen] if chosen else states
+        paginator = Paginator(shown, self.fleet_per_page)
+        page = paginator.get_page(number)
+        change = f"{self.admin_site.name}:{self.opts.app_label}_{self.opts.model_name}_change"
+        rows = [
+            {
+                "state": item,
+                "label": item.state.replace("_", " "),
+                "tone": _TONES.get(item.state, "sm-state-rejected"),
+                "run_url": reverse(change, args=[item.run.pk])
+                if item.run is not None and item.run.pk is not None
+                else None,
+            }
+            for item in page
+        ]
+        filters = [
+            {"label": "all", "count": len(states), "url": self._fleet_url(), "chosen": not chosen},
+            *(
+                {
+                    "label": state.replace("_", " "),
+                    "count": count,
+                    "url": self._fleet_url(state=state),
+                    "chosen": state == chosen,
+                }
+                for state, count in state_counts(states).items()
+            ),
+        ]
+        pages = [
+            {
+                "number": n,
+                "url": self._fleet_url(state=chosen, p=n) if isinstance(n, int) else None,
+            }
+            for n in paginator.get_elided_page_range(page.number)
+        ]
+        return {
+            "filters": filters,
+            "chosen": chosen.replace("_", " "),
+            "rows": rows,
+            "page": page,
+            "pages": pages if paginator.num_pages > 1 else [],
+            "shown_count": len(shown),
+        }
+
+
+#: The review screen's badge colours, borrowed for the states of a schema (the others,
+#: a run that did not end well, are red).
+_TONES = {
+    "up_to_date": "sm-state-ready",
+    "pending": "sm-state-waiting",
+    "running": "sm-state-waiting",
+    "blocked": "sm-state-needs_review",
+}
 
 
 @admin.register(MigrationRecord)

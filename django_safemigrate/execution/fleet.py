@@ -1,14 +1,15 @@
 """Several databases in one ``safemigrate`` run: which ones, how each ended, the whole.
 
 Each database is still governed on its own (its lock, its ledger, its gate, its exit
-code): this module only chooses the databases, names how each run ended and folds the
+code): this module only chooses the databases (aliases of ``DATABASES``, or what the
+project's ``DATABASES_CALLABLE`` returns), names how each run ended and folds the
 per-database exit codes into one. It never touches a connection.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from django_safemigrate.enums import DatabaseOutcome, ExitCode
@@ -84,6 +85,189 @@ def choose_aliases(
             f"{', '.join(repr(a) for a in known) or 'none'}). Nothing was read or changed."
         )
     return aliases
+
+
+#: A database from ``DATABASES_CALLABLE`` runs under this prefix and its name, a connection
+#: alias that no entry of ``DATABASES`` has (routers, signals and the ledger see it).
+TRANSIENT_PREFIX = "safemigrate:"
+#: The ledger keeps a run's alias in 100 characters (``Run.database``), prefix included.
+MAX_NAME_LENGTH = 100 - len(TRANSIENT_PREFIX)
+#: Problems of a ``DATABASES_CALLABLE`` result named in its error; the rest are counted.
+SHOWN_PROBLEMS = 3
+
+
+def transient_alias(name: str) -> str:
+    """The connection alias the database ``name`` of ``DATABASES_CALLABLE`` runs under."""
+    return f"{TRANSIENT_PREFIX}{name}"
+
+
+def callable_databases(path: str, known: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Import ``DATABASES_CALLABLE`` (``path``), call it once and check everything it
+    returned before any database is touched: transient alias → settings, in its order.
+
+    :class:`UsageError` (exit 2, one paragraph) when it cannot be imported, is not
+    callable, raises (its exception's first line), or returns anything but a non-empty
+    list of ``(name, settings)`` pairs with distinct names, each settings a PostgreSQL
+    ``DATABASES`` entry with an ``ENGINE`` and a ``NAME``.
+    """
+    from django.utils.module_loading import import_string
+
+    setting = f"SAFEMIGRATE['DATABASES_CALLABLE'] ({path!r})"
+    fix = (
+        "It must return (name, settings) pairs, each settings a DATABASES entry of a "
+        "PostgreSQL database (a dict with ENGINE, NAME, HOST, ...). Nothing was read or "
+        "changed."
+    )
+    try:
+        function = import_string(path)
+    except Exception as exc:  # ImportError, or whatever the module raises on import
+        raise UsageError(
+            f"SAFEMIGRATE['DATABASES_CALLABLE'] is {path!r}, which cannot be imported: "
+            f"{_first_line(exc)}. Point it at a function of your project that takes no "
+            f"arguments. {fix}"
+        ) from exc
+    if not callable(function):
+        raise UsageError(
+            f"SAFEMIGRATE['DATABASES_CALLABLE'] is {path!r}, which is {_a(function)}, not a "
+            f"function. {fix}"
+        )
+    try:
+        returned = function()
+        # A generator runs the project's code as it is consumed: its errors are the
+        # callable's too.
+        entries = list(returned) if _many(returned) else None
+    except Exception as exc:
+        raise UsageError(
+            f"{setting} raised {_first_line(exc)}. No database was migrated; fix the cause "
+            "and deploy again. Nothing was read or changed."
+        ) from exc
+    if entries is None:
+        hint = (
+            "; for a dict of names to settings, return its .items()"
+            if isinstance(returned, Mapping)
+            else ""
+        )
+        raise UsageError(
+            f"{setting} returned {_a(returned)}, not an iterable of (name, settings) "
+            f"pairs{hint}. {fix}"
+        )
+    if not entries:
+        raise UsageError(
+            f"{setting} returned no database. A deploy that migrates nothing is taken for "
+            "a mistake (a registry that could not be read, a filter too narrow), not for "
+            "success: check what it returns, or leave out --callable-databases. Nothing was "
+            "read or changed."
+        )
+    databases: dict[str, dict[str, Any]] = {}
+    problems: list[str] = []
+    for index, entry in enumerate(entries, 1):
+        problem, name, settings = _check_entry(index, entry)
+        if problem is None and transient_alias(name) in known:
+            problem = (
+                f"entry {index}, {name!r}, would run under the alias "
+                f"{transient_alias(name)!r}, which DATABASES already has"
+            )
+        if problem is None and transient_alias(name) in databases:
+            problem = (
+                f"the name {name!r} is given more than once (entry {index} again): each "
+                "database is migrated once per run, under a name of its own"
+            )
+        if problem is not None:
+            problems.append(problem)
+            continue
+        databases[transient_alias(name)] = settings
+    if problems:
+        more = len(problems) - SHOWN_PROBLEMS
+        listed = "; ".join(problems[:SHOWN_PROBLEMS])
+        if more > 0:
+            listed += f"; and {more} more problem{'s' if more > 1 else ''}"
+        raise UsageError(
+            f"{setting} returned {len(entries)} entr{'ies' if len(entries) > 1 else 'y'} that "
+            f"cannot all be migrated: {listed}. No database is migrated until all of them "
+            f"can be. {fix}"
+        )
+    return databases
+
+
+def _check_entry(index: int, entry: Any) -> tuple[str | None, str, dict[str, Any]]:
+    """One ``(name, settings)`` pair: the problem with it, or ``None`` and its parts.
+
+    Messages never show a settings value but the ENGINE: it holds the password."""
+    from django.db.utils import load_backend
+
+    if not (isinstance(entry, tuple | list) and len(entry) == 2):
+        return f"entry {index} is {_a(entry)}, not a (name, settings) pair", "", {}
+    name, settings = entry
+    if not isinstance(name, str):
+        return f"entry {index}'s name is {_a(name)}, not a str", "", {}
+    if not name or not name.isprintable() or name != name.strip():
+        return (
+            f"entry {index}'s name is {name!r}: a name must be non-empty and printable, with "
+            "no space at either end",
+            "",
+            {},
+        )
+    if len(name) > MAX_NAME_LENGTH:
+        return (
+            f"entry {index}'s name is {len(name)} characters long, more than "
+            f"{MAX_NAME_LENGTH} (the ledger keeps {TRANSIENT_PREFIX!r} and the name in 100)",
+            "",
+            {},
+        )
+    if not isinstance(settings, Mapping):
+        url = (
+            " (a URL? dj_database_url.parse() makes the dict)" if isinstance(settings, str) else ""
+        )
+        return f"the settings of {name!r} are {_a(settings)}{url}, not a dict", "", {}
+    missing = [key for key in ("ENGINE", "NAME") if not settings.get(key)]
+    if missing:
+        return f"the settings of {name!r} have no {' and no '.join(missing)}", "", {}
+    engine = settings["ENGINE"]
+    try:
+        vendor = load_backend(engine).DatabaseWrapper.vendor if isinstance(engine, str) else None
+    except Exception as exc:  # ImproperlyConfigured, or what the backend raises on import
+        # Django's ImproperlyConfigured lists its own backends; the import error says why.
+        return (
+            f"the ENGINE of {name!r}, {engine!r}, cannot be loaded: "
+            f"{_first_line(exc.__cause__ or exc)}",
+            "",
+            {},
+        )
+    if vendor != "postgresql":
+        what = f"({vendor})" if vendor else f"({_a(engine)})"
+        return (
+            f"the ENGINE of {name!r} is {engine!r} {what}, not PostgreSQL's: "
+            "django_safemigrate works with PostgreSQL only",
+            "",
+            {},
+        )
+    # A copy: Django fills in the defaults of an entry in place.
+    copied = {
+        **settings,
+        "OPTIONS": dict(settings.get("OPTIONS") or {}),
+        "TEST": dict(settings.get("TEST") or {}),
+    }
+    return None, name, copied
+
+
+def _many(value: object) -> bool:
+    """An iterable of entries: not a string, nor a mapping (its keys would be taken)."""
+    return isinstance(value, Iterable) and not isinstance(value, str | bytes | Mapping)
+
+
+def _a(value: object) -> str:
+    """What ``value`` is, without showing it (a URL or a dict may hold a password)."""
+    if value is None:
+        return "None"
+    kind = type(value).__name__
+    if isinstance(value, tuple | list):
+        return f"a {kind} of {len(value)} item{'' if len(value) == 1 else 's'}"
+    return f"{'an' if kind[:1].lower() in 'aeiou' else 'a'} {kind}"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
 
 
 def outcome_of(exc: BaseException | None, code: int) -> DatabaseOutcome:

@@ -9,15 +9,16 @@ Every outcome has its documented exit code (README, "Exit codes").
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO, cast
 
 from django.core.management.base import CommandError, CommandParser
 from django.core.management.commands import migrate as django_migrate
-from django.db import connections
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.migrations.exceptions import InconsistentMigrationHistory
 from django.db.migrations.executor import MigrationExecutor
 from django.db.migrations.recorder import MigrationRecorder
@@ -25,7 +26,7 @@ from django.db.migrations.recorder import MigrationRecorder
 from django_safemigrate.analysis.database import server_major
 from django_safemigrate.checksum import definition_checksum, migration_checksum
 from django_safemigrate.checksum_cache import ChecksumCache
-from django_safemigrate.conf import SafemigrateSettings, get_settings
+from django_safemigrate.conf import InvalidSettings, SafemigrateSettings, get_settings
 from django_safemigrate.enums import (
     ChecksumPolicy,
     DatabaseOutcome,
@@ -109,9 +110,9 @@ class Command(migrate.Command):
         "every run recorded, edited applied migrations refused. Exit codes: 0 done or nothing "
         "to do, 1 a migration failed, 2 bad usage or configuration, 3 blocked, "
         "4 lock not taken in time or lost during the run. Over several databases (--database "
-        "given more than once, or --all-databases) each is governed on its own and the run "
-        "exits 0 when all succeeded, otherwise with the most severe of their codes in the "
-        "order 1, 4, 2, 3."
+        "given more than once, --all-databases or --callable-databases) each is governed on "
+        "its own and the run exits 0 when all succeeded, otherwise with the most severe of "
+        "their codes in the order 1, 4, 2, 3."
     )
     command_name = "safemigrate"
     usage_exit_code = ExitCode.USAGE
@@ -125,6 +126,14 @@ class Command(migrate.Command):
             action="store_true",
             help="Migrate every database in DATABASES whose router allows migrations, one "
             "after the other (not with --database).",
+        )
+        parser.add_argument(
+            "--callable-databases",
+            action="store_true",
+            help="Migrate every database that the function SAFEMIGRATE['DATABASES_CALLABLE'] "
+            "returns (databases not in DATABASES, such as one per customer), one after the "
+            "other, each under the alias 'safemigrate:NAME' (not with --database or "
+            "--all-databases).",
         )
         parser.add_argument(
             "--fail-fast",
@@ -239,8 +248,11 @@ class Command(migrate.Command):
         try:
             aliases = self.several_aliases(options)
             report_path = self.report_path(options.get("report_json"))
+            # Last, once every option is known to be right: the project's code runs once.
+            transient = self.callable_databases() if options.get("callable_databases") else {}
         except SafemigrateError as exc:
             raise CommandError(str(exc), returncode=exc.exit_code) from exc
+        aliases = [*aliases, *transient]
         results: list[fleet.DatabaseResult] = []
         stopped = False
         for index, alias in enumerate(aliases, 1):
@@ -251,7 +263,7 @@ class Command(migrate.Command):
                 self.stdout.write(
                     self.style.MIGRATE_HEADING(f"Database '{alias}' ({index}/{len(aliases)}):")
                 )
-            result = self.run_one(alias, args, options)
+            result = self.run_one(alias, args, options, transient.get(alias))
             results.append(result)
             if result.exit_code:
                 self.stderr.write(
@@ -282,6 +294,24 @@ class Command(migrate.Command):
                 f"{flag} goes with one database: run it once per --database. Nothing was "
                 "read or changed."
             )
+        if options.get("callable_databases"):
+            others = [
+                flag
+                for flag, given in (
+                    ("--database", options.get("databases")),
+                    ("--all-databases", options.get("all_databases")),
+                )
+                if given
+            ]
+            if others:
+                raise UsageError(
+                    "--callable-databases migrates the databases that "
+                    "SAFEMIGRATE['DATABASES_CALLABLE'] returns; it cannot be combined with "
+                    f"{' or '.join(others)}, which name{'s' if len(others) == 1 else ''} "
+                    "databases of DATABASES. Run those in a command of their own. Nothing "
+                    "was read or changed."
+                )
+            return []
         aliases = fleet.choose_aliases(
             options.get("databases"), bool(options.get("all_databases")), tuple(connections)
         )
@@ -311,6 +341,22 @@ class Command(migrate.Command):
             )
         return aliases
 
+    def callable_databases(self) -> dict[str, dict[str, Any]]:
+        """``--callable-databases``: alias → settings of every database the project's
+        ``DATABASES_CALLABLE`` returns, all checked before any of them is touched."""
+        try:
+            path = get_settings().databases_callable
+        except InvalidSettings as exc:  # reported by the system checks, unless skipped
+            raise UsageError(f"{exc} Nothing was read or changed.") from exc
+        if path is None:
+            raise UsageError(
+                "--callable-databases migrates the databases that a function of the project "
+                "returns, but SAFEMIGRATE['DATABASES_CALLABLE'] is not set. Set it to the "
+                "dotted path of a function that returns (name, settings) pairs, such as "
+                "'myproject.tenants.databases'. Nothing was read or changed."
+            )
+        return fleet.callable_databases(path, tuple(connections))
+
     def report_path(self, given: str | None) -> Path | None:
         """``--report-json``'s file, checked before any database is touched."""
         if given is None:
@@ -324,8 +370,18 @@ class Command(migrate.Command):
             )
         return path
 
-    def run_one(self, alias: str, args: Sequence[Any], options: dict[str, Any]) -> DatabaseResult:
-        """One database's run, by a command of its own given only that alias."""
+    def run_one(
+        self,
+        alias: str,
+        args: Sequence[Any],
+        options: dict[str, Any],
+        settings_dict: dict[str, Any] | None = None,
+    ) -> DatabaseResult:
+        """One database's run, by a command of its own given only that alias.
+
+        With ``settings_dict`` (a database of ``DATABASES_CALLABLE``), ``alias`` is in
+        ``connections`` for this run only.
+        """
         command = type(self)(
             # The streams themselves: each command styles its own output.
             stdout=cast(TextIO, self.stdout._out),
@@ -350,31 +406,39 @@ class Command(migrate.Command):
             **{k: v for k, v in options.items() if k != "databases"},
             "database": alias,
             "all_databases": False,
+            "callable_databases": False,
             "report_json": None,
         }
-        try:
-            command.handle(*args, **one)
-        except CommandError as exc:
-            cause = exc.__cause__
-            return fleet.DatabaseResult(
-                alias,
-                fleet.outcome_of(cause, exc.returncode),
-                exc.returncode,
-                applied,
-                unapplied,
-                str(exc),
-            )
-        except Exception as exc:  # one database's crash does not stop the others
-            return fleet.DatabaseResult(
-                alias,
-                DatabaseOutcome.FAILED,
-                ExitCode.FAILED,
-                applied,
-                unapplied,
-                f"{type(exc).__name__}: {exc}",
-            )
-        finally:
-            connections[alias].close()
+        scope: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+        if settings_dict is not None:
+            scope = _transient_connection(alias, settings_dict)
+            # Its lock on its own server: LOCK_DATABASE names an alias of DATABASES, a
+            # connection to another database.
+            one["lock_database"] = alias
+        with scope:
+            try:
+                command.handle(*args, **one)
+            except CommandError as exc:
+                cause = exc.__cause__
+                return fleet.DatabaseResult(
+                    alias,
+                    fleet.outcome_of(cause, exc.returncode),
+                    exc.returncode,
+                    applied,
+                    unapplied,
+                    str(exc),
+                )
+            except Exception as exc:  # one database's crash does not stop the others
+                return fleet.DatabaseResult(
+                    alias,
+                    DatabaseOutcome.FAILED,
+                    ExitCode.FAILED,
+                    applied,
+                    unapplied,
+                    f"{type(exc).__name__}: {exc}",
+                )
+            finally:
+                connections[alias].close()
         return fleet.DatabaseResult(
             alias,
             fleet.succeeded_outcome(applied, unapplied, bool(options.get("plan"))),
@@ -950,8 +1014,31 @@ def _several(options: dict[str, Any]) -> bool:
     return bool(
         len(options.get("databases") or ()) > 1
         or options.get("all_databases")
+        or options.get("callable_databases")
         or options.get("report_json")
     )
+
+
+@contextlib.contextmanager
+def _transient_connection(alias: str, settings_dict: dict[str, Any]) -> Iterator[None]:
+    """``alias`` in ``django.db.connections`` while the block runs, then closed and gone.
+
+    Everything a run does (the lock, the ledger, Django's executor, its signals' receivers)
+    reaches its database through an alias, so a database of ``DATABASES_CALLABLE`` gets
+    one for its run, with the defaults Django gives an entry of ``DATABASES``; hundreds of
+    them never hold hundreds of connections.
+    """
+    configured = connections.configure_settings({DEFAULT_DB_ALIAS: settings_dict})
+    connections.settings[alias] = configured[DEFAULT_DB_ALIAS]
+    try:
+        yield
+    finally:
+        try:
+            connections[alias].close()
+        finally:
+            with contextlib.suppress(AttributeError):  # never connected
+                del connections[alias]
+            connections.settings.pop(alias, None)
 
 
 def _edited_message(checked: AppliedCheck) -> str:

@@ -238,34 +238,19 @@ class Command(MigrateSchemasCommand):  # type: ignore[misc]
         """Each schema's state and the fleet's summary; changes nothing (exit 0)."""
         from django.db.migrations.loader import MigrationLoader
 
-        from django_safemigrate.tenants import expected_migrations, last_runs, recorded_counts
+        from django_safemigrate.tenants import (
+            expected_migrations,
+            fleet_states,
+            fleet_summary,
+            state_counts,
+        )
 
         connection = connections[self.options["database"]]
         expected = expected_migrations(MigrationLoader(None, ignore_no_migrations=True))
-        counts = recorded_counts(connection, schemas, expected)
-        try:
-            runs = last_runs(connection, schemas)
-        except DatabaseError:
-            runs = {}  # no ledger yet: nothing has run governed
-        rows = []
-        for schema in schemas:
-            missing = len(expected) - counts[schema]
-            run = runs.get(schema)
-            if missing <= 0:
-                state = "up_to_date"
-            elif run is not None and run.outcome not in _SUCCEEDED:
-                state = run.outcome
-            else:
-                state = "pending"
-            rows.append((schema, state, max(missing, 0), run))
-        tally: dict[str, int] = {}
-        for _, state, _, _ in rows:
-            tally[state] = tally.get(state, 0) + 1
-        where = f", shard {shard[0]}/{shard[1]}" if shard else ""
-        self.summary_line = (
-            f"{len(schemas)} schemas (database '{self.options['database']}'{where}): "
-            + ", ".join(f"{state.replace('_', ' ')} {n}" for state, n in tally.items())
-        )
+        states = fleet_states(connection, schemas, expected)
+        rows = [(s.schema, s.state, s.missing, s.run) for s in states]
+        tally = state_counts(states)
+        self.summary_line = fleet_summary(states, self.options["database"], shard)
         self.stdout.write(self.summary_line)
         shown = [r for r in rows if r[1] != "up_to_date" or self.options["verbosity"] >= 2]
         limit = None if self.options["verbosity"] >= 2 else 50
