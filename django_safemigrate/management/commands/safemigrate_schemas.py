@@ -26,7 +26,8 @@ import subprocess
 import sys
 import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -333,14 +334,29 @@ class Command(MigrateSchemasCommand):  # type: ignore[misc]
         close_parked_lock_sessions()
         for connection in connections.all():
             connection.close()
-        items = [(idx, schema) for idx, schema in enumerate(schemas)]
-        with context.Pool(processes, initializer=_pool_started, initargs=(failed, stop)) as pool:
-            found = pool.map(
-                _run_in_worker,
-                [(self.args, self.options, codename, len(schemas), item) for item in items],
-                chunksize=1,
-            )
-        return dict(zip(schemas, found, strict=True))
+        # A process pool that notices a worker that died (killed, out of memory): its
+        # schema, and those still queued, end as failed instead of waiting forever.
+        ran: dict[str, Ran] = {}
+        with ProcessPoolExecutor(
+            processes, mp_context=context, initializer=_pool_started, initargs=(failed, stop)
+        ) as pool:
+            futures = {
+                schema: pool.submit(
+                    _run_in_worker, (self.args, self.options, codename, len(schemas), (idx, schema))
+                )
+                for idx, schema in enumerate(schemas)
+            }
+            for schema, future in futures.items():
+                try:
+                    ran[schema] = future.result()
+                except BrokenProcessPool:
+                    ran[schema] = (
+                        int(ExitCode.FAILED),
+                        "a worker process of the pool died (killed, or out of memory) while "
+                        "this schema's run was running or waiting; its lock went with its "
+                        "session, and the next run resumes it",
+                    )
+        return ran
 
     def run_children(self, schemas: Sequence[str], stop: bool) -> dict[str, Ran]:
         """django-tenants' ``subprocess`` engine: ``manage.py migrate_schemas --schema S``
