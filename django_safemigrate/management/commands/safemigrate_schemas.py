@@ -25,6 +25,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -480,6 +481,17 @@ _STOP = False
 def _pool_started(failed: Any, stop: bool) -> None:
     global _FAILED, _STOP  # the worker's own copy, set once per worker
     _FAILED, _STOP = failed, stop
+    # A worker outlives a parent that was killed (SIGKILL, out of memory), waiting for
+    # work that never comes with a database session open: it ends within a second.
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="safemigrate-parent-watch", daemon=True).start()
 
 
 def _run_in_worker(job: tuple[Any, dict[str, Any], str, int, tuple[int, str]]) -> Ran:
