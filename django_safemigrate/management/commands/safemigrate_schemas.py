@@ -527,29 +527,21 @@ def _run_schema(
             args, options, codename, schema, allow_atomic=allow_atomic, idx=idx, count=count
         )
     except CommandError as exc:
-        _back_to_public(connection, ended_well=False)
         return int(exc.returncode), str(exc)
     except SystemExit as exc:
-        _back_to_public(connection, ended_well=exc.code in (None, 0))
         return int(exc.code or 0) if isinstance(exc.code, int) else 1, None
     except Exception as exc:  # one schema's crash must not stop the fleet
-        _back_to_public(connection, ended_well=False)
         return int(ExitCode.FAILED), f"{type(exc).__name__}: {exc}"
-    except BaseException:
-        _back_to_public(connection, ended_well=False)
-        raise
-    _back_to_public(connection, ended_well=True)
+    finally:
+        _back_to_public(connection)
     return int(ExitCode.OK), None
 
 
-def _back_to_public(connection: Any, *, ended_well: bool) -> None:
-    """After a schema's run: the connection set back to the public schema, and closed
-    (unless a caller's transaction holds it) when the run did not end well, so that the
-    next schema never inherits a broken or half-configured session. A run that ended
-    well reset what it set on the session (``release_runner_session``); its connection
-    is kept for the next schema, as django-tenants' own executors keep it."""
+def _back_to_public(connection: Any) -> None:
+    """After a schema's run, ended or not: the connection closed (unless a caller's
+    transaction holds it) and set back to the public schema."""
     try:
-        if not connection.in_atomic_block and (not ended_well or not connection.is_usable()):
+        if not connection.in_atomic_block:
             connection.close()
     finally:
         connection.set_schema_to_public()
