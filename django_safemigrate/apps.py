@@ -13,6 +13,7 @@ class SafemigrateConfig(AppConfig):
 
     def ready(self) -> None:
         from django_safemigrate.checks import (
+            check_databases_callable,
             check_lockfile,
             check_older_package,
             check_settings,
@@ -24,6 +25,7 @@ class SafemigrateConfig(AppConfig):
         checks.register(check_settings)
         checks.register(check_lockfile)
         checks.register(check_tenants)
+        checks.register(check_databases_callable)
         setting_changed.connect(clear_cache, dispatch_uid="django_safemigrate.conf")
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from django.core.checks import CheckMessage, Error, Warning, register
+from django.core.checks import CheckMessage, Error, Warning
 
 from django_safemigrate.conf import DATABASES_CALLABLE_HINT, InvalidSettings, get_settings
 from django_safemigrate.exceptions import SafemigrateError
@@ -187,9 +187,6 @@ def check_lockfile(**kwargs: Any) -> list[CheckMessage]:
     ]
 
 
-# Registered here rather than in ``apps.py``'s ``ready()``, which imports this module: the
-# registry keeps each check once.
-@register()
 def check_databases_callable(**kwargs: Any) -> list[CheckMessage]:
     """``DATABASES_CALLABLE``'s module can be found, without running it.
 

@@ -67,6 +67,7 @@ import sys
 import threading
 import types
 import uuid
+import weakref
 from collections.abc import Iterator
 from pathlib import PurePath
 from typing import Any
@@ -110,7 +111,12 @@ def warm_up() -> None:
 
     pglast is a large extension module (tens of milliseconds to import); loading
     it while the main thread waits on the network keeps it off the deploy's path.
+    Once per process (a fleet's runs share it).
     """
+    global _warming  # noqa: PLW0603 - one background import per process
+    if _warming or "pglast.parser" in sys.modules:
+        return
+    _warming = True
 
     def load() -> None:
         with contextlib.suppress(ImportError):
@@ -119,43 +125,62 @@ def warm_up() -> None:
     threading.Thread(target=load, name="safemigrate-warm-up", daemon=True).start()
 
 
+_warming = False
+
+
 class Precomputed:
     """Checksums of a plan's migrations, computed on a background thread.
 
     Applying a migration mostly waits on the database, with the GIL released;
     hashing the next migrations meanwhile keeps the ledger off the deploy's
-    critical path. :meth:`get` falls back to computing on the spot.
+    critical path. :meth:`get` falls back to computing on the spot. A migration
+    whose checksums this process already knows (:func:`class_checksum`: the runs of a
+    fleet's schemas share them) needs no thread.
     """
 
     def __init__(self, migrations: list[migrations.Migration]) -> None:
-        self._results: dict[tuple[str, str], str] = {}
-        self._definitions: dict[tuple[str, str], str] = {}
-        self._thread = threading.Thread(
-            target=self._run, args=(list(migrations),), name="safemigrate-checksums", daemon=True
-        )
-        self._thread.start()
+        pending = [m for m in migrations if type(m) not in _DEFINITION_BY_CLASS]
+        if pending:  # starting a thread costs more than what is known already
+            threading.Thread(
+                target=self._run, args=(pending,), name="safemigrate-checksums", daemon=True
+            ).start()
 
-    def _run(self, plan: list[migrations.Migration]) -> None:
+    @staticmethod
+    def _run(plan: list[migrations.Migration]) -> None:
         for migration in plan:
-            key = (migration.app_label, migration.name)
-            if key not in self._results:
-                with contextlib.suppress(Exception):  # get() computes it again and raises there
-                    self._results[key] = migration_checksum(migration)
-                    self._definitions[key] = definition_checksum(migration)
+            with contextlib.suppress(Exception):  # get() computes it again and raises there
+                class_checksum(migration)
+                class_definition(migration)
 
     def get(self, migration: migrations.Migration) -> str:
-        key = (migration.app_label, migration.name)
-        found = self._results.get(key)
-        if found is None:
-            found = self._results[key] = migration_checksum(migration)
-        return found
+        return class_checksum(migration)
 
     def definition(self, migration: migrations.Migration) -> str:
-        key = (migration.app_label, migration.name)
-        found = self._definitions.get(key)
-        if found is None:
-            found = self._definitions[key] = definition_checksum(migration)
-        return found
+        return class_definition(migration)
+
+
+#: Checksums by migration class. A run needs a migration's checksum several times (its
+#: report, its record, the lockfile), a fleet's runs once per schema, and computing it
+#: parses the migration's RunPython code and RunSQL; a class stands for its module as
+#: imported, so its checksums cannot change while the class lives.
+_BY_CLASS: weakref.WeakKeyDictionary[type, str] = weakref.WeakKeyDictionary()
+_DEFINITION_BY_CLASS: weakref.WeakKeyDictionary[type, str] = weakref.WeakKeyDictionary()
+
+
+def class_checksum(migration: migrations.Migration) -> str:
+    """:func:`migration_checksum`, computed once per migration class."""
+    found = _BY_CLASS.get(type(migration))
+    if found is None:
+        found = _BY_CLASS[type(migration)] = migration_checksum(migration)
+    return found
+
+
+def class_definition(migration: migrations.Migration) -> str:
+    """:func:`definition_checksum`, computed once per migration class."""
+    found = _DEFINITION_BY_CLASS.get(type(migration))
+    if found is None:
+        found = _DEFINITION_BY_CLASS[type(migration)] = definition_checksum(migration)
+    return found
 
 
 # -- the checksum ------------------------------------------------------------------------

@@ -25,7 +25,6 @@ from django.db.migrations.exceptions import (
 )
 from django.db.migrations.graph import MigrationGraph
 from django.db.migrations.loader import AmbiguityError, MigrationLoader
-from django.db.migrations.recorder import MigrationRecorder
 
 from django_safemigrate.checksum import (
     Comparison,
@@ -34,6 +33,11 @@ from django_safemigrate.checksum import (
     migration_checksum,
 )
 from django_safemigrate.exceptions import BrokenMigration, InconsistentHistory, UsageError
+from django_safemigrate.execution.recorded import (
+    RunRecorder,
+    check_consistent_history,
+    snapshot_active,
+)
 
 Key = tuple[str, str]
 
@@ -80,6 +84,13 @@ class SharedDiskLoader(MigrationLoader):
         self.unmigrated_apps = set(shared.unmigrated_apps)
         self.migrated_apps = set(shared.migrated_apps)
 
+    def check_consistent_history(self, connection: Any) -> None:
+        # Within a governed run, from the run's read of the applied migrations.
+        if snapshot_active(connection):
+            check_consistent_history(self, connection)
+        else:
+            super().check_consistent_history(connection)
+
     def build_graph(self) -> None:
         if not SharedDiskLoader._depth:
             super().build_graph()
@@ -88,7 +99,7 @@ class SharedDiskLoader(MigrationLoader):
         if self.connection is None:
             self.applied_migrations = {}
         else:
-            recorded: dict[Key, Any] = MigrationRecorder(self.connection).applied_migrations()
+            recorded: dict[Key, Any] = RunRecorder(self.connection).applied_migrations()
             self.applied_migrations = recorded
         built = SharedDiskLoader._graph
         if built is not None and self._fits(built):

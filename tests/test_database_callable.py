@@ -279,6 +279,8 @@ def test_an_unreachable_database_is_one_failed_database(project, tmp_path):
     ]
     gone = json.loads(report.read_text())["databases"][1]
     assert "Cannot connect to database 'safemigrate:gone'" in gone["error"]
+    # Its settings came from the callable, not from DATABASES: the message says where.
+    assert "the settings SAFEMIGRATE['DATABASES_CALLABLE'] returned for it" in gone["error"]
 
 
 def test_fail_fast_stops_at_the_first_database_that_does_not_succeed(project, tmp_path):

@@ -3,11 +3,11 @@
 * ``safemigrate`` and the ``migrate`` override build the graph once per run (the gate, the
   ledger's bootstrap and Django's executor share it), counted in the child process by
   wrapping ``MigrationGraph.__init__``;
-* a loader built later in the same run still reads the applied migrations from the
+* a loader built later in the same process still reads the applied migrations from the
   database: a migration recorded by another process in between is seen, and left out
-  of the plan. (Under the migration lock another governed run cannot record one, but
-  Django's own ``migrate`` command class, a ``--fake`` from a process without this app,
-  or SQL run by hand can.)
+  of the plan. (Within a governed run, under the migration lock, the readers share one
+  read until the run records a migration itself: ``execution.recorded``; after that
+  write the next read is a new one, which Django's check of squashed migrations needs.)
 * with a squashed migration, a change in the applied state of a migration it replaces
   builds the graph again (Django keeps the squashed migration or removes it by that state);
 * Django's plan is computed once for the same targets and applied migrations, and again
@@ -308,3 +308,31 @@ def test_the_plan_is_computed_once_for_the_same_applied_migrations(database, tmp
     later = next(line for line in text.splitlines() if line.startswith("later"))
     assert later.startswith("later ['0003_item_sku'] "), text
     assert int(later.split()[-1]) > 0, text
+
+
+def test_a_squashed_migration_is_recorded_once_the_run_applied_its_last_target(
+    database, tmp_path
+):
+    # The run reads the applied migrations once under its lock (execution.recorded);
+    # recording 0002 drops that read, so Django's check that follows sees 0002 and
+    # records the squashed migration whose targets are now all applied.
+    app = tmp_path / "sq_app"
+    for name, text in SQUASHED.items():
+        path = app / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    env = command_env(database, apps=["sq_app"], pythonpath=[tmp_path])
+    run_command(["migrate", "contenttypes"], env, expect=0)
+    with connect(database) as conn:
+        conn.execute("CREATE TABLE sq_app_thing (id bigserial PRIMARY KEY)")
+        conn.execute(
+            "INSERT INTO django_migrations (app, name, applied) "
+            "VALUES ('sq_app', '0001_initial', now())"
+        )
+    result = run_command(["safemigrate"], env, expect=0)
+    assert "Applying sq_app.0002_thing_name... OK" in result.out
+    assert {name for app_label, name in applied(database) if app_label == "sq_app"} == {
+        "0001_initial",
+        "0002_thing_name",
+        "0001_squashed_0002_thing_name",
+    }

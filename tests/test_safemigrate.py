@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -392,3 +393,45 @@ def test_constraints_and_not_null_run_on_both_backends(engine, scenarios):
             "SELECT attnotnull FROM pg_attribute "
             "WHERE attrelid = 'basic_item'::regclass AND attname = 'price'",
         ) == [(True,)]
+
+
+def _reads_of_django_migrations(database: str) -> int:
+    """Scans of ``django_migrations`` so far (statistics flushed by the ending sessions)."""
+    query(database, "SELECT pg_stat_clear_snapshot()")
+    for _ in range(50):
+        # Each server process reports its counts when its session ends; the command's
+        # sessions ended before it exited, the report follows shortly.
+        rows = query(
+            database,
+            "SELECT coalesce(seq_scan, 0) + coalesce(idx_scan, 0) FROM pg_stat_user_tables "
+            "WHERE relname = 'django_migrations' AND schemaname = 'public'",
+        )
+        if rows:
+            return int(rows[0][0])
+        time.sleep(0.1)
+    raise AssertionError("no statistics for django_migrations")
+
+
+def _settled_reads(database: str) -> int:
+    before = -1
+    count = _reads_of_django_migrations(database)
+    while count != before:
+        time.sleep(0.3)
+        before, count = count, _reads_of_django_migrations(database)
+    return count
+
+
+def test_a_run_reads_the_applied_migrations_once_until_it_writes(database, scenarios):
+    # Under the lock nothing else records migrations in the schema: the ledger, the
+    # history check, the checksum check, the gate and Django's migrate share one read of
+    # django_migrations, taken again only after the run itself records a migration.
+    env = env_for(database, scenarios, "basic")
+    run_command(["safemigrate", "basic", "0002"], env, expect=0)
+    before = _settled_reads(database)
+    run_command(["safemigrate"], env, expect=0)
+    applying = _settled_reads(database) - before
+    run_command(["safemigrate"], env, expect=0)
+    nothing = _settled_reads(database) - before - applying
+    # One read before anything, one after the run recorded 0003 (Django's check of the
+    # squashed migrations); a run with nothing to do reads once.
+    assert (applying, nothing) == (2, 1)

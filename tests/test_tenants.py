@@ -9,9 +9,12 @@ the first release. The next release of the tenant app ``shop`` drops a column
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -477,3 +480,181 @@ def test_the_indexed_job_recipe_shards_run_at_once_and_migrate_every_schema_once
     assert len(applied_public) == 1
     for tenant in tenants:
         assert [o for s, o in deploy if s == tenant] == ["applied"], (tenant, runs)
+
+
+# -- killed processes of the multiprocessing engine ------------------------------------------
+
+
+def _child_pids(pid: int) -> list[int]:
+    """The live processes whose parent is ``pid`` (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # pid (comm) state ppid ...: comm may hold spaces, the last ')' ends it.
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def _pool_workers(pid: int) -> list[int]:
+    """The pool's workers: forked children running the parent's own command line
+    (multiprocessing's resource tracker, a child too, runs another)."""
+    own = Path(f"/proc/{pid}/cmdline").read_bytes()
+    workers = []
+    for child in _child_pids(pid):
+        try:
+            if Path(f"/proc/{child}/cmdline").read_bytes() == own:
+                workers.append(child)
+        except OSError:
+            continue
+    return workers
+
+
+def _waiting_on_locks(database: str) -> int:
+    ((count,),) = query(
+        database,
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND wait_event_type = 'Lock' AND query LIKE 'ALTER TABLE%%'",
+    )
+    return int(count)
+
+
+def _runner_sessions(database: str) -> int:
+    ((count,),) = query(
+        database,
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND pid <> pg_backend_pid()",
+    )
+    return int(count)
+
+
+def _until(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} s: {what}")
+        time.sleep(0.2)
+
+
+def _stalled_pool(database: str, tenants: list[str], report: Path):
+    """A multiprocessing fleet deploy whose two workers wait on tenant tables this test
+    holds locked: (the locking connection, the deploy's process, its workers)."""
+    holder = connect(database)
+    holder.autocommit = False
+    tables = ", ".join(f"{t}.shop_item" for t in tenants)
+    holder.execute(f"LOCK TABLE {tables} IN ACCESS EXCLUSIVE MODE")
+    pod = subprocess.Popen(
+        manage("safemigrate_schemas", "--executor=multiprocessing", "--report-json", str(report)),
+        env=_env(
+            database,
+            **NEXT,
+            TENANT_MULTIPROCESSING_MAX_PROCESSES="2",
+            SAFEMIGRATE_JSON=json.dumps({"LOCK_TIMEOUT": 120}),
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+    )
+    _until(lambda: _waiting_on_locks(database) == 2, 90, "both workers waiting on a lock")
+    workers = _pool_workers(pod.pid)
+    assert len(workers) == 2, workers
+    return holder, pod, workers
+
+
+def _consistent(database: str, tenants: list[str]) -> None:
+    """Each tenant has its column dropped exactly when it recorded the migration."""
+    columns = _columns(database, "shop_item", "note")
+    for tenant in tenants:
+        recorded = _recorded(database, tenant, "0003_remove_item_note")
+        assert recorded == (0 if columns[tenant] else 1), (tenant, columns[tenant], recorded)
+
+
+@pytest.mark.slow
+def test_a_killed_pool_worker_fails_its_schema_and_the_run_ends(database, tmp_path):
+    # A worker killed (SIGKILL, out of memory) mid-migration: the run does not wait for it
+    # forever; the schemas it had not finished end as failed, and the next run resumes.
+    tenants = _fleet(database, 3)
+    _approve(database)
+    report = tmp_path / "report.json"
+    holder, pod, workers = _stalled_pool(database, tenants, report)
+    try:
+        os.kill(workers[0], signal.SIGKILL)
+        holder.rollback()
+        out, err = pod.communicate(timeout=120)
+    finally:
+        holder.close()
+        if pod.poll() is None:
+            pod.kill()
+    assert pod.returncode == 1, out + err
+    outcomes = _report(report)
+    assert outcomes["public"] == "applied"
+    failed = [t for t in tenants if outcomes[t] == "failed"]
+    assert failed, outcomes
+    assert set(outcomes.values()) <= {"applied", "failed"}, outcomes
+    document = json.loads(report.read_text())
+    errors = {s["schema"]: s["error"] or "" for s in document["schemas"]}
+    assert any("a worker process of the pool died" in errors[t] for t in failed), errors
+    _consistent(database, tenants)
+    _until(lambda: _runner_sessions(database) == 0, 15, "no session left open")
+    # The next deploy applies what the killed run left undone.
+    run_command(["safemigrate_schemas", "-v", "0"], _env(database, **NEXT), expect=0)
+    assert _columns(database, "shop_item", "note") == {t: False for t in tenants}
+    _consistent(database, tenants)
+
+
+@pytest.mark.slow
+def test_the_pool_workers_of_a_killed_deploy_end_with_it(database, tmp_path):
+    # The deploy's own process killed: its workers, orphaned while they wait with a
+    # session open (and the schemas' locks), end within seconds instead of for ever.
+    tenants = _fleet(database, 3)
+    _approve(database)
+    holder, pod, workers = _stalled_pool(database, tenants, tmp_path / "report.json")
+    try:
+        pod.kill()
+        pod.communicate(timeout=30)
+        _until(
+            lambda: not any(Path(f"/proc/{w}").exists() for w in workers),
+            15,
+            "the orphaned workers ended",
+        )
+    finally:
+        holder.rollback()
+        holder.close()
+    _until(lambda: _runner_sessions(database) == 0, 15, "no session left open")
+    _consistent(database, tenants)
+    run_command(["safemigrate_schemas", "-v", "0"], _env(database, **NEXT), expect=0)
+    assert _columns(database, "shop_item", "note") == {t: False for t in tenants}
+    _consistent(database, tenants)
+
+
+def test_fleet_plan_shows_where_each_schema_stands_then_its_plan(database):
+    tenants = _fleet(database, 3)
+    # tenant_002 is a release behind the others already (as after a failed deploy).
+    run_command(
+        ["migrate_schemas", "--schema", "tenant_002", "shop", "0001", "-v", "0"],
+        _env(
+            database,
+            TENANT_BASE_MIGRATE_COMMAND="django",
+            SILENCED_SYSTEM_CHECKS="safemigrate.E036",
+        ),
+        expect=0,
+    )
+    shown = run_command(["safemigrate_schemas", "--plan"], _env(database), expect=0)
+    assert "4 schemas (database 'default'): up to date 3, pending 1" in shown.out, shown.out
+    assert "  tenant_002: pending, 1 migration(s) to apply" in shown.out
+    # Then each schema's own plan; nothing was applied.
+    assert "shop.0002_item_name_idx" in shown.out
+    assert _recorded(database, "tenant_002", "0002_item_name_idx") == 0
+    assert {t: _recorded(database, t, "0002_item_name_idx") for t in tenants} == {
+        "tenant_001": 1,
+        "tenant_002": 0,
+        "tenant_003": 1,
+    }

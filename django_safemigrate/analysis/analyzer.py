@@ -12,7 +12,6 @@ import dataclasses
 import functools
 import inspect
 import os
-import weakref
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -38,7 +37,7 @@ from django_safemigrate.analysis.registry import (
 from django_safemigrate.analysis.run_order import created_table
 from django_safemigrate.analysis.sandbox import rendering
 from django_safemigrate.analysis.tenants import where_it_runs
-from django_safemigrate.checksum import migration_checksum
+from django_safemigrate.checksum import class_checksum
 from django_safemigrate.enums import LockMode, Risk
 from django_safemigrate.exceptions import UsageError
 from django_safemigrate.scope import package_of
@@ -469,20 +468,9 @@ def _finding(
     )
 
 
-#: Checksums by migration class. One run needs a migration's checksum up to three times (its
-#: report, the lockfile comparison and the lockfile system check), and computing it parses
-#: the migration's RunPython code and RunSQL; a class stands for its module as imported, so
-#: its checksum cannot change while the class lives.
-_CHECKSUMS: weakref.WeakKeyDictionary[type, str] = weakref.WeakKeyDictionary()
-
-
 def checksum_of(migration: Migration) -> str:
     """``migration_checksum(migration)``, computed once per migration class."""
-    cls = type(migration)
-    found = _CHECKSUMS.get(cls)
-    if found is None:
-        found = _CHECKSUMS[cls] = migration_checksum(migration)
-    return found
+    return class_checksum(migration)
 
 
 def acknowledgements(migration: Migration) -> dict[str, str]:

@@ -29,17 +29,22 @@ CATALOG_LOCK_TIMEOUT = "500ms"
 def read_only_transaction(connection: BaseDatabaseWrapper) -> Iterator[None]:
     """Run the block in a read-only transaction with a short ``lock_timeout``, rolled back.
 
-    ``SET TRANSACTION READ ONLY`` makes PostgreSQL refuse any write (``INSERT``, ``CREATE``,
-    ``ALTER``, ``DROP``, …) until the transaction ends; ``set_config(..., true)`` is
-    ``SET LOCAL``: the timeout ends with the transaction, and never stays on a session a
-    pooler hands to someone else. Inside a transaction that is already open (a test's),
-    the block runs in a savepoint, and rolling it back undoes both settings.
+    ``transaction_read_only`` on (what ``SET TRANSACTION READ ONLY`` sets) makes PostgreSQL
+    refuse any write (``INSERT``, ``CREATE``, ``ALTER``, ``DROP``, …) until the transaction
+    ends; ``set_config(..., true)`` is ``SET LOCAL``: both end with the transaction, and
+    never stay on a session a pooler hands to someone else. Both are set by one statement
+    (a transaction may become read-only at any point). Inside a transaction that is
+    already open (a test's), the block runs in a savepoint, and rolling it back undoes
+    both settings.
     https://www.postgresql.org/docs/current/sql-set-transaction.html
     """
     with transaction.atomic(using=connection.alias):
         with connection.cursor() as cursor:
-            cursor.execute("SET TRANSACTION READ ONLY")
-            cursor.execute("SELECT set_config('lock_timeout', %s, true)", [CATALOG_LOCK_TIMEOUT])
+            cursor.execute(
+                "SELECT set_config('transaction_read_only', 'on', true), "
+                "set_config('lock_timeout', %s, true)",
+                [CATALOG_LOCK_TIMEOUT],
+            )
         try:
             yield
         finally:

@@ -112,6 +112,8 @@ class _Reading:
     #: The mark of the whole ledger kept before 0011 (the row of ``LedgerMark``, the
     #: comment line without a schema), if there is one.
     whole: Size | None
+    #: The comment on ``django_migrations`` as read.
+    comment: str = ""
 
 
 def _read(connection: BaseDatabaseWrapper, schema: str) -> _Reading:
@@ -143,7 +145,7 @@ def _read(connection: BaseDatabaseWrapper, schema: str) -> _Reading:
     whole_row = None if row[6] is None else Size(int(row[6]), int(row[7]), int(row[8]))
     if whole_row is not None:
         whole = whole_row if whole is None else whole.highest(whole_row)
-    return _Reading(Size(int(row[0]), int(row[1]), int(row[2])), mark, whole)
+    return _Reading(Size(int(row[0]), int(row[1]), int(row[2])), mark, whole, comment)
 
 
 def _whole_ledger(connection: BaseDatabaseWrapper) -> Size:
@@ -217,23 +219,22 @@ def advance(connection: BaseDatabaseWrapper, schema: str, *, lower: bool = False
     size = reading.found
     if not lower and reading.mark is not None:
         size = size.highest(reading.mark)
-    values: list[Any] = [size.runs, size.records, size.steps, timezone.now()]
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {t['mark']} SET runs = %s, records = %s, steps = %s, updated_at = %s "
-            "WHERE schema = %s",
-            [*values, schema],
+            f"INSERT INTO {t['mark']} (runs, records, steps, updated_at, schema) "
+            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (schema) DO UPDATE SET runs = "
+            "excluded.runs, records = excluded.records, steps = excluded.steps, "
+            "updated_at = excluded.updated_at",
+            [size.runs, size.records, size.steps, timezone.now(), schema],
         )
-        if not cursor.rowcount:
-            cursor.execute(
-                f"INSERT INTO {t['mark']} (runs, records, steps, updated_at, schema) "
-                "VALUES (%s, %s, %s, %s, %s)",
-                [*values, schema],
-            )
-    _comment(connection, t["migrations"], size, schema)
+    _comment(connection, t["migrations"], size, schema, reading.comment)
 
 
-def _comment(connection: BaseDatabaseWrapper, table: str, size: Size, schema: str) -> None:
+def _comment(
+    connection: BaseDatabaseWrapper, table: str, size: Size, schema: str, comment: str
+) -> None:
+    """Write the schema's line into the comment on ``table``, which read ``comment`` (under
+    the schema's lock, the only writer of that line)."""
     from psycopg import sql
 
     line = (
@@ -242,13 +243,11 @@ def _comment(connection: BaseDatabaseWrapper, table: str, size: Size, schema: st
     )
     try:
         with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
-            cursor.execute("SELECT obj_description(to_regclass(%s), 'pg_class')", [table])
-            row = cursor.fetchone()
             # This schema's line and the whole ledger's (before 0011) are replaced; the
             # project's own text stays.
             kept = "\n".join(
                 text
-                for text in ((row[0] if row else None) or "").splitlines()
+                for text in comment.splitlines()
                 if not _WHOLE_LEDGER_LINE.fullmatch(text)
                 and not (
                     (match := _COMMENT_LINE.fullmatch(text)) is not None and match[4] == schema

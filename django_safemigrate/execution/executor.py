@@ -17,7 +17,6 @@ from django.core.management.commands import migrate as django_migrate
 from django.db import DatabaseError
 from django.db.migrations import Migration
 from django.db.migrations.loader import MigrationLoader
-from django.db.migrations.recorder import MigrationRecorder
 from django.db.migrations.state import ProjectState
 from django.utils import timezone
 
@@ -27,6 +26,7 @@ from django_safemigrate.enums import MigrationOutcome
 from django_safemigrate.exceptions import LockLost
 from django_safemigrate.execution.archive import Archiver, archiving
 from django_safemigrate.execution.ledger import Ledger, PendingRecord, Statement, StepEntry
+from django_safemigrate.execution.recorded import RunRecorder, forget_applied
 from django_safemigrate.execution.walk import (
     applied_by,
     apply_operations,
@@ -79,7 +79,7 @@ class LedgerExecutor(djangocompat.ExecutorHooks):
             self.loader = prebuilt
         else:
             self.loader = SharedDiskLoader(connection)
-        self.recorder = MigrationRecorder(connection)
+        self.recorder = RunRecorder(connection)
         self.progress_callback = progress_callback
         self._started: dict[tuple[str, str], Any] = {}
         self._fake = False
@@ -265,6 +265,7 @@ class LedgerExecutor(djangocompat.ExecutorHooks):
             )
         ]
         self.ledger.migration_recorded((migration.app_label, migration.name), applied=True)
+        forget_applied(self.connection)
         statements += self.ledger.record_statements(
             self._entry(migration, MigrationOutcome.APPLIED, finished=now)
         )

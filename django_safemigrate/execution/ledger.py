@@ -21,15 +21,15 @@ import socket
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from django.db import DatabaseError
+from django.db import DatabaseError, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.migrations.recorder import MigrationRecorder
 from django.utils import timezone
 
 from django_safemigrate.enums import MigrationOutcome, RunOutcome
 from django_safemigrate.exceptions import SafemigrateError
 from django_safemigrate.execution import continuity
 from django_safemigrate.execution.events import RunEvents
+from django_safemigrate.execution.recorded import RunRecorder
 
 APP_LABEL = "django_safemigrate"
 
@@ -153,17 +153,36 @@ class Ledger:
             loader = SharedDiskLoader(None, ignore_no_migrations=True, load=False)
             loader.load_disk()
             self._ours = {key for key in loader.disk_migrations if key[0] == APP_LABEL}
-            recorder = MigrationRecorder(self.connection)
+            recorder = RunRecorder(self.connection)
             if recorder.has_table():
                 self._applied_ours = {
                     key for key in recorder.applied_migrations() if key[0] == APP_LABEL
                 }
+            missing: list[str] = []
             if (APP_LABEL, "0001_initial") in self._applied_ours:
-                self._refuse_older_packages_history()
+                older, missing = self._read_tables()
+                if older:
+                    self._refuse_older_packages_history()
             self._writable = bool(self._ours) and self._ours <= self._applied_ours
-            if self._writable:
-                self._refuse_missing_tables()
+            if self._writable and missing:
+                self._refuse_missing_tables(missing)
         return self._writable
+
+    def _read_tables(self) -> tuple[bool, list[str]]:
+        """In one round trip: whether ``django_safemigrate.0001_initial`` is the older
+        package's (its table there, this app's run table not); this app's missing tables."""
+        from django.apps import apps
+
+        tables = [model._meta.db_table for model in apps.get_app_config(APP_LABEL).get_models()]
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT to_regclass(%s) IS NULL AND to_regclass(%s) IS NOT NULL, "
+                "ARRAY(SELECT name FROM unnest(%s::text[]) AS name "
+                "WHERE to_regclass(name) IS NULL)",
+                [f"{APP_LABEL}_run", f"{APP_LABEL}_safemigration", tables],
+            )
+            row = cursor.fetchone()
+        return bool(row[0]), list(row[1])
 
     def _refuse_older_packages_history(self) -> None:
         """Stop when ``django_safemigrate.0001_initial`` is the older package's migration.
@@ -176,14 +195,6 @@ class Ledger:
         """
         from django_safemigrate.exceptions import OlderPackageHistory
 
-        with self.connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT to_regclass(%s) IS NULL, to_regclass(%s) IS NOT NULL",
-                [f"{APP_LABEL}_run", f"{APP_LABEL}_safemigration"],
-            )
-            ours_missing, older_there = cursor.fetchone()
-        if not (ours_missing and older_there):
-            return
         self._writable = False
         raise OlderPackageHistory(
             f"Database '{self.connection.alias}' was migrated by the older django-safemigrate "
@@ -198,25 +209,14 @@ class Ledger:
             "need it). Nothing was applied."
         )
 
-    def _refuse_missing_tables(self) -> None:
+    def _refuse_missing_tables(self, missing: list[str]) -> None:
         """Stop with :class:`LedgerMissing` when tables said to exist were dropped.
 
         Without this, the first write fails on a missing relation in the middle of
         taking the lock, which reads like a lost connection.
         """
-        from django.apps import apps
-
         from django_safemigrate.exceptions import LedgerMissing
 
-        tables = [model._meta.db_table for model in apps.get_app_config(APP_LABEL).get_models()]
-        with self.connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT name FROM unnest(%s::text[]) AS name WHERE to_regclass(name) IS NULL",
-                [tables],
-            )
-            missing = [row[0] for row in cursor.fetchall()]
-        if not missing:
-            return
         # Later calls (closing the run) see a ledger that cannot be written.
         self._writable = False
         raise LedgerMissing(
@@ -265,7 +265,9 @@ class Ledger:
         from django_safemigrate.models import Run
 
         self.first_deploy = first
-        if self.run_id is not None:
+        # A run of the first deploy says so now: a run that continues it after a crash
+        # looks for it. ``False`` is written with the run's end (:meth:`finish`).
+        if first and self.run_id is not None:
             Run.objects.using(self.connection.alias).filter(pk=self.run_id).update(
                 first_deploy=first
             )
@@ -327,14 +329,24 @@ class Ledger:
             self.flush()
             self.open_run()
             assert self.run_id is not None
-            Run.objects.using(self.connection.alias).filter(pk=self.run_id).update(
-                finished_at=timezone.now(),
-                outcome=outcome.value,
-                exit_code=exit_code,
-                message=message[:10000],
-                ungoverned="; ".join(self.ungoverned),
-            )
-            continuity.advance(self.connection, self.schema)
+            using = self.connection.alias
+            # The run's end and the mark: one commit.
+            with transaction.atomic(using=using):
+                Run.objects.using(using).filter(pk=self.run_id).update(
+                    finished_at=timezone.now(),
+                    outcome=outcome.value,
+                    exit_code=exit_code,
+                    message=message[:10000],
+                    ungoverned="; ".join(self.ungoverned),
+                    first_deploy=self.first_deploy,
+                )
+                try:
+                    # A mark that cannot be moved keeps its value (lower is safe); the
+                    # run's end is kept all the same.
+                    with transaction.atomic(using=using):
+                        continuity.advance(self.connection, self.schema)
+                except DatabaseError as exc:
+                    self.write_errors.append(f"The ledger's mark could not be moved: {exc}")
         except (DatabaseError, SafemigrateError) as exc:
             # A run that never held the lock (lock timeout) may find a lost ledger here (or
             # an intact one it was told to accept as lost); the next run that takes the

@@ -33,6 +33,7 @@ from django_safemigrate.execution.lock import (
     migration_lock,
     runner_application,
 )
+from django_safemigrate.execution.recorded import applied_snapshot
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,11 +97,18 @@ def connect(connection: BaseDatabaseWrapper) -> None:
     try:
         connection.ensure_connection()
     except DatabaseError as exc:
+        from django_safemigrate.execution.fleet import TRANSIENT_PREFIX
+
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        where = (
+            "the settings SAFEMIGRATE['DATABASES_CALLABLE'] returned for it"
+            if connection.alias.startswith(TRANSIENT_PREFIX)
+            else "DATABASES (or DATABASE_URL)"
+        )
         raise DatabaseUnavailable(
             f"Cannot connect to database {describe_database(connection)}: {first_line}. "
-            "Check that the server is running and reachable, and the credentials in DATABASES "
-            "(or DATABASE_URL). Nothing was applied."
+            f"Check that the server is running and reachable, and the credentials in {where}. "
+            "Nothing was applied."
         ) from exc
 
 
@@ -134,17 +142,22 @@ def governed_run(
     with _run_end(ledger):
         in_body = False
         try:
-            with migration_lock(
-                target=connection,
-                lock_via=lock_via,
-                command=request.argv,
-                wait=request.lock_wait,
-                poll_interval=settings.lock_poll_interval,
-                on_wait=lambda holder, waited, first: on_wait(
-                    holder, waited, request.lock_wait, first
-                ),
-                on_poll=watch,
-            ) as lock:
+            with (
+                migration_lock(
+                    target=connection,
+                    lock_via=lock_via,
+                    command=request.argv,
+                    wait=request.lock_wait,
+                    poll_interval=settings.lock_poll_interval,
+                    on_wait=lambda holder, waited, first: on_wait(
+                        holder, waited, request.lock_wait, first
+                    ),
+                    on_poll=watch,
+                ) as lock,
+                applied_snapshot(connection),
+            ):
+                # Under the lock only this run records migrations in the schema: the
+                # applied migrations are read once until it writes (.recorded).
                 events.lock_taken(watch.waited(), lock.backend_pid)
                 ledger.lock_acquired()
                 ledger.check_lock = lock.verify_held

@@ -10,6 +10,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.db.migrations import Migration
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from django_safemigrate.checksum import Comparison, compare, version_of
@@ -111,7 +112,7 @@ def record_gate(
     now: datetime,
     applied: bool = False,
     direction: Direction = Direction.FORWARD,
-) -> GovernedMigration:
+) -> None:
     """Create or refresh the record of a migration the gate judged (for applying it, or
     for unapplying it)."""
     app_label, name = decision.key
@@ -147,8 +148,6 @@ def record_gate(
         direction=direction.value,
         first_seen=now,
     )
-    governed: GovernedMigration = rows.get()
-    return governed
 
 
 def _update_or_insert(using: str, rows: Any, values: Mapping[str, Any], **new: Any) -> None:
@@ -223,9 +222,20 @@ def mark_applied(
     rows = GovernedMigration.objects.using(using).filter(
         app_label=key[0], name=key[1], direction=direction.value
     )
-    rows.update(applied_at=now)
-    rows.exclude(status=GovernedStatus.REJECTED.value).update(
-        status=GovernedStatus.APPLIED.value, blocked_reason=""
+    # One statement: a rejection still shows, everything else shows it applied.
+    rejected = Q(status=GovernedStatus.REJECTED.value)
+    rows.update(
+        applied_at=now,
+        status=Case(
+            When(rejected, then=F("status")),
+            default=Value(GovernedStatus.APPLIED.value),
+            output_field=GovernedMigration._meta.get_field("status"),
+        ),
+        blocked_reason=Case(
+            When(rejected, then=F("blocked_reason")),
+            default=Value(""),
+            output_field=GovernedMigration._meta.get_field("blocked_reason"),
+        ),
     )
     if direction is Direction.BACKWARD:
         forward = GovernedMigration.objects.using(using).filter(

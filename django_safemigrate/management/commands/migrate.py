@@ -211,12 +211,11 @@ class Command(django_migrate.Command):
     def mark_first_deploy(self, ledger: Ledger, alias: str) -> None:
         """Mark the run as part of the database's first deploy when it is one, so that a
         later ``safemigrate`` continues an interrupted first deploy without reviews."""
-        from django.db.migrations.recorder import MigrationRecorder
-
+        from django_safemigrate.execution.recorded import RunRecorder
         from django_safemigrate.governance.first_deploy import first_deploy
 
         connection = connections[alias]
-        recorder = MigrationRecorder(connection)
+        recorder = RunRecorder(connection)
         applied = recorder.applied_migrations() if recorder.has_table() else {}
         first = first_deploy(connection, applied, history_readable=ledger.writable())
         ledger.mark_first_deploy(first is not None)

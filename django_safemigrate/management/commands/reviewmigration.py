@@ -126,13 +126,16 @@ class Command(BaseCommand):
             .values_list("checksum", flat=True)
             .first()
         )
-        governed = store.record_gate(
+        store.record_gate(
             connection.alias,
             decision,
             fields,
             now=timezone.now(),
             applied=(key in live.applied_migrations) is (direction is Direction.FORWARD),
             direction=direction,
+        )
+        governed = GovernedMigration.objects.using(connection.alias).get(
+            app_label=key[0], name=key[1], direction=direction.value
         )
         if previous and previous != report.checksum and options["verbosity"] >= 1:
             self.stderr.write(

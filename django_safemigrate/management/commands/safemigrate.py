@@ -21,7 +21,6 @@ from django.core.management.commands import migrate as django_migrate
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.migrations.exceptions import InconsistentMigrationHistory
 from django.db.migrations.executor import MigrationExecutor
-from django.db.migrations.recorder import MigrationRecorder
 
 from django_safemigrate.analysis.database import server_major
 from django_safemigrate.checksum import definition_checksum, migration_checksum
@@ -44,6 +43,7 @@ from django_safemigrate.execution.backfill import Progress, set_progress_reporte
 from django_safemigrate.execution.executor import LedgerExecutor, ledgered_executor
 from django_safemigrate.execution.fleet import DatabaseResult
 from django_safemigrate.execution.ledger import APP_LABEL, Ledger, PendingRecord
+from django_safemigrate.execution.recorded import RunRecorder
 from django_safemigrate.execution.run import connect, postgres_connection
 from django_safemigrate.execution.runner import StepRunner, migration_override
 from django_safemigrate.execution.steps import describe_step_locks, plan_steps
@@ -1055,7 +1055,7 @@ def _check_applied(
     ledger: Ledger, connection: Any, loader: Any
 ) -> tuple[AppliedCheck, set[tuple[str, str]], dict[tuple[str, str], str]]:
     """The applied migrations against the ledger: the check, what is applied, what recorded."""
-    applied = set(MigrationRecorder(connection).applied_migrations())
+    applied = set(RunRecorder(connection).applied_migrations())
     pairs = ledger.recorded()
     recorded = {key: checksum for key, (checksum, _) in pairs.items()}
     definitions = {key: definition for key, (_, definition) in pairs.items()}

@@ -41,6 +41,7 @@ from django_safemigrate.enums import DatabaseOutcome, ExitCode
 from django_safemigrate.exceptions import UsageError
 from django_safemigrate.execution.fleet import DatabaseResult, outcome_of, overall_exit_code
 from django_safemigrate.execution.lock import close_parked_lock_sessions, reused_lock_sessions
+from django_safemigrate.plan import sharing_disk_scan
 
 try:
     from django_tenants.management.commands.migrate_schemas import MigrateSchemasCommand
@@ -104,8 +105,11 @@ class Command(MigrateSchemasCommand):  # type: ignore[misc]
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             # One schema after another in this process: each schema's lock is taken on
-            # the session the previous schema's run released its own on.
-            with reused_lock_sessions():
+            # the session the previous schema's run released its own on. The migration
+            # files are the same for every schema: scanned once, one graph (rebuilt only
+            # where squashed migrations are applied differently), also in the pool's
+            # workers, which are forked inside this block.
+            with reused_lock_sessions(), sharing_disk_scan():
                 code = self.run_fleet(*args, **options)
         except UsageError as exc:
             raise CommandError(str(exc), returncode=ExitCode.USAGE) from exc
@@ -141,6 +145,9 @@ class Command(MigrateSchemasCommand):  # type: ignore[misc]
         if own["status"]:
             schemas = ([public] if self.sync_public else []) + tenants
             return self.show_status(schemas, report_path, shard)
+        if self.options.get("plan") and self.options["verbosity"] >= 1:
+            # Where each schema stands before its plan: the fleet's state, one query.
+            self.write_states(([public] if self.sync_public else []) + tenants, shard)
         if not self.options.get("skip_checks"):
             # The project's code and settings are the same in every schema: checked once
             # for the fleet (the rest before this command's handle), not once per schema.
@@ -154,11 +161,10 @@ class Command(MigrateSchemasCommand):  # type: ignore[misc]
                 return self.finish(results, report_path, shard)
         work = tenants
         if tenants and not own["every_schema"] and not self.visit_all():
-            from django.db.migrations.loader import MigrationLoader
-
+            from django_safemigrate.plan import SharedDiskLoader
             from django_safemigrate.tenants import expected_migrations, schemas_with_work
 
-            loader = MigrationLoader(None, ignore_no_migrations=True)
+            loader = SharedDiskLoader(None, ignore_no_migrations=True)
             connection = connections[self.options["database"]]
             work = schemas_with_work(connection, tenants, expected_migrations(loader))
             waiting = set(work)
@@ -238,35 +244,7 @@ class Command(MigrateSchemasCommand):  # type: ignore[misc]
         self, schemas: Sequence[str], report_path: Path | None, shard: tuple[int, int] | None
     ) -> int:
         """Each schema's state and the fleet's summary; changes nothing (exit 0)."""
-        from django.db.migrations.loader import MigrationLoader
-
-        from django_safemigrate.tenants import (
-            expected_migrations,
-            fleet_states,
-            fleet_summary,
-            state_counts,
-        )
-
-        connection = connections[self.options["database"]]
-        expected = expected_migrations(MigrationLoader(None, ignore_no_migrations=True))
-        states = fleet_states(connection, schemas, expected)
-        rows = [(s.schema, s.state, s.missing, s.run) for s in states]
-        tally = state_counts(states)
-        self.summary_line = fleet_summary(states, self.options["database"], shard)
-        self.stdout.write(self.summary_line)
-        shown = [r for r in rows if r[1] != "up_to_date" or self.options["verbosity"] >= 2]
-        limit = None if self.options["verbosity"] >= 2 else 50
-        for schema, state, missing, run in shown[:limit]:
-            line = f"  {schema}: {state.replace('_', ' ')}"
-            if missing:
-                line += f", {missing} migration(s) to apply"
-            if run is not None and run.finished_at is not None:
-                line += f"; last run ended {run.finished_at:%Y-%m-%d %H:%M:%S %Z} ({run.outcome})"
-            if run is not None and state == run.outcome and run.message:
-                line += f": {run.message.strip().splitlines()[0][:160]}"
-            self.stdout.write(line)
-        if limit is not None and len(shown) > limit:
-            self.stdout.write(f"  ... and {len(shown) - limit} more (-v 2 lists them all)")
+        rows, tally = self.write_states(schemas, shard)
         if report_path is not None:
             document = {
                 "schema_version": 1,
@@ -293,6 +271,41 @@ class Command(MigrateSchemasCommand):  # type: ignore[misc]
             }
             report_path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
         return int(ExitCode.OK)
+
+    def write_states(
+        self, schemas: Sequence[str], shard: tuple[int, int] | None
+    ) -> tuple[list[tuple[str, str, int, Any]], dict[str, int]]:
+        """The fleet's summary and each schema's state (up-to-date ones from ``-v 2``),
+        from one query across the fleet; the rows and the counts."""
+        from django_safemigrate.plan import SharedDiskLoader
+        from django_safemigrate.tenants import (
+            expected_migrations,
+            fleet_states,
+            fleet_summary,
+            state_counts,
+        )
+
+        connection = connections[self.options["database"]]
+        expected = expected_migrations(SharedDiskLoader(None, ignore_no_migrations=True))
+        states = fleet_states(connection, schemas, expected)
+        rows = [(s.schema, s.state, s.missing, s.run) for s in states]
+        tally = state_counts(states)
+        self.summary_line = fleet_summary(states, self.options["database"], shard)
+        self.stdout.write(self.summary_line)
+        shown = [r for r in rows if r[1] != "up_to_date" or self.options["verbosity"] >= 2]
+        limit = None if self.options["verbosity"] >= 2 else 50
+        for schema, state, missing, run in shown[:limit]:
+            line = f"  {schema}: {state.replace('_', ' ')}"
+            if missing:
+                line += f", {missing} migration(s) to apply"
+            if run is not None and run.finished_at is not None:
+                line += f"; last run ended {run.finished_at:%Y-%m-%d %H:%M:%S %Z} ({run.outcome})"
+            if run is not None and state == run.outcome and run.message:
+                line += f": {run.message.strip().splitlines()[0][:160]}"
+            self.stdout.write(line)
+        if limit is not None and len(shown) > limit:
+            self.stdout.write(f"  ... and {len(shown) - limit} more (-v 2 lists them all)")
+        return rows, tally
 
     # -- running schemas ---------------------------------------------------------------
 
