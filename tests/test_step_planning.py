@@ -31,3 +31,28 @@ def test_an_operation_that_renders_nothing_in_an_atomic_migration_stays_in_its_t
     migration = _migration(True, [operation])
     steps = plan_steps(migration, [OperationSQL(0, operation, ())], 15)
     assert [step.kind for step in steps] == [StepKind.TRANSACTIONAL]
+
+
+def test_a_nullable_column_without_default_index_or_reference_needs_no_online_form():
+    # The runner plans such a migration as one transaction without rendering it: its only
+    # statement is ALTER TABLE ... ADD COLUMN ... NULL. Every other kind of new column may
+    # have an online form (an index built concurrently, a constraint validated apart, a
+    # default), so its migration is rendered and planned from the SQL.
+    from django.db import connection
+
+    from django_safemigrate.execution.runner import one_transaction
+
+    def plan_free(field: models.Field) -> bool:
+        migration = _migration(True, [migrations.AddField("order", "extra", field)])
+        return one_transaction(migration, connection, online=True)
+
+    assert plan_free(models.CharField(max_length=40, null=True))
+    assert plan_free(models.TextField(null=True, db_comment="what it holds"))
+    assert not plan_free(models.CharField(max_length=40, null=True, unique=True))
+    assert not plan_free(models.CharField(max_length=40, null=True, db_index=True))
+    assert not plan_free(models.SlugField(null=True))  # indexed by default
+    assert not plan_free(models.CharField(max_length=40, null=True, default="x"))
+    assert not plan_free(models.IntegerField(null=True, db_default=0))
+    assert not plan_free(models.CharField(max_length=40, default="x"))
+    assert not plan_free(models.ForeignKey("shop.customer", models.CASCADE, null=True))
+    assert not plan_free(models.ManyToManyField("shop.customer"))

@@ -1044,7 +1044,11 @@ def one_transaction(migration: Migration, connection: Any, *, online: bool = Fal
         ]
         _PLAIN_OPERATIONS = tuple(getattr(ops, n) for n in names if hasattr(ops, n))
     for operation in migration.operations:
-        if online and type(operation).__name__ in _MAY_GO_ONLINE:
+        if (
+            online
+            and type(operation).__name__ in _MAY_GO_ONLINE
+            and not plain_added_column(operation)
+        ):
             return False
         if type(operation) in _PLAIN_OPERATIONS:
             continue
@@ -1052,6 +1056,30 @@ def one_transaction(migration: Migration, connection: Any, *, online: bool = Fal
             continue
         return False
     return True
+
+
+def plain_added_column(operation: Any) -> bool:
+    """An ``AddField`` with no online form: a nullable column with no default, index,
+    uniqueness, reference or generated expression. Django's schema editor emits
+    ``ALTER TABLE … ADD COLUMN … NULL`` for it (and a ``COMMENT`` for a ``db_comment``): a
+    catalog change under a brief lock, whatever the table's size, so its migration needs
+    no rendering to be planned."""
+    from django.db.migrations.operations import AddField
+    from django.db.models import NOT_PROVIDED
+
+    if type(operation) is not AddField:
+        return False
+    field = operation.field
+    return bool(
+        field.null
+        and not field.unique
+        and not field.db_index
+        and not field.primary_key
+        and not field.is_relation
+        and field.default is NOT_PROVIDED
+        and getattr(field, "db_default", NOT_PROVIDED) is NOT_PROVIDED
+        and not getattr(field, "generated", False)
+    )
 
 
 def operation_tables(migration: Migration, state: ProjectState | None) -> list[str]:
