@@ -229,12 +229,19 @@ def test_destructive_migration_is_blocked_until_approved_and_approval_is_bound_t
     history = reviews(database)
     assert [(h[1], h[2]) for h in history] == [("approve", "rita"), ("approve", "rita")]
     assert history[0][3] != history[1][3], "each approval is bound to the checksum it saw"
-    (status,) = query(
+    (status, marked_at, blocked_reason) = query(
         database,
-        "SELECT status FROM django_safemigrate_governedmigration "
+        "SELECT status, applied_at, blocked_reason FROM django_safemigrate_governedmigration "
         "WHERE name = '0003_remove_product_legacy_code'",
     )[0]
-    assert status == "applied"
+    assert (status, blocked_reason) == ("applied", "")
+    # Marked by the statement that recorded the migration, in its transaction: never a
+    # migration applied with its review record still waiting, nor the reverse.
+    ((recorded_at,),) = query(
+        database,
+        "SELECT applied FROM django_migrations WHERE name = '0003_remove_product_legacy_code'",
+    )
+    assert marked_at == recorded_at
 
 
 def test_a_rejection_blocks_until_a_later_approval(database, scenarios):

@@ -58,10 +58,23 @@ def read_only_transaction(connection: BaseDatabaseWrapper) -> Iterator[None]:
 #: partitions at that time): it counts what its leaf partitions hold, at every level.
 #: Functions such as ``pg_total_relation_size()`` or ``pg_partition_tree()`` would open
 #: every relation, taking an ACCESS SHARE lock on each, and so wait behind any session
-#: holding ACCESS EXCLUSIVE on one of them.
+#: holding ACCESS EXCLUSIVE on one of them. Only the relations of the search path's
+#: schemas (and the partitions below their partitioned tables, wherever those are) are
+#: measured: in a database of many tenant schemas the work stays that of one schema.
 #: https://www.postgresql.org/docs/current/catalog-pg-class.html
 _TABLE_SIZES = """
-    WITH RECURSIVE own AS (
+    WITH RECURSIVE listed AS (
+        SELECT c.oid, c.relname, c.relkind
+        FROM pg_class c
+        WHERE c.relkind IN ('r', 'p', 'm')
+          AND c.relnamespace = ANY (
+              SELECT oid FROM pg_namespace WHERE nspname = ANY (current_schemas(false))
+          )
+    ), tree(root, rel) AS (
+        SELECT oid, oid FROM listed WHERE relkind = 'p'
+        UNION ALL
+        SELECT tree.root, i.inhrelid FROM tree JOIN pg_inherits i ON i.inhparent = tree.rel
+    ), own AS (
         SELECT c.oid,
                c.relkind,
                GREATEST(c.reltuples, 0)::bigint AS rows,
@@ -74,25 +87,19 @@ _TABLE_SIZES = """
         FROM pg_class c
         LEFT JOIN pg_class t ON t.oid = c.reltoastrelid
         WHERE c.relkind IN ('r', 'p', 'm')
-    ), tree(root, rel) AS (
-        SELECT oid, oid FROM pg_class WHERE relkind = 'p'
-        UNION ALL
-        SELECT tree.root, i.inhrelid FROM tree JOIN pg_inherits i ON i.inhparent = tree.rel
+          AND c.oid = ANY (ARRAY(SELECT oid FROM listed UNION SELECT rel FROM tree))
     )
-    SELECT c.relname,
-           CASE WHEN c.relkind = 'p'
+    SELECT l.relname,
+           CASE WHEN l.relkind = 'p'
                 THEN (SELECT COALESCE(sum(o.rows), 0) FROM tree JOIN own o ON o.oid = tree.rel
-                      WHERE tree.root = c.oid AND o.relkind <> 'p')
+                      WHERE tree.root = l.oid AND o.relkind <> 'p')
                 ELSE own.rows END,
-           CASE WHEN c.relkind = 'p'
+           CASE WHEN l.relkind = 'p'
                 THEN (SELECT COALESCE(sum(o.bytes), 0) FROM tree JOIN own o ON o.oid = tree.rel
-                      WHERE tree.root = c.oid AND o.relkind <> 'p')
+                      WHERE tree.root = l.oid AND o.relkind <> 'p')
                 ELSE own.bytes END
-    FROM pg_class c
-    JOIN own ON own.oid = c.oid
-    WHERE c.relnamespace = ANY (
-          SELECT oid FROM pg_namespace WHERE nspname = ANY (current_schemas(false))
-      )
+    FROM listed l
+    JOIN own ON own.oid = l.oid
 """
 
 

@@ -53,6 +53,9 @@ class LedgerExecutor(djangocompat.ExecutorHooks):
     allowed: frozenset[tuple[str, str]] | None = None
     #: Set by ``safemigrate``'s gate: who approved each migration that runs on a review.
     approvals: dict[tuple[str, str], str] = {}
+    #: Set by ``safemigrate``: the statements that mark a migration's review record
+    #: applied, written with the migration's own records (empty when it has none).
+    mark_governed: Callable[[tuple[str, str], Any], list[Statement]] | None = None
     #: Set by the commands: called with the plan before anything of it is applied (the
     #: recovery-point check, :mod:`django_safemigrate.execution.recovery`).
     before_applying: Callable[[LedgerExecutor, Any], None] | None = None
@@ -271,6 +274,8 @@ class LedgerExecutor(djangocompat.ExecutorHooks):
         )
         if step is not None:
             statements += self.ledger.step_statements(step)
+        if self.mark_governed is not None:
+            statements += self.mark_governed((migration.app_label, migration.name), now)
         self.ledger.write_together(statements)
 
     def record_migration(self, *args: Any, **kwargs: Any) -> None:

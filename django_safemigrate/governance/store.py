@@ -213,6 +213,30 @@ def unapplied_governed(using: str, direction: Direction = Direction.FORWARD) -> 
     )
 
 
+def mark_applied_statement(using: str, key: Key, now: datetime) -> tuple[str, list[Any]]:
+    """:func:`mark_applied` (forward) as one statement, to be written with the migration's
+    own records, in its transaction."""
+    from django.db import connections
+
+    quote = connections[using].ops.quote_name
+    rejected = GovernedStatus.REJECTED.value
+    return (
+        f"UPDATE {quote(GovernedMigration._meta.db_table)} SET applied_at = %s, "
+        "status = CASE WHEN status = %s THEN status ELSE %s END, "
+        "blocked_reason = CASE WHEN status = %s THEN blocked_reason ELSE '' END "
+        "WHERE app_label = %s AND name = %s AND direction = %s",
+        [
+            now,
+            rejected,
+            GovernedStatus.APPLIED.value,
+            rejected,
+            key[0],
+            key[1],
+            Direction.FORWARD.value,
+        ],
+    )
+
+
 def mark_applied(
     using: str, key: Key, now: datetime, direction: Direction = Direction.FORWARD
 ) -> None:

@@ -274,6 +274,18 @@ class Command(django_migrate.Command):
         self._governed: set[tuple[str, str]] = (
             unapplied_governed(using) if self._ledger_writable else set()
         )
+        #: Marked applied with the migration's own records (:meth:`governed_statements`).
+        self._marked: set[tuple[str, str]] = set()
+
+    def governed_statements(self, key: tuple[str, str], now: Any) -> list[Any]:
+        """The statement marking ``key``'s review record applied, for the executor to
+        write with the migration's records: one commit, and never one without the other."""
+        from django_safemigrate.governance.store import mark_applied_statement
+
+        if key not in getattr(self, "_governed", ()):
+            return []
+        self._marked.add(key)
+        return [mark_applied_statement(self._using, key, now)]
 
     def migration_progress_callback(
         self, action: str, migration: Any = None, fake: bool = False
@@ -289,7 +301,7 @@ class Command(django_migrate.Command):
 
             key = (migration.app_label, migration.name)
             using = getattr(self, "_using", "default")
-            if key in getattr(self, "_governed", ()):
+            if key in getattr(self, "_governed", ()) and key not in getattr(self, "_marked", ()):
                 from django.utils import timezone
 
                 from django_safemigrate.governance.store import mark_applied

@@ -690,6 +690,7 @@ class Command(migrate.Command):
         ) as executor_class:
             executor_class.allowed = allowed
             executor_class.approvals = self.approvals
+            executor_class.mark_governed = self.governed_statements
             executor_class.prebuilt_loader = self.gate_loader
             try:
                 django_migrate.Command.handle(self, *args, **options)
