@@ -1073,7 +1073,7 @@ def plain_added_column(operation: Any) -> bool:
     return bool(
         field.null
         and not field.unique
-        and not field.db_index
+        and not getattr(field, "db_index", False)
         and not field.primary_key
         and not field.is_relation
         and field.default is NOT_PROVIDED
