@@ -21,6 +21,9 @@ import pytest
 from tests.helpers import applied, command_env, connect, copy_scenario, fresh_database, query
 from tests.helpers import run_command as run
 
+#: Nothing here depends on the Django version: run once, in CI's first pass.
+pytestmark = pytest.mark.once
+
 APP = "governed_shop"
 DROP = (APP, "0003_remove_product_legacy_code")
 APPEND_ONLY = (

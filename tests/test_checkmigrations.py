@@ -67,6 +67,7 @@ def test_all_offline_reports_risky_and_destructive_with_hints(scenarios):
     assert "fails --fail-on risky" in result.out
 
 
+@pytest.mark.once
 def test_json_follows_schema_version_1(scenarios):
     data = as_json(check(scenarios, "--all", "--offline", "--format", "json", expect=1))
     assert set(data) == {"schema_version", "database", "migrations", "problems", "summary"}
@@ -141,6 +142,7 @@ def test_github_annotations_point_at_the_line(scenarios):
     assert "%0AHint: " in index
 
 
+@pytest.mark.once
 @pytest.mark.parametrize(
     ("policy", "expected"),
     [("risky", {"SM101", "SM201"}), ("destructive", {"SM201"}), ("never", set())],
@@ -357,6 +359,7 @@ def test_bad_migration_file_arguments_exit_2(scenarios, args, message):
     assert "Traceback" not in result.err
 
 
+@pytest.mark.once
 def test_lockfile_catches_an_edited_released_migration_without_a_database(scenarios):
     check(scenarios, "--update-lockfile", expect=0)
     lock = (scenarios / "migrations.lock").read_text()
@@ -373,6 +376,7 @@ def test_lockfile_catches_an_edited_released_migration_without_a_database(scenar
     assert "SM905" in result.out
 
 
+@pytest.mark.once
 def test_malformed_lockfile_exits_2(scenarios):
     (scenarios / "migrations.lock").write_text("<<<<<<< HEAD\nrisky.0001_initial sha256:x\n")
     result = check(scenarios, "--all", "--offline", expect=2)
@@ -432,6 +436,7 @@ def test_since_checks_only_migrations_changed_since_the_ref(scenarios):
     assert data["migrations"][0]["risk"] == "safe"
 
 
+@pytest.mark.once
 def test_since_compares_the_lockfile_for_changed_migrations_or_all_when_it_changed(scenarios):
     check(scenarios, "--update-lockfile", expect=0)
     lock = scenarios / "migrations.lock"
@@ -467,6 +472,7 @@ def test_since_compares_the_lockfile_for_changed_migrations_or_all_when_it_chang
     assert "SM904 [problem] risky.0002_item_name_index" in result.out
 
 
+@pytest.mark.once
 def test_since_refuses_bad_refs_and_works_only_in_git(scenarios):
     env = env_for(scenarios, "risky")
     result = run_command(["checkmigrations", "--since", "main"], env, expect=2, cwd=scenarios)
@@ -484,6 +490,7 @@ def test_since_refuses_bad_refs_and_works_only_in_git(scenarios):
     assert "looks like an option and is refused" in result.err
 
 
+@pytest.mark.once
 def test_explain_and_list_rules(scenarios):
     result = check(scenarios, "--explain", "sm101", expect=0)
     assert result.out.startswith("SM101 add-index-blocks-writes (default severity: risky)")

@@ -202,6 +202,7 @@ def old_command(root: Path):
     return run
 
 
+@pytest.mark.once
 def test_the_previous_release_is_the_one_tested(previous_release, database, tmp_path):
     """The old code really runs (its checksums are version 1)."""
     copy_scenario("ck_helpers", tmp_path)
@@ -213,6 +214,7 @@ def test_the_previous_release_is_the_one_tested(previous_release, database, tmp_
     assert not records[MARK][-1][1].startswith("sha256:v")
 
 
+@pytest.mark.once
 def test_upgrade_keeps_unchanged_history_and_catches_an_earlier_edit(previous_release, tmp_path):
     apps = ("ck_renamed", "ck_helpers")
     for name in apps:
@@ -271,6 +273,7 @@ def test_upgrade_keeps_unchanged_history_and_catches_an_earlier_edit(previous_re
         assert "ck_renamed" not in blocked.err
 
 
+@pytest.mark.once
 def test_an_approval_given_by_the_previous_release_counts_for_the_same_file(
     previous_release, database, tmp_path
 ):

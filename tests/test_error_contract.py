@@ -17,6 +17,9 @@ from tests.helpers import (
     table_exists,
 )
 
+#: Nothing here depends on the Django version: run once, in CI's first pass.
+pytestmark = pytest.mark.once
+
 UNREACHABLE = "postgres://postgres@127.0.0.1:1/nowhere"
 
 

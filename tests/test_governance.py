@@ -244,6 +244,7 @@ def test_destructive_migration_is_blocked_until_approved_and_approval_is_bound_t
     assert marked_at == recorded_at
 
 
+@pytest.mark.once
 def test_a_rejection_blocks_until_a_later_approval(database, scenarios):
     env = env_for(database, scenarios, settings={"REVIEW": "never"})
     start(database, env)
@@ -272,6 +273,7 @@ def test_reviewmigration_refuses_without_permission_and_records_nothing(database
     assert "--note must say why" in result.err
 
 
+@pytest.mark.once
 def test_reviews_are_append_only_in_the_database(database, scenarios):
     env = env_for(database, scenarios)
     start(database, env)
@@ -290,6 +292,7 @@ def test_reviews_are_append_only_in_the_database(database, scenarios):
     assert [r[1] for r in reviews(database)] == ["approve"]
 
 
+@pytest.mark.once
 def test_acknowledgement_does_not_replace_the_review(database, scenarios):
     env = env_for(database, scenarios)
     start(database, env)
@@ -344,6 +347,7 @@ class Config(AppConfig):
 """
 
 
+@pytest.mark.once
 def test_signals_for_blocked_reviewed_and_applied(database, scenarios, tmp_path):
     package = scenarios / "signal_log"
     package.mkdir()

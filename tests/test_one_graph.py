@@ -310,9 +310,7 @@ def test_the_plan_is_computed_once_for_the_same_applied_migrations(database, tmp
     assert int(later.split()[-1]) > 0, text
 
 
-def test_a_squashed_migration_is_recorded_once_the_run_applied_its_last_target(
-    database, tmp_path
-):
+def test_a_squashed_migration_is_recorded_once_the_run_applied_its_last_target(database, tmp_path):
     # The run reads the applied migrations once under its lock (execution.recorded);
     # recording 0002 drops that read, so Django's check that follows sees 0002 and
     # records the squashed migration whose targets are now all applied.

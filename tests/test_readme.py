@@ -47,6 +47,9 @@ from django_safemigrate.execution.runner import migration_override
 from django_safemigrate.testing.postgres import stop_command
 from tests.helpers import ROOT, command_env, connect, fresh_database
 
+#: Nothing here depends on the Django version: run once, in CI's first pass.
+pytestmark = pytest.mark.once
+
 READMES = [ROOT / "README.md", ROOT / "example_site" / "README.md"]
 SKIP_MARKER = "not run by the tests:"
 PYTHONS = {"python", "python3", ".venv/bin/python"}

@@ -14,7 +14,8 @@ import pytest
 
 from tests.helpers import applied, command_env, copy_scenario, fresh_database, query, run_command
 
-pytestmark = pytest.mark.django_db(transaction=True)
+#: Nothing here depends on the Django version: run once, in CI's first pass.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.once]
 
 APP = "bk_shop"
 

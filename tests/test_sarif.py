@@ -10,6 +10,9 @@ import pytest
 
 from tests.test_checkmigrations import check, scenarios  # noqa: F401 - the fixture
 
+#: Nothing here depends on the Django version: run once, in CI's first pass.
+pytestmark = pytest.mark.once
+
 SCHEMA = json.loads((Path(__file__).parent / "data" / "sarif-schema-2.1.0.json").read_text())
 
 

@@ -28,7 +28,8 @@ from tests.helpers import (
 )
 from tests.test_lock_loss import waiting_at
 
-pytestmark = pytest.mark.django_db(transaction=True)
+#: Nothing here depends on the Django version: run once, in CI's first pass.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.once]
 
 SHARED = "django_safemigrate"
 

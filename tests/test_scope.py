@@ -25,7 +25,8 @@ from tests.helpers import (
     url_for,
 )
 
-pytestmark = pytest.mark.django_db(transaction=True)
+#: Nothing here depends on the Django version: run once, in CI's first pass.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.once]
 
 APP = "firstdeploy"
 

@@ -35,6 +35,9 @@ from tests.helpers import (
     server_url,
 )
 
+#: Nothing here depends on the Django version: run once, in CI's first pass.
+pytestmark = pytest.mark.once
+
 APPS = ("lg_shop", "lg_pantry")
 GOVERNED = "django_safemigrate_governedmigration"
 

@@ -311,6 +311,7 @@ def test_fleet_deploy_isolates_a_failing_schema_and_then_visits_only_it(database
     assert _valid_index(database, "shop_item_price_idx") == {t: True for t in tenants}
 
 
+@pytest.mark.once
 def test_a_tenant_whose_history_lost_records_stops_alone(database, tmp_path):
     # Each schema's history in the ledger has its own high-water mark: rows of one tenant
     # deleted (triggers off) stop that tenant's runs, not the fleet's.
@@ -349,6 +350,7 @@ def _sessions(database: str) -> int:
     return int(count) - 1
 
 
+@pytest.mark.once
 def test_a_fleet_deploy_takes_every_schemas_lock_on_one_session(database):
     # django-tenants opens a connection per schema for the migrations themselves; the
     # locks, one per schema, are taken one after another on the same lock session.
@@ -359,6 +361,7 @@ def test_a_fleet_deploy_takes_every_schemas_lock_on_one_session(database):
     assert opened <= schemas + 3, opened  # one lock session per schema would be 2 x schemas
 
 
+@pytest.mark.once
 def test_fleet_deploy_stops_every_tenant_when_the_public_schema_is_blocked(database, tmp_path):
     tenants = _fleet(database, 2)
     report = tmp_path / "report.json"
@@ -370,6 +373,7 @@ def test_fleet_deploy_stops_every_tenant_when_the_public_schema_is_blocked(datab
     assert _columns(database, "shop_item", "note") == {t: True for t in tenants}
 
 
+@pytest.mark.once
 def test_fleet_deploy_canary_stops_at_its_first_failure(database, tmp_path):
     tenants = _fleet(database, 4)
     _approve(database)
@@ -390,6 +394,7 @@ def test_fleet_deploy_canary_stops_at_its_first_failure(database, tmp_path):
     }
 
 
+@pytest.mark.once
 def test_fleet_deploy_refuses_bad_usage_before_reading_anything(database, tmp_path):
     _fleet(database, 1)
     cases = [
@@ -635,6 +640,7 @@ def test_the_pool_workers_of_a_killed_deploy_end_with_it(database, tmp_path):
     _consistent(database, tenants)
 
 
+@pytest.mark.once
 def test_fleet_plan_shows_where_each_schema_stands_then_its_plan(database):
     tenants = _fleet(database, 3)
     # tenant_002 is a release behind the others already (as after a failed deploy).
