@@ -200,14 +200,20 @@ SQUASHED_CHILD = textwrap.dedent(
 )
 
 
-def test_a_squashed_migration_whose_targets_changed_rebuilds_the_graph(database, tmp_path):
-    app = tmp_path / "sq_app"
+def _squashed_app(database: str, tmp_path) -> dict[str, str]:
+    """The app ``sq_app`` (two migrations and their squash) on the path, ``django_migrations``
+    created; the commands' environment."""
     for name, text in SQUASHED.items():
-        path = app / name
+        path = tmp_path / "sq_app" / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(textwrap.dedent(text))
     env = command_env(database, apps=["sq_app"], pythonpath=[tmp_path])
     run_command(["migrate", "contenttypes"], env, expect=0)
+    return env
+
+
+def test_a_squashed_migration_whose_targets_changed_rebuilds_the_graph(database, tmp_path):
+    env = _squashed_app(database, tmp_path)
     child = subprocess.Popen(
         [sys.executable, "-c", SQUASHED_CHILD],
         env=env,
@@ -314,13 +320,7 @@ def test_a_squashed_migration_is_recorded_once_the_run_applied_its_last_target(d
     # The run reads the applied migrations once under its lock (execution.recorded);
     # recording 0002 drops that read, so Django's check that follows sees 0002 and
     # records the squashed migration whose targets are now all applied.
-    app = tmp_path / "sq_app"
-    for name, text in SQUASHED.items():
-        path = app / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text))
-    env = command_env(database, apps=["sq_app"], pythonpath=[tmp_path])
-    run_command(["migrate", "contenttypes"], env, expect=0)
+    env = _squashed_app(database, tmp_path)
     with connect(database) as conn:
         conn.execute("CREATE TABLE sq_app_thing (id bigserial PRIMARY KEY)")
         conn.execute(
