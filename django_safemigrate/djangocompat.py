@@ -201,6 +201,40 @@ class ExecutorHooks(MigrationExecutor):
         return self.applied_state(with_applied_migrations)
 
 
+# -- Loaders (``MigrationLoader``) ---------------------------------------------------------------
+
+
+def check_consistent_history(loader: Any, applied: Any, alias: str) -> None:
+    """``MigrationLoader.check_consistent_history()`` on ``applied`` (the recorded
+    migrations, already read) instead of a read of its own.
+
+    Raises ``InconsistentMigrationHistory``, worded as Django words it, when an applied
+    migration depends on one that is not applied (a squashed migration counts as applied
+    when every migration it replaces is; from Django 6.0, also through squashed migrations
+    that replace squashed ones: ``MigrationLoader.all_replaced_applied()``).
+    """
+    from django.db.migrations.exceptions import InconsistentMigrationHistory
+
+    replaced_applied = getattr(loader, "all_replaced_applied", None)
+    for key in applied:
+        if key not in loader.graph.nodes:
+            continue
+        for parent in (node.key for node in loader.graph.node_map[key].parents):
+            if parent in applied:
+                continue
+            if replaced_applied is not None:
+                if replaced_applied(parent, applied):
+                    continue
+            else:
+                squashed = loader.replacements.get(parent)
+                if squashed is not None and all(m in applied for m in squashed.replaces):
+                    continue
+            raise InconsistentMigrationHistory(
+                f"Migration {key[0]}.{key[1]} is applied before its dependency "
+                f"{parent[0]}.{parent[1]} on database '{alias}'."
+            )
+
+
 # -- Schema editors ------------------------------------------------------------------------------
 #
 # With ``collect_sql=True`` a schema editor appends what it would execute to
@@ -473,6 +507,15 @@ RELIED_ON: dict[str, str] = {
         "LedgerExecutor.applied_state (execution/executor.py, through ExecutorHooks) is a "
         "copy of it building an IncrementalState: bring the copy in line."
     ),
+    "django.db.migrations.loader:MigrationLoader.check_consistent_history": (
+        "check_consistent_history() here is a copy of its body that takes the applied "
+        "migrations a governed run read once (execution/recorded.py): bring the copy in line."
+    ),
+    "django.db.migrations.recorder:MigrationRecorder.applied_migrations": (
+        "RunRecorder (execution/recorded.py) keeps its answer until the run writes: it must "
+        "still read django_migrations only, and record_applied, record_unapplied and flush "
+        "must still be the recorder's only writes."
+    ),
     "django.db.migrations.executor:MigrationExecutor.migrate": (
         "LedgerExecutor.migrate hands it an IncrementalState, which it must pass on to "
         "_migrate_all_forwards and apply_migration unchanged."
@@ -673,6 +716,8 @@ FINGERPRINTS: dict[str, dict[str, str | None]] = {
         "Migration.apply": "3d9f7a11f5e43f0f",
         "MigrationExecutor.apply_migration": "29815acf7e1e1efc",
         "MigrationExecutor._create_project_state": "2a7660e23a169c12",
+        "MigrationLoader.check_consistent_history": "1adf32f23f7c9e17",
+        "MigrationRecorder.applied_migrations": "3dd14186d9093380",
         "MigrationExecutor.migrate": "a6b1316bd804bf5b",
         "RunPython.database_forwards": "3ce3c9b08ebd5d58",
     },
@@ -716,6 +761,8 @@ FINGERPRINTS: dict[str, dict[str, str | None]] = {
         "Migration.apply": "3d9f7a11f5e43f0f",
         "MigrationExecutor.apply_migration": "489789b6a1aa9c21",
         "MigrationExecutor._create_project_state": "2a7660e23a169c12",
+        "MigrationLoader.check_consistent_history": "2d19b4693e751cc1",
+        "MigrationRecorder.applied_migrations": "3dd14186d9093380",
         "MigrationExecutor.migrate": "a6b1316bd804bf5b",
         "RunPython.database_forwards": "3ce3c9b08ebd5d58",
     },
@@ -759,6 +806,8 @@ FINGERPRINTS: dict[str, dict[str, str | None]] = {
         "Migration.apply": "3d9f7a11f5e43f0f",
         "MigrationExecutor.apply_migration": "489789b6a1aa9c21",
         "MigrationExecutor._create_project_state": "2a7660e23a169c12",
+        "MigrationLoader.check_consistent_history": "2d19b4693e751cc1",
+        "MigrationRecorder.applied_migrations": "3dd14186d9093380",
         "MigrationExecutor.migrate": "a6b1316bd804bf5b",
         "RunPython.database_forwards": "3ce3c9b08ebd5d58",
     },

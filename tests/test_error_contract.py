@@ -17,9 +17,6 @@ from tests.helpers import (
     table_exists,
 )
 
-#: Nothing here depends on the Django version: run once, in CI's first pass.
-pytestmark = pytest.mark.once
-
 UNREACHABLE = "postgres://postgres@127.0.0.1:1/nowhere"
 
 
@@ -95,6 +92,7 @@ def test_inconsistent_history_stops_before_the_ledger_tables_are_created(databas
 # -- the migrate override ---------------------------------------------------------------------
 
 
+@pytest.mark.once  # nothing in it depends on the Django version
 @pytest.mark.parametrize(
     "command", [["migrate"], ["migrate", "--plan"], ["migrate", "basic", "0002"]], ids=ident
 )
@@ -106,6 +104,7 @@ def test_migrate_reports_an_unreachable_database_in_one_paragraph(scenarios, com
     assert "Nothing was applied" in err
 
 
+@pytest.mark.once  # nothing in it depends on the Django version
 @pytest.mark.parametrize(
     ("command", "code"),
     [(["migrate", "--lock-wait", "nan"], 1), (["safemigrate", "--lock-wait", "inf"], 2)],
@@ -140,6 +139,7 @@ def test_circular_dependency_names_the_migration_files(database, scenarios, comm
 # -- per-migration timeouts -------------------------------------------------------------------
 
 
+@pytest.mark.once  # nothing in it depends on the Django version
 @pytest.mark.parametrize(
     ("override", "said"),
     [
@@ -170,6 +170,7 @@ def test_invalid_migration_timeouts_stop_before_anything_is_applied(
     assert not table_exists(database, "django_migrations")
 
 
+@pytest.mark.once  # nothing in it depends on the Django version
 def test_valid_migration_timeouts_are_used(database, scenarios):
     override = json.dumps({"lock_timeout": 2.5, "statement_timeout": 0, "retries": 1})
     env = command_env(
@@ -184,6 +185,7 @@ def test_valid_migration_timeouts_are_used(database, scenarios):
 # -- missing ledger tables --------------------------------------------------------------------
 
 
+@pytest.mark.once  # nothing in it depends on the Django version
 @pytest.mark.parametrize(
     ("command", "code"),
     [(["safemigrate"], 2), (["safemigrate", "--plan"], 2), (["migrate"], 1)],
@@ -205,6 +207,7 @@ def test_dropped_ledger_tables_are_named_not_a_lost_connection(database, scenari
     assert applied(database) == before
 
 
+@pytest.mark.once  # nothing in it depends on the Django version
 def test_the_documented_recovery_starts_a_new_ledger(database, scenarios):
     env = command_env(database, apps=["basic"], pythonpath=[scenarios])
     run_command(["safemigrate", "basic", "0001"], env, expect=0)
@@ -250,6 +253,7 @@ def test_plan_refuses_conflicting_leaves_like_the_run(database, scenarios):
     assert not applied(database, "conflicted")
 
 
+@pytest.mark.once  # nothing in it depends on the Django version
 def test_plan_exits_3_where_the_gate_would_stop_the_run(database, scenarios):
     env = command_env(database, apps=["ph_catalog"], pythonpath=[scenarios])
     run_command(["safemigrate", "ph_catalog", "0002"], env, expect=0)

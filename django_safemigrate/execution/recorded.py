@@ -27,8 +27,9 @@ import weakref
 from collections.abc import Iterator
 from typing import Any
 
-from django.db.migrations.exceptions import InconsistentMigrationHistory
 from django.db.migrations.recorder import MigrationRecorder
+
+from django_safemigrate import djangocompat
 
 Key = tuple[str, str]
 
@@ -119,24 +120,7 @@ class RunRecorder(MigrationRecorder):
 
 
 def check_consistent_history(loader: Any, connection: Any) -> None:
-    """Django's history check (``MigrationLoader.check_consistent_history``), reading the
-    applied migrations through :class:`RunRecorder`.
-
-    Raises :class:`InconsistentMigrationHistory`, worded as Django words it, when an
-    applied migration depends on one that is not applied (a squashed migration counts as
-    applied when every migration it replaces is).
-    """
+    """Django's history check (``MigrationLoader.check_consistent_history``) on the run's
+    read of the applied migrations (:class:`RunRecorder`), not a read of its own."""
     applied = RunRecorder(connection).applied_migrations()
-    for key in applied:
-        if key not in loader.graph.nodes:
-            continue
-        for parent in (node.key for node in loader.graph.node_map[key].parents):
-            if parent in applied:
-                continue
-            squashed = loader.replacements.get(parent)
-            if squashed is not None and all(m in applied for m in squashed.replaces):
-                continue
-            raise InconsistentMigrationHistory(
-                f"Migration {key[0]}.{key[1]} is applied before its dependency "
-                f"{parent[0]}.{parent[1]} on database '{connection.alias}'."
-            )
+    djangocompat.check_consistent_history(loader, applied, connection.alias)

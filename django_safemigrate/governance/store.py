@@ -8,9 +8,8 @@ from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, transaction
 from django.db.migrations import Migration
-from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from django_safemigrate.checksum import Comparison, compare, version_of
@@ -213,11 +212,12 @@ def unapplied_governed(using: str, direction: Direction = Direction.FORWARD) -> 
     )
 
 
-def mark_applied_statement(using: str, key: Key, now: datetime) -> tuple[str, list[Any]]:
-    """:func:`mark_applied` (forward) as one statement, to be written with the migration's
-    own records, in its transaction."""
-    from django.db import connections
-
+def mark_applied_statement(
+    using: str, key: Key, now: datetime, direction: Direction = Direction.FORWARD
+) -> tuple[str, list[Any]]:
+    """The statement of :func:`mark_applied` for the record itself: applied at ``now``,
+    its status ``applied`` unless a reviewer rejected it. The executor writes it with the
+    migration's own records, in its transaction."""
     quote = connections[using].ops.quote_name
     rejected = GovernedStatus.REJECTED.value
     return (
@@ -232,7 +232,7 @@ def mark_applied_statement(using: str, key: Key, now: datetime) -> tuple[str, li
             rejected,
             key[0],
             key[1],
-            Direction.FORWARD.value,
+            direction.value,
         ],
     )
 
@@ -243,24 +243,8 @@ def mark_applied(
     """A governed migration was applied (or unapplied, for a rollback's record): its
     status shows it (a rejection still shows). Unapplying it also makes its forward record
     wait again, with what its reviews say about the version it has."""
-    rows = GovernedMigration.objects.using(using).filter(
-        app_label=key[0], name=key[1], direction=direction.value
-    )
-    # One statement: a rejection still shows, everything else shows it applied.
-    rejected = Q(status=GovernedStatus.REJECTED.value)
-    rows.update(
-        applied_at=now,
-        status=Case(
-            When(rejected, then=F("status")),
-            default=Value(GovernedStatus.APPLIED.value),
-            output_field=GovernedMigration._meta.get_field("status"),
-        ),
-        blocked_reason=Case(
-            When(rejected, then=F("blocked_reason")),
-            default=Value(""),
-            output_field=GovernedMigration._meta.get_field("blocked_reason"),
-        ),
-    )
+    with connections[using].cursor() as cursor:
+        cursor.execute(*mark_applied_statement(using, key, now, direction))
     if direction is Direction.BACKWARD:
         forward = GovernedMigration.objects.using(using).filter(
             app_label=key[0], name=key[1], direction=Direction.FORWARD.value
